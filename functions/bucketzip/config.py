@@ -44,6 +44,8 @@ class ArchiveRequest:
     step_bytes: int | None = None
     # Bytes of source data fetched ahead of the writer, across all objects.
     prefetch_bytes: int = 0  # 0: derived from concurrency and chunk_size
+    # Keys per ListObjectsV2 page (S3's maximum is 1000; tests use small pages).
+    page_size: int = 1000
 
     @classmethod
     def create(cls, **fields) -> "ArchiveRequest":
@@ -80,6 +82,8 @@ class ArchiveRequest:
             raise InputError(f"concurrency: {self.concurrency} is not between 1 and 64")
         if not (64 * 1024 <= self.chunk_size <= 64 * MIB):
             raise InputError(f"chunk_size: {self.chunk_size} is not between 64 KiB and 64 MiB")
+        if not (1 <= self.page_size <= 1000):
+            raise InputError(f"page_size: {self.page_size} is not between 1 and 1000")
         if self.step_bytes is not None and self.step_bytes < 1:
             raise InputError("step_bytes: must be at least 1")
         for name in ("include", "exclude"):

@@ -34,6 +34,10 @@ class StaleState(BucketzipError):
     """Another step committed first (fencing): this step must stop, not retry."""
 
 
+class RunExists(StaleState):
+    """A run with this id already has state."""
+
+
 class RunNotFound(BucketzipError):
     """No state for this run id (finished, aborted or never started)."""
 

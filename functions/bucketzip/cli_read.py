@@ -1,0 +1,326 @@
+"""The reading commands of the CLI: `ls`, `extract`, `restore`, `verify`.
+
+The main CLI calls `register(subparsers)`; each command's `func(args, s3) -> int`
+returns 0 (ok), 1 (a problem was found / the operation failed) or 2 (bad usage).
+Library code returns results; all printing happens here. A progress line goes to
+stderr only when stderr is a terminal and --quiet was not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from .errors import InputError
+from .reading.archive import Archive
+from .reading.extract import extract
+from .reading.ls import format_time, list_archive
+from .reading.restore import DEFAULT_PART_SIZE, plan_restore, restore
+from .reading.verify import verify_s3
+from .sizes import format_size, parse_size
+
+
+# ----------------------------------------------------------------------------------
+def parse_s3_url(url: str, *, want_key: bool) -> tuple[str, str]:
+    """s3://BUCKET/KEY -> (bucket, key). want_key: the key must be an object key."""
+    if not url.startswith("s3://"):
+        raise InputError(f"{url!r} is not an s3://BUCKET/KEY URL")
+    bucket, _, key = url[5:].partition("/")
+    if not bucket:
+        raise InputError(f"{url!r} names no bucket")
+    if want_key and (not key or key.endswith("/")):
+        raise InputError(f"{url!r} names no object (expected s3://BUCKET/KEY.zip)")
+    return bucket, key
+
+
+def _quiet(args) -> bool:
+    return bool(getattr(args, "read_quiet", False) or getattr(args, "quiet", False))
+
+
+class ProgressLine:
+    """A one-line progress display on stderr (TTY only), redrawn at most 5 times a second."""
+
+    def __init__(self, label: str, total_bytes: int, total_entries: int, *, enabled: bool,
+                 stream: TextIO | None = None, unit: str = "entries"):
+        self.label, self.total_bytes, self.total_entries, self.unit = label, total_bytes, total_entries, unit
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.bytes = self.entries = 0
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._start = time.monotonic()
+        self._drawn = False
+
+    def __call__(self, nbytes: int, nentries: int) -> None:
+        with self._lock:
+            self.bytes += nbytes
+            self.entries += nentries
+            if not self.enabled:
+                return
+            now = time.monotonic()
+            if now - self._last < 0.2:
+                return
+            self._last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        fraction = self.bytes / self.total_bytes if self.total_bytes else (
+            self.entries / self.total_entries if self.total_entries else 1.0)
+        fraction = min(1.0, fraction)
+        width = 24
+        bar = "#" * int(fraction * width) + "." * (width - int(fraction * width))
+        rate = self.bytes / max(1e-6, time.monotonic() - self._start)
+        self.stream.write(f"\r{self.label} [{bar}] {fraction * 100:5.1f}% {format_size(self.bytes)}"
+                          f"/{format_size(self.total_bytes)} {self.entries}/{self.total_entries} {self.unit}"
+                          f" {format_size(rate)}/s ")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self.enabled and self._drawn:
+                self._draw()
+                self.stream.write("\n")
+                self.stream.flush()
+
+
+def _progress(args, label: str, total_bytes: int, total_entries: int, unit: str = "entries") -> ProgressLine:
+    enabled = not _quiet(args) and sys.stderr.isatty()
+    return ProgressLine(label, total_bytes, total_entries, enabled=enabled, unit=unit)
+
+
+def _usage(message: str) -> int:
+    print(f"bucketzip: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _open(args, s3) -> Archive:
+    bucket, key = parse_s3_url(args.archive, want_key=True)
+    return Archive.open_s3(s3, bucket, key)
+
+
+# ----------------------------------------------------------------------------------
+def cmd_ls(args, s3) -> int:
+    try:
+        bucket, key = parse_s3_url(args.archive, want_key=True)
+    except InputError as exc:
+        return _usage(str(exc))
+    archive = Archive.open_s3(s3, bucket, key)
+    listed = list_archive(archive, args.patterns, use_manifest=not args.no_manifest)
+    out = sys.stdout
+    if args.json:
+        for item in listed:
+            out.write(json.dumps(item.as_dict(), ensure_ascii=False) + "\n")
+        return 0
+    with_keys = not args.no_manifest and archive.manifest() is not None
+    header = f"{'Size':>12} {'Compressed':>12} {'Method':<8} {'CRC-32':<8} {'Modified':<20} Name"
+    out.write(header + ("  <- source key" if with_keys else "") + "\n")
+    count = total = packed = 0
+    for item in listed:
+        e = item.entry
+        count += 1
+        total += e.size
+        packed += e.compressed_size
+        line = (f"{e.size:>12} {e.compressed_size:>12} {e.method_name:<8} {e.crc:08x} "
+                f"{format_time(e.mtime) or '-':<20} {e.name}")
+        if with_keys:
+            line += f"  <- {item.key if item.key is not None else '(not in manifest)'}"
+        out.write(line + "\n")
+    ratio = f", {100 * (1 - packed / total):.0f}% saved" if total else ""
+    out.write(f"{count} entries, {total} bytes ({format_size(total)}), "
+              f"{packed} compressed{ratio}\n")
+    return 0
+
+
+def cmd_extract(args, s3) -> int:
+    try:
+        parse_s3_url(args.archive, want_key=True)
+    except InputError as exc:
+        return _usage(str(exc))
+    if args.workers < 1:
+        return _usage("--workers must be at least 1")
+    archive = _open(args, s3)
+    entries = archive.entries()
+    progress = _progress(args, "extract", sum(e.size for e in entries), len(entries))
+    try:
+        result = extract(archive, args.to, args.patterns, overwrite=args.overwrite,
+                         workers=args.workers, progress=progress)
+    finally:
+        progress.close()
+    for failure in result.failures:
+        print(f"bucketzip: {failure.message}", file=sys.stderr)
+    if not _quiet(args):
+        for note in result.notes:
+            print(f"bucketzip: note: {note}", file=sys.stderr)
+        print(f"extracted {result.files} files and {result.directories} directories "
+              f"({result.bytes} bytes) to {args.to}"
+              + (f"; {len(result.failures)} failed" if result.failures else ""))
+    if args.patterns and result.selected == 0:
+        print("bucketzip: no entry matches the given patterns", file=sys.stderr)
+        return 1
+    return 0 if result.ok else 1
+
+
+def cmd_restore(args, s3) -> int:
+    try:
+        parse_s3_url(args.archive, want_key=True)
+        dest_bucket, dest_prefix = parse_s3_url(args.dest, want_key=False)
+        part_size = parse_size(args.part_size, "--part-size")
+    except InputError as exc:
+        return _usage(str(exc))
+    if args.workers < 1:
+        return _usage("--workers must be at least 1")
+    archive = _open(args, s3)
+    items = plan_restore(archive, dest_prefix, args.patterns)
+    if args.patterns and not items:
+        print("bucketzip: no entry matches the given patterns", file=sys.stderr)
+        return 1
+    total = sum(item.size for item in items)
+    if args.dry_run:
+        for item in items:
+            print(f"would write s3://{dest_bucket}/{item.key} ({item.size} bytes)")
+        print(f"{len(items)} objects, {total} bytes ({format_size(total)}) would be written; nothing written")
+        return 0
+    if archive.manifest() is None and not _quiet(args):
+        print("bucketzip: note: no manifest beside the archive: entry names are used as keys, "
+              "headers and metadata cannot be restored", file=sys.stderr)
+    progress = _progress(args, "restore", total, len(items), unit="objects")
+    try:
+        result = restore(s3, archive, items, dest_bucket, overwrite=args.overwrite, workers=args.workers,
+                         part_size=part_size, keep_storage_class=args.keep_storage_class, progress=progress)
+    finally:
+        progress.close()
+    for failure in result.failures:
+        print(f"bucketzip: {failure.message}", file=sys.stderr)
+    print(f"restored {result.objects} of {result.planned} objects ({result.bytes} bytes, "
+          f"{format_size(result.bytes)}) to s3://{dest_bucket}/{dest_prefix}"
+          + (f"; {len(result.failures)} failed" if result.failures else ""))
+    return 0 if result.ok else 1
+
+
+def cmd_verify(args, s3) -> int:
+    try:
+        bucket, key = parse_s3_url(args.archive, want_key=True)
+        against = parse_s3_url(args.against, want_key=False) if args.against else None
+    except InputError as exc:
+        return _usage(str(exc))
+    progress = _progress(args, "verify", 0, 0)
+    try:
+        report = verify_s3(s3, bucket, key, use_manifest=not args.no_manifest, against=against,
+                           progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return 0 if report.ok else 1
+    _print_report(report, quiet=_quiet(args))
+    return 0 if report.ok else 1
+
+
+def _print_report(report, *, quiet: bool) -> None:
+    out = sys.stdout
+    checks = "structure, CRC-32 and sizes" + (", manifest" if report.manifest else "")
+    if report.drift is not None:
+        checks += ", source listing"
+    for problem in report.problems:
+        where = f"{problem.entry}: " if problem.entry else ""
+        out.write(f"PROBLEM [{problem.kind}] {where}{problem.message}\n")
+    if report.dropped:
+        out.write(f"PROBLEM ... and {report.dropped} more problems\n")
+    drift = report.drift
+    if drift is not None:
+        for label, keys in (("missing from source", drift.missing), ("changed in source", drift.changed),
+                            ("new in source", drift.new)):
+            for k in keys:
+                out.write(f"DIFF [{label}] {k}\n")
+        if drift.skipped and not quiet:
+            out.write(f"note: {len(drift.skipped)} source objects were skipped on purpose when archiving\n")
+    if not quiet:
+        for note in report.notes:
+            out.write(f"note: {note}\n")
+    if report.ok:
+        out.write(f"OK {report.archive}: {report.entries} entries, {report.data_bytes} bytes checked "
+                  f"({checks})\n")
+    else:
+        n = len(report.problems) + report.dropped
+        parts = [f"{n} problem{'s' if n != 1 else ''}"]
+        if drift is not None and not drift.clean:
+            parts.append(f"{len(drift.missing)} missing, {len(drift.changed)} changed, "
+                         f"{len(drift.new)} new in {drift.source}")
+        out.write(f"FAILED {report.archive}: {'; '.join(parts)} ({report.entries} entries, "
+                  f"{report.checked} checked)\n")
+
+
+# ----------------------------------------------------------------------------------
+def _add_common(parser: argparse.ArgumentParser, *, patterns: bool = True) -> None:
+    parser.add_argument("archive", metavar="s3://BUCKET/KEY.zip", help="the archive")
+    if patterns:
+        parser.add_argument("patterns", nargs="*", metavar="PATTERN",
+                            help="shell globs on entry names or source keys ('*' crosses '/'); "
+                                 "a plain directory name selects its contents; default: everything")
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", dest="read_quiet", action="store_true",
+                        help="no progress line, no notes")
+
+
+def register(subparsers: Any) -> None:
+    """Add `ls`, `extract`, `restore` and `verify` to the main CLI's subparsers."""
+    p = subparsers.add_parser(
+        "ls", help="list an archive's entries (ranged reads of its directory only)",
+        description="List the entries of an archive in S3 from its central directory, read with a few "
+                    "ranged GETs: name, size, compressed size, method, CRC-32, modified time; the "
+                    "original source key too when the archive has a manifest.")
+    _add_common(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per entry per line (JSON Lines)")
+    p.add_argument("--no-manifest", action="store_true", help="do not read the manifest")
+    p.set_defaults(func=cmd_ls)
+
+    p = subparsers.add_parser(
+        "extract", help="extract entries to a local directory",
+        description="Extract entries with one ranged GET each, decompressed as they stream, CRC-checked. "
+                    "Refuses names that would escape DIR; never overwrites unless --overwrite.")
+    _add_common(p)
+    p.add_argument("--to", required=True, metavar="DIR", help="destination directory (created if missing)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.add_argument("-j", "--workers", type=int, default=8, help="entries fetched at once (default 8)")
+    _add_quiet(p)
+    p.set_defaults(func=cmd_extract)
+
+    p = subparsers.add_parser(
+        "restore", help="write entries back to S3 under their original keys",
+        description="Write entries back as S3 objects under their original keys (from the manifest; "
+                    "entry names otherwise) below s3://DEST[/PREFIX], with their Content-Type, other "
+                    "standard headers and user metadata. Each entry streams from a ranged GET into a "
+                    "(multipart when large) upload.")
+    p.add_argument("archive", metavar="s3://BUCKET/KEY.zip", help="the archive")
+    p.add_argument("dest", metavar="s3://DEST[/PREFIX]", help="destination bucket and optional key prefix")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN", help="as for extract")
+    p.add_argument("--dry-run", action="store_true", help="list what would be written, write nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace existing objects")
+    p.add_argument("-j", "--workers", type=int, default=8, help="objects written at once (default 8)")
+    p.add_argument("--part-size", default=f"{DEFAULT_PART_SIZE // (1024 * 1024)}MiB",
+                   help="multipart part size; larger objects use multipart uploads (default 16MiB)")
+    p.add_argument("--keep-storage-class", action="store_true",
+                   help="restore each object's original storage class (default: the bucket's default)")
+    _add_quiet(p)
+    p.set_defaults(func=cmd_restore)
+
+    p = subparsers.add_parser(
+        "verify", help="check an archive completely (CRCs, sizes, structure, manifest)",
+        description="Stream the archive once and check every entry's CRC-32 and size, the structure "
+                    "(local headers agree with the central directory, no overlaps, no gaps) and the "
+                    "manifest; with --against, compare with the source's current listing. Exit 0 only "
+                    "when everything is sound.")
+    p.add_argument("archive", metavar="s3://BUCKET/KEY.zip", help="the archive")
+    p.add_argument("--against", metavar="s3://SRC[/PREFIX]",
+                   help="also compare with the source's current objects (missing / changed / new)")
+    p.add_argument("--json", action="store_true", help="the report as one JSON document")
+    p.add_argument("--no-manifest", action="store_true", help="do not compare with the manifest")
+    _add_quiet(p)
+    p.set_defaults(func=cmd_verify)

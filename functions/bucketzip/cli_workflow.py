@@ -1,0 +1,242 @@
+"""The workflow commands of the CLI: `demo`, `start`, `watch`.
+
+The main CLI calls `register(subparsers)`; each command's `func(args, s3) -> int`
+returns 0 (the run succeeded), 1 (it failed, timed out or was aborted) or 2 (bad
+usage). All printing happens here; the library (bucketzip.workflow) returns results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+from .errors import InputError
+from .sizes import format_size
+
+NEXT_STEPS = """\
+Next, on AWS (see the README, "Deploy"):
+  cdk deploy                      # DynamoDB table, 4 Lambda functions, the state machine
+  bucketzip start --state-machine STATE_MACHINE_ARN --watch \\
+      --source s3://YOUR-BUCKET/ --dest 's3://YOUR-ARCHIVES/backups/{source_bucket}/{date:%Y-%m-%d}.zip'
+  bucketzip watch EXECUTION_ARN   # follow any execution (console, schedule, parent workflow)"""
+
+
+def register(subparsers) -> None:
+    demo = subparsers.add_parser(
+        "demo", help="run the serverless workflow end to end on this machine (moto, no AWS account)",
+        description="Start an embedded moto server, seed a sample bucket, run the real state machine "
+                    "(statemachine/archive.asl.json) with the Lambda handlers in-process, verify the archive.")
+    demo.add_argument("--objects", type=int, default=300, help="sample objects to seed (default 300)")
+    demo.add_argument("--step-bytes", default="1MiB", help="archive bytes per step: small makes the loop loop")
+    demo.add_argument("--loops-per-execution", type=int, default=5,
+                      help="steps before continuing as a new execution (default 5, to show it)")
+    demo.set_defaults(func=cmd_demo)
+
+    start = subparsers.add_parser(
+        "start", help="start an execution of a deployed bucketzip state machine",
+        description="Build the execution input from the options (and/or --input) and StartExecution.")
+    start.add_argument("--state-machine", required=True, metavar="ARN")
+    start.add_argument("--source", metavar="s3://BUCKET/[PREFIX]", help="what to archive")
+    start.add_argument("--dest", metavar="s3://BUCKET/KEY_TEMPLATE",
+                       help="the archive; placeholders {source_bucket} {source_prefix} {run_id} {date:FMT}")
+    start.add_argument("--input", metavar="JSON|@FILE", help="execution input; the options override its fields")
+    start.add_argument("--include", action="append", metavar="GLOB")
+    start.add_argument("--exclude", action="append", metavar="GLOB")
+    start.add_argument("--compression", choices=("auto", "store", "deflate"))
+    start.add_argument("--level", type=int)
+    for size in ("part-size", "chunk-size", "step-bytes", "prefetch-bytes"):
+        start.add_argument(f"--{size}", metavar="SIZE")
+    start.add_argument("--concurrency", type=int)
+    start.add_argument("--loops-per-execution", type=int)
+    start.add_argument("--overwrite", action="store_true", default=None)
+    start.add_argument("--strict", action="store_true", default=None)
+    start.add_argument("--name", help="execution name (default: bucketzip-<random>); it becomes the run id")
+    start.add_argument("--watch", action="store_true", help="follow the execution until it ends")
+    start.add_argument("--interval", type=float, default=5.0, help="seconds between polls with --watch")
+    start.set_defaults(func=cmd_start)
+
+    watch = subparsers.add_parser(
+        "watch", help="follow an execution (and those it continues as) with a progress line",
+        description="Poll the execution and the run state; exit 0 if the run succeeded, 1 otherwise.")
+    watch.add_argument("execution_arn", metavar="EXECUTION_ARN")
+    watch.add_argument("--table", help="state table (default: $BUCKETZIP_TABLE, else the stack's, from its Start function)")
+    watch.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
+    watch.set_defaults(func=cmd_watch)
+
+
+# -- demo ------------------------------------------------------------------------------
+
+def cmd_demo(args, s3=None) -> int:
+    from .workflow.demo import run_demo
+
+    say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
+    print("bucketzip demo: the serverless workflow on this machine (moto; no AWS account needed)")
+    summary = run_demo(count=args.objects, step_bytes=args.step_bytes,
+                       loops_per_execution=args.loops_per_execution, on_event=say)
+    archive = summary.archive
+    continued = summary.executions - 1
+    print()
+    print(f"Archived {summary.objects} objects ({format_size(summary.source_bytes)}) into {summary.location}")
+    print(f"  archive    {format_size(archive['size'])}, {archive['entries']} entries, {archive['parts']} parts;"
+          f" manifest s3://{archive['bucket']}/{archive['manifest_key']}")
+    print(f"  workflow   {summary.steps} Step invocations in {summary.executions} execution(s)"
+          f" ({continued} continue-as-new, every {args.loops_per_execution} steps), {summary.seconds:.1f} s")
+    if summary.verified:
+        print("  verified   every object read back byte for byte; CRCs checked")
+    else:
+        print("  VERIFICATION FAILED:\n    " + "\n    ".join(summary.problems[:20]))
+    print()
+    print(NEXT_STEPS)
+    return 0 if summary.verified else 1
+
+
+# -- start -----------------------------------------------------------------------------
+
+def execution_input(args) -> dict:
+    """The execution input from --input and the options (options win)."""
+    data: dict = {}
+    if args.input:
+        text = args.input
+        if text.startswith("@"):
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputError(f"--input: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise InputError("--input: must be a JSON object")
+    if args.source:
+        bucket, prefix = _s3_url(args.source, "--source")
+        data["source_bucket"] = bucket
+        if prefix:
+            data["source_prefix"] = prefix
+    if args.dest:
+        bucket, key = _s3_url(args.dest, "--dest")
+        if not key or key.endswith("/"):
+            raise InputError(f"--dest: {args.dest!r} names no object (expected s3://BUCKET/KEY.zip)")
+        data["dest_bucket"], data["dest_key"] = bucket, key
+    for option in ("include", "exclude", "compression", "level", "part_size", "chunk_size", "step_bytes",
+                   "prefetch_bytes", "concurrency", "loops_per_execution", "overwrite", "strict"):
+        value = getattr(args, option)
+        if value is not None:
+            data[option] = value
+    missing = [f for f in ("source_bucket", "dest_bucket", "dest_key") if f not in data]
+    if missing:
+        raise InputError(f"missing {', '.join(missing)}: give --source and --dest (or --input)")
+    return data
+
+
+def cmd_start(args, s3=None) -> int:
+    import boto3
+
+    from .workflow.deployed import start_execution
+
+    try:
+        data = execution_input(args)
+    except InputError as exc:
+        print(f"bucketzip start: {exc}", file=sys.stderr)
+        return 2
+    sfn = boto3.client("stepfunctions")
+    name = args.name or f"bucketzip-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    execution_arn = start_execution(sfn, args.state_machine, data, name)
+    print(execution_arn)
+    if not args.watch:
+        return 0
+    return _watch(sfn, execution_arn, table=None, interval=args.interval)
+
+
+# -- watch -----------------------------------------------------------------------------
+
+def cmd_watch(args, s3=None) -> int:
+    import boto3
+
+    return _watch(boto3.client("stepfunctions"), args.execution_arn, table=args.table, interval=args.interval)
+
+
+def _watch(sfn, execution_arn: str, *, table: str | None, interval: float) -> int:
+    import os
+
+    import boto3
+
+    from .store_dynamodb import DynamoStateStore
+    from .workflow.deployed import follow, store_progress, table_of_execution
+
+    table = table or os.environ.get("BUCKETZIP_TABLE")
+    if not table:
+        try:
+            table = table_of_execution(sfn, boto3.client("lambda"), execution_arn)
+        except Exception as exc:  # no permission to look: status only
+            print(f"(no progress: state table unknown, {type(exc).__name__}; use --table)", file=sys.stderr)
+    progress_of = store_progress(DynamoStateStore(table)) if table else None
+    line = WatchLine(sys.stderr)
+    outcome = follow(sfn, execution_arn, on_update=line, progress_of=progress_of, poll_seconds=interval)
+    line.close()
+    if outcome.succeeded:
+        out = outcome.output or {}
+        print(f"SUCCEEDED s3://{out.get('bucket')}/{out.get('key')}: {format_size(out.get('size') or 0)}, "
+              f"{out.get('entries')} entries, {out.get('parts')} parts, {out.get('skipped')} skipped, "
+              f"{out.get('duration_seconds')} s ({len(outcome.executions)} execution(s))")
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{outcome.status} {outcome.execution_arn}")
+        print(f"  error: {outcome.error}\n  cause: {_cause(outcome.cause)}")
+    return outcome.exit_code
+
+
+class WatchLine:
+    """Progress from the run state: redrawn in place on a terminal, one line per change otherwise."""
+
+    SPINNER = "|/-\\"
+
+    def __init__(self, stream):
+        self.stream, self.tty = stream, stream.isatty()
+        self.ticks, self.last, self.drawn = 0, None, False
+
+    def __call__(self, update) -> None:
+        progress = update.progress
+        execution = update.execution_arn.rsplit(":", 1)[-1]
+        if progress is None:
+            text = f"{execution}: {update.status}"
+        else:
+            text = (f"{execution}: {progress.phase} step {progress.steps}: {progress.objects:,} objects, "
+                    f"{format_size(progress.bytes_in)} read, {format_size(progress.bytes_out)} archived, "
+                    f"{progress.parts} parts" + (f", {progress.skipped} skipped" if progress.skipped else ""))
+        if self.tty:
+            self.ticks += 1
+            self.stream.write(f"\r{self.SPINNER[self.ticks % 4]} {text}\033[K")
+            self.drawn = True
+        elif text != self.last:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self.last = text
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _cause(cause: str | None) -> str:
+    """The errorMessage of a Lambda error cause, else the cause as is."""
+    try:
+        return json.loads(cause)["errorMessage"]
+    except (TypeError, ValueError, KeyError):
+        return cause or ""
+
+
+def _s3_url(url: str, option: str) -> tuple[str, str]:
+    if not url.startswith("s3://") or not url[5:].partition("/")[0]:
+        raise InputError(f"{option}: {url!r} is not an s3://BUCKET/... URL")
+    bucket, _, rest = url[5:].partition("/")
+    return bucket, rest
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m bucketzip.cli_workflow demo`
+    parser = argparse.ArgumentParser(prog="bucketzip")
+    register(parser.add_subparsers(required=True))
+    parsed = parser.parse_args()
+    sys.exit(parsed.func(parsed, None))

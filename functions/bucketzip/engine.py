@@ -1,0 +1,213 @@
+"""The engine's four verbs. Front doors (CLI, Lambda handlers) call only these.
+
+Each takes a boto3 S3 client, a StateStore and (for the looping verbs) a Deadline;
+nothing Lambda-specific. Typical loop:
+
+    progress = start_run(s3, store, request)
+    while not progress.done:
+        progress = run_step(s3, store, progress.run_id, Deadline(600))
+    while not isinstance(outcome := finish_run(s3, store, run_id, Deadline(600)), ArchiveResult):
+        pass
+    # on any exception: abort_run(s3, store, run_id)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+from botocore.exceptions import ClientError
+
+from . import finish
+from .config import MANIFEST_SUFFIX, ArchiveRequest
+from .deadline import Deadline
+from .errors import DestinationExists, RunExists, RunNotFound
+from .results import ArchiveResult, Progress
+from .s3errors import error_code, translate
+from .sink import ArchiveSink, staging_prefix
+from .state import ARCHIVING, COMPLETE, FINISHING, Fragment, RunState
+from .writer import StepWriter
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:12]
+
+
+def progress_of(state: RunState, warnings: list[str] | None = None) -> Progress:
+    archiving_done = state.cursor.exhausted and state.open_entry is None
+    return Progress(run_id=state.run_id, phase=state.phase,
+                    done=archiving_done if state.phase == ARCHIVING else state.phase == COMPLETE,
+                    objects=state.entries, skipped=state.skipped, bytes_in=state.bytes_in,
+                    bytes_out=state.offset, parts=state.next_part - 1, steps=state.steps,
+                    dest_bucket=state.request.dest_bucket, dest_key=state.request.dest_key,
+                    warnings=warnings or [])
+
+
+def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> Progress:
+    """Check buckets and the destination key, create the multipart upload, write state.
+    With the run id of a run that has state already, returns its progress (a retried Start)."""
+    if run_id is not None:
+        try:
+            return progress_of(store.load(run_id))
+        except RunNotFound:
+            pass
+    run_id = run_id or new_run_id()
+    _check_source(s3, request)
+    _check_destination(s3, request)
+    try:
+        upload_id = s3.create_multipart_upload(Bucket=request.dest_bucket, Key=request.dest_key,
+                                               ContentType="application/zip")["UploadId"]
+    except ClientError as exc:
+        raise translate(exc, bucket=request.dest_bucket, role="destination", action="create upload") from None
+    state = RunState(run_id=run_id, request=request, upload_id=upload_id, started_at=time.time())
+    try:
+        store.create(state)
+    except BaseException as exc:
+        _abort_upload(s3, state)
+        if isinstance(exc, RunExists):  # a concurrent Start of the same run won
+            return progress_of(store.load(run_id))
+        raise
+    return progress_of(state)
+
+
+def _check_source(s3, request: ArchiveRequest) -> None:
+    try:
+        s3.list_objects_v2(Bucket=request.source_bucket, Prefix=request.source_prefix, MaxKeys=1)
+    except ClientError as exc:
+        raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
+
+
+def _check_destination(s3, request: ArchiveRequest) -> None:
+    try:
+        s3.head_bucket(Bucket=request.dest_bucket)
+    except ClientError as exc:
+        raise translate(exc, bucket=request.dest_bucket, role="destination", action="head_bucket") from None
+    if request.overwrite:
+        return
+    try:
+        s3.head_object(Bucket=request.dest_bucket, Key=request.dest_key)
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return
+        raise translate(exc, bucket=request.dest_bucket, role="destination", action="head object") from None
+    raise DestinationExists(f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
+                            "(use overwrite to replace it)")
+
+
+def run_step(s3, store, run_id: str, deadline: Deadline) -> Progress:
+    """Archive until the deadline or step budget; commit; report progress (done=True at end of listing)."""
+    state = store.load(run_id)
+    if state.phase != ARCHIVING or progress_of(state).done:
+        return progress_of(state)
+    expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
+    sink = ArchiveSink(s3, store, state, attempt)
+    writer = StepWriter(s3, store, state, sink, deadline)
+    try:
+        writer.run()
+        writer.fragment.parts = sink.wait()
+    finally:
+        sink.close()
+    state.tail = sink.save_tail()
+    state.steps += 1
+    _commit(s3, store, state, expected, attempt, writer.fragment, old_tail)
+    return progress_of(state, writer.warnings)
+
+
+def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: Fragment,
+            old_tail: str | None) -> None:
+    pieces = store.put_fragment(state.run_id, attempt, fragment.to_bytes())
+    store.commit(state, expected, attempt, pieces)
+    if old_tail and old_tail != state.tail.staging_key:
+        try:  # best effort: finish and abort sweep the staging prefix anyway
+            s3.delete_object(Bucket=state.request.dest_bucket, Key=old_tail)
+        except ClientError:
+            pass
+
+
+def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Progress:
+    """Write central directory + end records, complete the upload, write the manifest,
+    delete state. Returns Progress(phase="finishing", done=False) when it must be called again."""
+    state = store.load(run_id)
+    if state.phase == ARCHIVING and not progress_of(state).done:
+        raise RunNotFound(f"run {run_id}: archiving is not done yet; run more steps before finishing")
+    if state.phase != COMPLETE:
+        expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
+        sink = ArchiveSink(s3, store, state, attempt)
+        try:
+            written = finish.write_directory(s3, store, state, sink, deadline)
+            fragment = Fragment(parts=sink.wait())
+        finally:
+            sink.close()
+        state.tail = sink.save_tail()
+        state.steps += 1
+        if written:
+            parts = finish.recorded_parts(store, run_id) + fragment.parts
+            finish.check_parts(s3, state, sorted(parts))
+            etag = _complete(s3, state, sorted(parts))
+            state.phase = COMPLETE
+            state.etag = etag
+        _commit(s3, store, state, expected, attempt, fragment, old_tail)
+        if not written:
+            return progress_of(state)
+    finish.write_manifest(s3, store, state)
+    _delete_staging(s3, state)
+    store.delete_run(run_id)
+    request = state.request
+    return ArchiveResult(run_id=run_id, bucket=request.dest_bucket, key=request.dest_key, size=state.offset,
+                         entries=state.entries, parts=state.next_part - 1, skipped=state.skipped,
+                         manifest_key=request.dest_key + MANIFEST_SUFFIX, etag=state.etag, steps=state.steps,
+                         duration_seconds=round(time.time() - state.started_at, 3))
+
+
+def _complete(s3, state: RunState, parts: list[list]) -> str:
+    try:
+        return finish.complete_upload(s3, state, parts)
+    except Exception:
+        etag = finish.already_completed(s3, state)
+        if etag is None:
+            raise
+        return etag
+
+
+def abort_run(s3, store, run_id: str) -> None:
+    """Abort the upload, delete staging objects and state. Idempotent. A run whose
+    archive was already completed keeps it: only its leftovers are removed."""
+    try:
+        state = store.load(run_id)
+    except RunNotFound:
+        store.delete_run(run_id)  # orphan fragments of a run whose state is gone
+        return
+    if state.phase != COMPLETE:
+        _abort_upload(s3, state)
+    _delete_staging(s3, state)
+    store.delete_run(run_id)
+
+
+def _abort_upload(s3, state: RunState) -> None:
+    request = state.request
+    try:
+        s3.abort_multipart_upload(Bucket=request.dest_bucket, Key=request.dest_key, UploadId=state.upload_id)
+    except ClientError as exc:
+        if error_code(exc) not in ("NoSuchUpload", "404"):
+            raise translate(exc, bucket=request.dest_bucket, role="destination", action="abort upload") from None
+
+
+def _delete_staging(s3, state: RunState) -> None:
+    bucket, prefix = state.request.dest_bucket, staging_prefix(state.run_id)
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    except ClientError as exc:
+        raise translate(exc, bucket=bucket, role="destination", action="delete staging objects") from None
+
+
+def get_progress(store, run_id: str) -> Progress:
+    """Progress from persisted state (for `bucketzip watch`)."""
+    return progress_of(store.load(run_id))
+
+
+__all__ = ["start_run", "run_step", "finish_run", "abort_run", "get_progress", "new_run_id", "FINISHING"]

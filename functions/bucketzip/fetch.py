@@ -1,0 +1,220 @@
+"""Ordered, bounded, concurrent prefetch of source chunks.
+
+A planner thread walks the work (the open entry's remainder, then the listing) and
+submits one task per chunk (a ranged GET plus its compression) to a thread pool, in
+archive order, while a byte budget bounds the data fetched ahead of the writer. The
+writer takes the results strictly in order. Deflate runs on the pool threads (zlib and
+ISA-L release the GIL), so large objects download and compress in parallel.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from . import compress
+from .config import ArchiveRequest
+from .s3errors import GONE_CODES, error_code, translate
+from .state import Cursor, Listed
+
+_HEADER_FIELDS = {"ContentType": "content_type", "ContentEncoding": "content_encoding",
+                  "ContentLanguage": "content_language", "ContentDisposition": "content_disposition",
+                  "CacheControl": "cache_control", "ExpiresString": "expires"}
+
+
+@dataclass
+class ObjectPlan:
+    """How one object's bytes become entry data. `level` None: stored (method 0)."""
+
+    listed: Listed
+    start: int                      # first byte to read (non-zero when resuming inside it)
+    cursor_after: Cursor | None     # listing position after it (None: the resumed open entry)
+    level: int | None = None
+    decided: threading.Event = field(default_factory=threading.Event)
+    resumed: bool = False
+
+    @property
+    def single_chunk_size(self) -> int:
+        return self.listed.size - self.start
+
+
+@dataclass
+class Chunk:
+    plan: ObjectPlan
+    start: int
+    data: bytes = b""
+    piece: bytes | None = None      # deflate piece of `data` (None when stored)
+    first: bool = False
+    last: bool = False
+    skip_reason: str | None = None  # the object could not be read as listed
+    headers: dict = field(default_factory=dict)
+    version_id: str | None = None
+
+
+class _Budget:
+    """A counting semaphore over bytes; one item larger than the budget still passes alone."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self.cond = threading.Condition()
+        self.closed = False
+
+    def acquire(self, n: int) -> bool:
+        n = min(n, self.limit)
+        with self.cond:
+            while self.used + n > self.limit and not self.closed:
+                self.cond.wait()
+            if self.closed:
+                return False
+            self.used += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self.cond:
+            self.used -= min(n, self.limit)
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+class Prefetcher:
+    """Iterate `chunks()`; call `close()` when stopping early (or done)."""
+
+    def __init__(self, s3, request: ArchiveRequest, open_plan: ObjectPlan | None,
+                 listing: Iterator[tuple[Listed | None, Cursor]]):
+        self.s3, self.request = s3, request
+        self.open_plan, self.listing = open_plan, listing
+        self.budget = _Budget(request.effective_prefetch_bytes)
+        self.pool = ThreadPoolExecutor(max_workers=request.concurrency, thread_name_prefix="fetch")
+        self.ordered: queue.Queue = queue.Queue()
+        self.final_cursor: Cursor | None = None
+        self.stopping = threading.Event()
+        self.planner = threading.Thread(target=self._plan, name="planner", daemon=True)
+        self.planner.start()
+
+    # -- planning (planner thread) ---------------------------------------------------
+
+    def _plans(self) -> Iterator[ObjectPlan]:
+        if self.open_plan is not None:
+            yield self.open_plan
+        for listed, cursor in self.listing:
+            if listed is None:
+                self.final_cursor = cursor
+                return
+            yield ObjectPlan(listed, 0, cursor)
+
+    def _plan(self) -> None:
+        try:
+            for plan in self._plans():
+                size, step = plan.listed.size, self.request.chunk_size
+                starts = list(range(plan.start, size, step)) or [plan.start]
+                for index, start in enumerate(starts):
+                    length = min(step, size - start)
+                    if self.stopping.is_set() or not self.budget.acquire(length):
+                        return
+                    chunk = Chunk(plan, start, first=(index == 0), last=(index == len(starts) - 1))
+                    self.ordered.put((self.pool.submit(self._fetch, chunk, length), length))
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer, raised there
+            failed: Future = Future()
+            failed.set_exception(exc)
+            self.ordered.put((failed, 0))
+            return
+        finally:
+            self.ordered.put(None)
+
+    # -- fetching (pool threads) -----------------------------------------------------
+
+    def _fetch(self, chunk: Chunk, length: int) -> Chunk:
+        plan, request = chunk.plan, self.request
+        kwargs = {"Bucket": request.source_bucket, "Key": plan.listed.key}
+        if plan.listed.etag:
+            kwargs["IfMatch"] = plan.listed.etag
+        if plan.listed.version_id:
+            kwargs["VersionId"] = plan.listed.version_id
+        whole = chunk.start == 0 and length == plan.listed.size
+        if not whole:
+            kwargs["Range"] = f"bytes={chunk.start}-{chunk.start + length - 1}"
+        try:
+            response = self.s3.get_object(**kwargs)
+            chunk.data = response["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) not in GONE_CODES:
+                plan.decided.set()
+                raise translate(exc, bucket=request.source_bucket, role="source",
+                                action=f"get object {plan.listed.key!r}") from None
+            chunk.skip_reason = _reason(exc)
+            plan.decided.set()
+            return chunk
+        if len(chunk.data) != length:
+            chunk.skip_reason = f"changed after listing: read {len(chunk.data)} bytes, expected {length}"
+            plan.decided.set()
+            return chunk
+        if chunk.first:
+            chunk.version_id = response.get("VersionId")
+            chunk.headers = {name: response[field_] for field_, name in _HEADER_FIELDS.items()
+                             if response.get(field_)}
+            chunk.headers["metadata"] = response.get("Metadata") or {}
+            if not plan.resumed:
+                self._decide(plan, chunk)
+        plan.decided.wait()
+        if plan.level is not None:
+            chunk.piece = compress.deflate_piece(chunk.data, plan.level)
+        return chunk
+
+    def _decide(self, plan: ObjectPlan, chunk: Chunk) -> None:
+        """Pick store or deflate (and the level) for a new object from its first chunk."""
+        request = self.request
+        try:
+            level = request.level if request.level is not None else compress.DEFAULT_LEVEL
+            if request.compression == "store" or plan.listed.key.endswith("/"):
+                plan.level = None
+            elif request.compression == "deflate":
+                plan.level = level
+            else:
+                single = chunk.last
+                compressed = compress.looks_compressed(plan.listed.key, chunk.headers.get("content_type"))
+                if not compressed and chunk.data:
+                    sample = compress.deflate_piece(chunk.data[:256 * 1024], level)
+                    compressed = compress.is_incompressible(min(len(chunk.data), 256 * 1024), len(sample))
+                # Stored entries of more than one chunk would need a data descriptor, which
+                # streaming readers (java.util.zip.ZipInputStream) refuse for method 0, so
+                # those become deflate with stored blocks (level 0): same bytes, ~0.01% more.
+                plan.level = (None if single else 0) if compressed else level
+        finally:
+            plan.decided.set()
+
+    # -- consuming (writer thread) ---------------------------------------------------
+
+    def chunks(self) -> Iterator[Chunk]:
+        while True:
+            item = self.ordered.get()
+            if item is None:
+                return
+            future, length = item
+            try:
+                yield future.result()
+            finally:
+                self.budget.release(length)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.budget.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.planner.join(timeout=60)
+
+
+def _reason(exc: ClientError) -> str:
+    code = error_code(exc)
+    if code == "InvalidObjectState":
+        return "archived storage class (GLACIER/DEEP_ARCHIVE) not restored"
+    if code in ("PreconditionFailed", "412"):
+        return "changed after listing (ETag differs)"
+    return "deleted after listing"

@@ -1,0 +1,94 @@
+"""Resumable, exact listing of the selected source objects.
+
+ListObjectsV2 pages in key order; the cursor is (continuation token of the page, index
+in it). On resume the same page is asked for again and the key before the index is
+checked; if S3 no longer accepts the token or the page moved, listing restarts with
+StartAfter=last key, which is exact too (keys are unique and ordered).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from botocore.exceptions import ClientError
+
+from .config import MANIFEST_SUFFIX, STAGING_PREFIX, ArchiveRequest, key_selected
+from .s3errors import error_code, translate
+from .state import Cursor, Listed
+
+
+def own_keys(request: ArchiveRequest) -> tuple[str, ...]:
+    """Keys bucketzip itself writes, never archived when they sit under the source."""
+    if request.source_bucket != request.dest_bucket:
+        return ()
+    return (request.dest_key, request.dest_key + MANIFEST_SUFFIX)
+
+
+def is_own_key(key: str, request: ArchiveRequest) -> bool:
+    if request.source_bucket != request.dest_bucket:
+        return False
+    return key.startswith(STAGING_PREFIX) or key in own_keys(request)
+
+
+def _page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
+    kwargs = {"Bucket": request.source_bucket, "Prefix": request.source_prefix, "MaxKeys": request.page_size}
+    if cursor.token:
+        kwargs["ContinuationToken"] = cursor.token
+    elif cursor.start_after:
+        kwargs["StartAfter"] = cursor.start_after
+    return s3.list_objects_v2(**kwargs)
+
+
+def _listed(item: dict) -> Listed:
+    return Listed(key=item["Key"], size=int(item.get("Size", 0)), etag=item.get("ETag", ""),
+                  last_modified=item["LastModified"].timestamp(), storage_class=item.get("StorageClass"))
+
+
+def iter_objects(s3, request: ArchiveRequest, cursor: Cursor) -> Iterator[tuple[Listed, Cursor]]:
+    """Selected objects from `cursor` on, each with the cursor just after it; then
+    `(None, exhausted cursor)` when the listing ends."""
+    cursor = dataclasses.replace(cursor)
+    if cursor.exhausted:
+        return
+    page = _resume_page(s3, request, cursor)
+    while True:
+        contents = page.get("Contents", [])
+        while cursor.index < len(contents):
+            item = contents[cursor.index]
+            cursor.index += 1
+            cursor.last_key = item["Key"]
+            if is_own_key(item["Key"], request) or not key_selected(item["Key"], request):
+                continue
+            yield _listed(item), dataclasses.replace(cursor)
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            cursor.exhausted = True
+            yield None, dataclasses.replace(cursor)  # type: ignore[misc]  # end marker
+            return
+        cursor.token, cursor.start_after, cursor.index = token, None, 0
+        page = _call(s3, request, cursor)
+
+
+def _call(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
+    try:
+        return _page(s3, request, cursor)
+    except ClientError as exc:
+        raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
+
+
+def _resume_page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
+    try:
+        page = _page(s3, request, cursor)
+    except ClientError as exc:
+        if not cursor.token or error_code(exc) not in ("InvalidArgument", "InvalidToken", "400"):
+            raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
+        page = None
+    if page is not None and cursor.index > 0:
+        contents = page.get("Contents", [])
+        if len(contents) < cursor.index or contents[cursor.index - 1]["Key"] != cursor.last_key:
+            page = None  # the token no longer names the page we were in
+    if page is None:
+        cursor.token, cursor.start_after, cursor.index = None, cursor.last_key, 0
+        page = _call(s3, request, cursor)
+    return page

@@ -1,0 +1,175 @@
+"""Reading the manifest bucketzip writes beside an archive (`<key>.manifest.jsonl`).
+
+Line 1: {"type": "archive", "format": "bucketzip-manifest/1", ...}; then one
+{"type": "entry", ...} per entry in archive order; then {"type": "skipped", ...} lines.
+Unknown fields are kept (forward compatible); unknown line types are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import CorruptManifest
+from .rangereader import S3_ERRORS, s3_error
+
+FORMAT = "bucketzip-manifest/1"
+SUFFIX = ".manifest.jsonl"
+MAX_LINE = 1024 * 1024           # a manifest line is a few hundred bytes; refuse absurd ones
+
+HEADERS = ("content_type", "content_encoding", "content_language", "content_disposition",
+           "cache_control", "expires")
+
+
+@dataclass(slots=True)
+class ManifestEntry:
+    name: str
+    key: str
+    size: int
+    crc32: int
+    compressed_size: int
+    offset: int
+    method: str
+    etag: str | None = None
+    version_id: str | None = None
+    last_modified: str | None = None
+    storage_class: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    content_language: str | None = None
+    content_disposition: str | None = None
+    cache_control: str | None = None
+    expires: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass
+class Manifest:
+    header: dict[str, Any]
+    entries: list[ManifestEntry]
+    skipped: list[dict[str, Any]]
+    location: str = ""
+
+    @property
+    def declared_entries(self) -> int | None:
+        value = self.header.get("entries")
+        return value if isinstance(value, int) else None
+
+    @property
+    def source(self) -> dict[str, Any]:
+        source = self.header.get("source")
+        return source if isinstance(source, dict) else {}
+
+    def by_name(self) -> dict[str, ManifestEntry]:
+        return {entry.name: entry for entry in self.entries}
+
+
+def manifest_key(archive_key: str) -> str:
+    return archive_key + SUFFIX
+
+
+def _field(obj: dict, name: str, kinds, where: str, required: bool = True):
+    if name not in obj or obj[name] is None:
+        if required:
+            raise CorruptManifest(f"{where}: missing field {name!r}")
+        return None
+    value = obj[name]
+    if not isinstance(value, kinds) or isinstance(value, bool) and kinds is int:
+        raise CorruptManifest(f"{where}: field {name!r} has the wrong type")
+    return value
+
+
+def parse_manifest(lines: Iterable[bytes | str], location: str = "manifest") -> Manifest:
+    header: dict[str, Any] | None = None
+    entries: list[ManifestEntry] = []
+    skipped: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, 1):
+        where = f"{location} line {number}"
+        if len(line) > MAX_LINE:
+            raise CorruptManifest(f"{where}: line longer than {MAX_LINE} bytes")
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CorruptManifest(f"{where}: not UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise CorruptManifest(f"{where}: not JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise CorruptManifest(f"{where}: not a JSON object")
+        kind = obj.get("type")
+        if header is None:
+            if kind != "archive":
+                raise CorruptManifest(f"{where}: the first line must be the archive record")
+            fmt = obj.get("format")
+            if not isinstance(fmt, str) or not fmt.startswith("bucketzip-manifest/"):
+                raise CorruptManifest(f"{where}: unknown manifest format {fmt!r}")
+            header = obj
+            continue
+        if kind == "entry":
+            metadata = obj.get("metadata") or {}
+            if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                         for k, v in metadata.items()):
+                raise CorruptManifest(f"{where}: field 'metadata' must map strings to strings")
+            strings = {}
+            for name in ("etag", "version_id", "last_modified", "storage_class", *HEADERS):
+                strings[name] = _field(obj, name, str, where, required=False)
+            method = _field(obj, "method", str, where)
+            if method not in ("store", "deflate"):
+                raise CorruptManifest(f"{where}: unknown method {method!r}")
+            entries.append(ManifestEntry(
+                name=_field(obj, "name", str, where), key=_field(obj, "key", str, where),
+                size=_field(obj, "size", int, where), crc32=_field(obj, "crc32", int, where),
+                compressed_size=_field(obj, "compressed_size", int, where),
+                offset=_field(obj, "offset", int, where), method=method, metadata=dict(metadata),
+                line=number, **strings))
+        elif kind == "skipped":
+            _field(obj, "key", str, where)
+            skipped.append(obj)
+        elif kind == "archive":
+            raise CorruptManifest(f"{where}: a second archive record")
+        # other types: from a newer writer; ignored
+    if header is None:
+        raise CorruptManifest(f"{location}: empty manifest")
+    return Manifest(header=header, entries=entries, skipped=skipped, location=location)
+
+
+def load_manifest(s3, bucket: str, archive_key: str) -> Manifest | None:
+    """The manifest beside the archive, or None when there is none."""
+    key = manifest_key(archive_key)
+    location = f"s3://{bucket}/{key}"
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except S3_ERRORS as exc:
+        code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise s3_error(exc, location) from None
+    try:
+        return parse_manifest(_lines(body), location)
+    except S3_ERRORS as exc:
+        raise s3_error(exc, location) from None
+    finally:
+        body.close()
+
+
+def _lines(body, chunk: int = 1024 * 1024):
+    """Lines of a streaming body, each bounded by MAX_LINE (+ one chunk)."""
+    pending = b""
+    while True:
+        data = body.read(chunk)
+        if not data:
+            break
+        pending += data
+        *complete, pending = pending.split(b"\n")
+        yield from complete
+        if len(pending) > MAX_LINE:
+            yield pending  # parse_manifest rejects it
+            return
+    if pending:
+        yield pending

@@ -1,0 +1,91 @@
+"""Zip records for one entry, encoded by zipstream-ng's ZipStreamInfo.
+
+An entry is written as: local header, data, and (when its CRC/sizes were not known
+up front) a data descriptor. Its central-directory record is made when it closes.
+Only the end records (which zipstream-ng builds inside ZipStream from its own
+bookkeeping) are packed here, with the stdlib's record layouts.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from zipstream.ng import ZIP64_LIMIT, ZipStreamInfo
+
+STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
+DATA_DESCRIPTOR_FLAG = 0x08
+# Extended timestamp extra field: mtime as UTC seconds (DOS time is local and 2 s coarse).
+_EXT_TIME = struct.Struct("<HHBl")
+_FILE_MODE = 0o100644 << 16
+_DIR_MODE = (0o40755 << 16) | 0x10
+_DOS_MIN, _DOS_MAX = datetime(1980, 1, 1, tzinfo=timezone.utc), datetime(2107, 12, 31, 23, 59, 58, tzinfo=timezone.utc)
+
+
+@dataclass
+class EntryMeta:
+    """What the central directory needs to know about one written entry."""
+
+    name: str
+    mtime: float          # UTC epoch seconds
+    method: int
+    header_offset: int
+    uses_descriptor: bool
+    zip64: bool
+    crc: int = 0
+    compressed_size: int = 0
+    size: int = 0
+
+
+def needs_zip64(size: int) -> bool:
+    """Whether the local header and data descriptor need zip64 sizes: only when the entry
+    may really pass 4 GiB. (java.util.zip.ZipInputStream picks the descriptor layout by
+    the actual size, so a zip64 descriptor on a smaller entry breaks it.) The bound covers
+    deflate's worst growth: stored blocks, one sync flush per chunk, the final block.
+    Offsets past 4 GiB only matter in the central directory, which zipstream-ng handles."""
+    return size + size // 1000 + 4096 > 0xFFFFFFFF
+
+
+def _info(meta: EntryMeta) -> ZipStreamInfo:
+    when = datetime.fromtimestamp(meta.mtime, tz=timezone.utc)
+    when = min(max(when, _DOS_MIN), _DOS_MAX)
+    info = ZipStreamInfo(meta.name, date_time=when.timetuple()[:6])
+    info.compress_type = meta.method
+    info.external_attr = _DIR_MODE if meta.name.endswith("/") else _FILE_MODE
+    seconds = max(-(2**31), min(2**31 - 1, int(meta.mtime)))
+    info.extra = _EXT_TIME.pack(0x5455, 5, 1, seconds)
+    info.header_offset = meta.header_offset
+    info.CRC, info.compress_size, info.file_size = meta.crc, meta.compressed_size, meta.size
+    if meta.uses_descriptor:
+        info.flag_bits |= DATA_DESCRIPTOR_FLAG
+    return info
+
+
+def local_header(meta: EntryMeta) -> bytes:
+    """With a descriptor, CRC and sizes are zero here and follow the data."""
+    return _info(meta).FileHeader(meta.zip64)
+
+
+def data_descriptor(meta: EntryMeta) -> bytes:
+    return _info(meta).DataDescriptor(meta.zip64)
+
+
+def central_record(meta: EntryMeta) -> bytes:
+    return _info(meta)._central_directory_header_data()
+
+
+def end_records(entries: int, cd_offset: int, cd_size: int) -> bytes:
+    """End of central directory, preceded by the zip64 end record + locator when needed."""
+    out = b""
+    if entries >= 0xFFFF or cd_offset > ZIP64_LIMIT or cd_size > ZIP64_LIMIT:
+        zip64_end_offset = cd_offset + cd_size
+        out += struct.pack(zipfile.structEndArchive64, zipfile.stringEndArchive64, 44,
+                           45, 45, 0, 0, entries, entries, cd_size, cd_offset)
+        out += struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator,
+                           0, zip64_end_offset, 1)
+        entries, cd_size, cd_offset = min(entries, 0xFFFF), min(cd_size, 0xFFFFFFFF), min(cd_offset, 0xFFFFFFFF)
+    out += struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0,
+                       entries, entries, cd_size, cd_offset, 0)
+    return out

@@ -1,0 +1,125 @@
+"""The persisted run state: everything a step needs to continue exactly where the last
+committed step stopped. Plain dataclasses, serialized to compact JSON."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import zlib
+from dataclasses import dataclass, field
+
+from .config import ArchiveRequest
+from .records import EntryMeta
+
+ARCHIVING, FINISHING, COMPLETE = "archiving", "finishing", "complete"
+
+
+@dataclass
+class Listed:
+    """One object as listed (and, once its first byte is read, pinned)."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: float          # epoch seconds, UTC
+    storage_class: str | None = None
+    version_id: str | None = None  # from the first GET; later ranged GETs pin to it
+
+
+@dataclass
+class Cursor:
+    """Where listing resumes: the page fetched with `token` (or, without one, the page
+    after `start_after`), at `index` in it. `last_key` is the key before that position:
+    the check that a reused token still means the same page, and the fallback."""
+
+    token: str | None = None
+    start_after: str | None = None
+    index: int = 0
+    last_key: str | None = None
+    exhausted: bool = False
+
+
+@dataclass
+class OpenEntry:
+    """An entry whose data is partly written: the step stopped inside its object."""
+
+    listed: Listed
+    meta: EntryMeta
+    level: int                   # deflate level of its pieces (0: stored blocks)
+    bytes_read: int = 0
+    headers: dict = field(default_factory=dict)   # standard headers + metadata for the manifest
+
+
+@dataclass
+class Tail:
+    """Archive bytes produced but not yet uploaded: inline when small, else staged in S3."""
+
+    inline: bytes = b""
+    staging_key: str | None = None
+    length: int = 0
+
+
+@dataclass
+class RunState:
+    run_id: str
+    request: ArchiveRequest
+    upload_id: str
+    started_at: float
+    version: int = 0
+    phase: str = ARCHIVING
+    next_part: int = 1
+    uploaded: int = 0            # archive bytes in committed parts (= start of the next part)
+    offset: int = 0              # archive bytes produced (uploaded + tail)
+    entries: int = 0
+    skipped: int = 0
+    bytes_in: int = 0
+    steps: int = 0
+    cursor: Cursor = field(default_factory=Cursor)
+    open_entry: OpenEntry | None = None
+    tail: Tail = field(default_factory=Tail)
+    cd_offset: int = 0           # finishing: where the central directory starts
+    cd_commits_done: int = 0     # finishing: commits whose directory records are written
+    etag: str = ""               # of the completed archive
+
+    # -- serialization -------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        data = dataclasses.asdict(self)
+        data["request"] = self.request.to_json()
+        data["tail"]["inline"] = base64.b64encode(self.tail.inline).decode()
+        return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "RunState":
+        data = json.loads(zlib.decompress(blob))
+        data["request"] = ArchiveRequest.from_json(data["request"])
+        data["cursor"] = Cursor(**data["cursor"])
+        tail = data["tail"]
+        data["tail"] = Tail(base64.b64decode(tail["inline"]), tail["staging_key"], tail["length"])
+        entry = data.get("open_entry")
+        if entry:
+            data["open_entry"] = OpenEntry(listed=Listed(**entry["listed"]), meta=EntryMeta(**entry["meta"]),
+                                           level=entry["level"], bytes_read=entry["bytes_read"],
+                                           headers=entry["headers"])
+        return cls(**data)
+
+
+@dataclass
+class Fragment:
+    """What one committed step added: directory records, manifest lines, parts."""
+
+    central: bytes = b""
+    manifest: bytes = b""                           # entry lines
+    skipped: bytes = b""                            # skipped-object lines
+    parts: list = field(default_factory=list)      # [[part_number, etag, size], ...]
+
+    def to_bytes(self) -> bytes:
+        data = {name: base64.b64encode(getattr(self, name)).decode() for name in ("central", "manifest", "skipped")}
+        data["parts"] = self.parts
+        return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "Fragment":
+        data = json.loads(zlib.decompress(blob))
+        return cls(*(base64.b64decode(data[name]) for name in ("central", "manifest", "skipped")), data["parts"])

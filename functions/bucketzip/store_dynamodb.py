@@ -1,0 +1,147 @@
+"""State in DynamoDB: one partition per run (`run_id`), items by sort key `sk`:
+  state                      the RunState blob + `version` (every write conditional on it)
+  commit#000000000012        which attempt's fragment commit 12 made visible
+  frag#<attempt>#0003        fragment pieces (< 400 KB items), invisible until committed
+  name#<sha256 of name>      entry-name claims (collision guard)
+Every item carries `expires_at` (TTL) so abandoned runs disappear on their own."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+
+import boto3
+from botocore.exceptions import ClientError
+
+from .errors import AccessDenied, RunExists, RunNotFound, StaleState
+from .state import RunState
+from .store import StateStore, split_pieces
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+class DynamoStateStore(StateStore):
+    def __init__(self, table_name: str, client=None, ttl_days: float = 14):
+        self.table = table_name
+        self.client = client or boto3.client("dynamodb")
+        self.ttl_seconds = int(ttl_days * 86400)
+
+    def _expires(self) -> dict:
+        return {"N": str(int(time.time()) + self.ttl_seconds)}
+
+    def _call(self, method: str, **kwargs):
+        try:
+            return getattr(self.client, method)(TableName=self.table, **kwargs)
+        except ClientError as exc:
+            if _code(exc) in ("AccessDeniedException", "UnrecognizedClientException"):
+                raise AccessDenied(f"DynamoDB table {self.table}: access denied ({method})") from None
+            if _code(exc) == "ResourceNotFoundException":
+                raise RunNotFound(f"DynamoDB table {self.table} does not exist") from None
+            raise
+
+    def create(self, state: RunState) -> None:
+        try:
+            self._call("put_item", Item={
+                "run_id": {"S": state.run_id}, "sk": {"S": "state"}, "version": {"N": str(state.version)},
+                "data": {"B": state.to_bytes()}, "expires_at": self._expires()},
+                ConditionExpression="attribute_not_exists(run_id)")
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise RunExists(f"run {state.run_id}: state exists already") from None
+            raise
+
+    def load(self, run_id: str) -> RunState:
+        item = self._call("get_item", Key=self._key(run_id, "state"), ConsistentRead=True).get("Item")
+        if not item:
+            raise RunNotFound(f"run {run_id}: no state (finished, aborted or never started)")
+        return RunState.from_bytes(item["data"]["B"])
+
+    def current_version(self, run_id: str) -> int | None:
+        item = self._call("get_item", Key=self._key(run_id, "state"), ConsistentRead=True,
+                          ProjectionExpression="version").get("Item")
+        return int(item["version"]["N"]) if item else None
+
+    def put_fragment(self, run_id: str, attempt: str, blob: bytes) -> int:
+        pieces = split_pieces(blob)
+        for index, piece in enumerate(pieces):
+            self._call("put_item", Item={
+                **self._key(run_id, f"frag#{attempt}#{index:04d}"), "data": {"B": piece},
+                "expires_at": self._expires()})
+        return len(pieces)
+
+    def commit(self, state: RunState, expected_version: int, attempt: str | None, pieces: int) -> None:
+        new_version = expected_version + 1
+        state.version = new_version
+        update = {"Update": {
+            "TableName": self.table, "Key": self._key(state.run_id, "state"),
+            "UpdateExpression": "SET #d = :d, version = :new, expires_at = :exp",
+            "ConditionExpression": "version = :old",
+            "ExpressionAttributeNames": {"#d": "data"},
+            "ExpressionAttributeValues": {":d": {"B": state.to_bytes()}, ":new": {"N": str(new_version)},
+                                          ":old": {"N": str(expected_version)}, ":exp": self._expires()}}}
+        items = [update]
+        if attempt is not None:
+            items.append({"Put": {"TableName": self.table, "Item": {
+                **self._key(state.run_id, f"commit#{new_version:012d}"), "attempt": {"S": attempt},
+                "pieces": {"N": str(pieces)}, "expires_at": self._expires()}}})
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _code(exc) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                state.version = expected_version
+                raise StaleState(f"run {state.run_id}: another step committed first "
+                                 f"(this step started from version {expected_version})") from None
+            raise
+
+    def _query(self, run_id: str, prefix: str, **extra) -> Iterator[dict]:
+        values = {":r": {"S": run_id}}
+        condition = "run_id = :r"
+        if prefix:
+            condition += " AND begins_with(sk, :p)"
+            values[":p"] = {"S": prefix}
+        kwargs = {"KeyConditionExpression": condition, "ExpressionAttributeValues": values,
+                  "ConsistentRead": True, **extra}
+        while True:
+            page = self._call("query", **kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def iter_fragments(self, run_id: str, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        for index, commit in enumerate(self._query(run_id, "commit#")):
+            if index < start:
+                continue
+            attempt, count = commit["attempt"]["S"], int(commit["pieces"]["N"])
+            pieces = [item["data"]["B"] for item in self._query(run_id, f"frag#{attempt}#")]
+            if len(pieces) != count:
+                raise RunNotFound(f"run {run_id}: fragment {attempt} has {len(pieces)} of {count} pieces")
+            yield index, b"".join(pieces)
+
+    def claim_name(self, run_id: str, name: str, key: str) -> bool:
+        item_key = self._key(run_id, "name#" + hashlib.sha256(name.encode()).hexdigest())
+        try:
+            self._call("put_item", Item={**item_key, "key": {"S": key}, "expires_at": self._expires()},
+                       ConditionExpression="attribute_not_exists(run_id)")
+            return True
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+        item = self._call("get_item", Key=item_key, ConsistentRead=True).get("Item", {})
+        return item.get("key", {}).get("S") == key
+
+    def delete_run(self, run_id: str) -> None:
+        keys = [{"run_id": item["run_id"], "sk": item["sk"]}
+                for item in self._query(run_id, "", ProjectionExpression="run_id, sk")]
+        for i in range(0, len(keys), 25):
+            requests = [{"DeleteRequest": {"Key": k}} for k in keys[i:i + 25]]
+            while requests:
+                response = self.client.batch_write_item(RequestItems={self.table: requests})
+                requests = response.get("UnprocessedItems", {}).get(self.table, [])
+
+    @staticmethod
+    def _key(run_id: str, sk: str) -> dict:
+        return {"run_id": {"S": run_id}, "sk": {"S": sk}}

@@ -1,0 +1,142 @@
+"""`bucketzip demo`: the production workflow, end to end, on this machine.
+
+An embedded moto server plays S3, DynamoDB, IAM, Lambda and Step Functions; the REAL
+statemachine/archive.asl.json runs in moto's interpreter, its Lambda tasks dispatched
+to the handlers in this process. A small step budget makes the loop really loop and
+continue as new executions. The archive is then downloaded and verified.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+from .local import LocalWorkflow
+from .server import embedded_moto_server
+
+SOURCE_BUCKET = "demo-photos"
+DEST_BUCKET = "demo-archives"
+TABLE = "bucketzip-demo-state"
+KEY_TEMPLATE = "backups/{source_bucket}/{date:%Y-%m-%d}.zip"
+FOLDER_MARKER = "projects/empty-folder/"
+
+
+@dataclass
+class DemoSummary:
+    objects: int            # source objects archived (folder marker included)
+    source_bytes: int
+    archive: dict           # the execution output: bucket, key, size, entries, parts, ...
+    executions: int         # 1 + continue-as-new count
+    steps: int              # Step invocations
+    seconds: float
+    verified: bool          # every object read back byte for byte from the archive
+    problems: list[str]
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.archive.get('bucket')}/{self.archive.get('key')}"
+
+
+def sample_objects(count: int = 300, seed: int = 7) -> dict[str, bytes]:
+    """A few hundred objects of mixed sizes and names (deterministic)."""
+    rng = random.Random(seed)
+    words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9))) for _ in range(800)]
+    folders = ["docs", "docs/reports 2024", "logs/2024/11", "photos/été", "photos/2024/trip",
+               "data/exports", "src/app", "notes"]
+    objects: dict[str, bytes] = {"README.txt": b"bucketzip demo bucket\n", "notes/empty.txt": b""}
+    for i in range(max(0, count - len(objects) - 3)):
+        folder = rng.choice(folders)
+        kind = rng.random()
+        if kind < 0.6:      # text, compresses well
+            size = rng.choice([120, 900, 4_000, 20_000, 60_000])
+            body = b" ".join(rng.choices(words, k=size // 6))[:size]
+            objects[f"{folder}/file-{i:03d}.txt"] = body
+        elif kind < 0.95:   # binary, incompressible
+            objects[f"{folder}/image-{i:03d}.jpg"] = rng.randbytes(rng.choice([2_000, 30_000, 120_000]))
+        else:               # a name that needs care in a zip
+            objects[f"{folder}/ünïcode name {i:03d}.md"] = b"# " + rng.choice(words) * 40
+    for i in range(3):      # large objects: each spans several steps
+        objects[f"videos/clip-{i}.bin"] = rng.randbytes(1_500_000 + 250_000 * i)
+    return objects
+
+
+def run_demo(count: int = 300, step_bytes: str = "1MiB", loops_per_execution: int = 5,
+             on_event: Callable[[str], None] = lambda message: None) -> DemoSummary:
+    started = time.monotonic()
+    objects = sample_objects(count)
+    with embedded_moto_server() as url:
+        on_event(f"moto server on {url} (S3, DynamoDB, IAM, Lambda, Step Functions)")
+        s3 = boto3.client("s3", endpoint_url=url)
+        _seed(s3, objects)
+        on_event(f"seeded s3://{SOURCE_BUCKET}: {len(objects) + 1} objects, "
+                 f"{sum(map(len, objects.values())):,} bytes")
+        _create_table(boto3.client("dynamodb", endpoint_url=url))
+        quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+        with LocalWorkflow(url, TABLE, name="bucketzip-demo", environment=quiet) as workflow:
+            on_event("running statemachine/archive.asl.json (Lambda tasks run in this process)")
+            outcome = workflow.run({
+                "source_bucket": SOURCE_BUCKET, "dest_bucket": DEST_BUCKET, "dest_key": KEY_TEMPLATE,
+                "part_size": "5MiB", "step_bytes": step_bytes, "loops_per_execution": loops_per_execution,
+            }, name="demo-run", timeout=600)
+            steps = len(workflow.invocations("step"))
+        if not outcome.succeeded:
+            raise RuntimeError(f"demo execution {outcome.status}: {outcome.error}: {outcome.cause}")
+        archive = outcome.output or {}
+        on_event(f"execution SUCCEEDED; verifying s3://{archive['bucket']}/{archive['key']}")
+        problems = verify(s3, archive, objects)
+    return DemoSummary(objects=len(objects) + 1, source_bytes=sum(map(len, objects.values())),
+                       archive=archive, executions=len(outcome.executions), steps=steps,
+                       seconds=time.monotonic() - started, verified=not problems, problems=problems)
+
+
+def verify(s3, archive: dict, objects: dict[str, bytes]) -> list[str]:
+    """Read every object back from the archive through the manifest's key -> name map."""
+    manifest = s3.get_object(Bucket=archive["bucket"], Key=archive["manifest_key"])["Body"].read()
+    names = {}
+    for line in manifest.decode("utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("type") == "entry":
+            names[record["key"]] = record["name"]
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "archive.zip"
+        s3.download_file(archive["bucket"], archive["key"], str(path))
+        with zipfile.ZipFile(path) as zf:
+            if (bad := zf.testzip()) is not None:
+                problems.append(f"CRC error in {bad}")
+            for key, body in objects.items():
+                name = names.get(key)
+                if name is None:
+                    problems.append(f"{key}: not in the manifest")
+                elif zf.read(name) != body:
+                    problems.append(f"{key}: content differs")
+            if not zf.getinfo(names.get(FOLDER_MARKER, FOLDER_MARKER)).is_dir():
+                problems.append(f"{FOLDER_MARKER}: not a directory entry")
+    return problems
+
+
+def _seed(s3, objects: dict[str, bytes]) -> None:
+    for bucket in (SOURCE_BUCKET, DEST_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    for key, body in objects.items():
+        s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=body)
+    s3.put_object(Bucket=SOURCE_BUCKET, Key=FOLDER_MARKER, Body=b"")
+
+
+def _create_table(dynamodb) -> None:
+    dynamodb.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}])
+    dynamodb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expires_at"})

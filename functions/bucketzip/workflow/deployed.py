@@ -1,0 +1,110 @@
+"""Start and follow executions of the bucketzip state machine (deployed, or in moto).
+
+An execution that reaches its loop budget ends with
+`{"status": "CONTINUED", "continued_as": <execution ARN>, ...}`; `follow` goes on with
+that execution, so the outcome is the one of the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .naming import run_id_of_execution
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass
+class ExecutionUpdate:
+    """One poll: the execution being followed, its status, and the run's progress if known."""
+
+    execution_arn: str
+    status: str
+    run_id: str
+    progress: object = None          # bucketzip.results.Progress, when the run state exists
+
+
+@dataclass
+class ExecutionOutcome:
+    status: str                      # of the last execution of the chain
+    execution_arn: str               # the last execution of the chain
+    executions: list[str] = field(default_factory=list)
+    output: dict | None = None
+    error: str | None = None
+    cause: str | None = None
+    run_id: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the run succeeded, 1 when it FAILED, TIMED_OUT or was ABORTED."""
+        return 0 if self.succeeded else 1
+
+
+def start_execution(sfn, state_machine_arn: str, execution_input: dict, name: str) -> str:
+    """StartExecution; returns the execution ARN."""
+    return sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
+                               input=json.dumps(execution_input))["executionArn"]
+
+
+def follow(sfn, execution_arn: str, *, on_update: Callable[[ExecutionUpdate], None] | None = None,
+           progress_of: Callable[[str], object] | None = None, poll_seconds: float = 2.0,
+           sleep: Callable[[float], None] = time.sleep) -> ExecutionOutcome:
+    """Poll the execution (and those it continues as) until the run ends."""
+    chain = [execution_arn]
+    while True:
+        description = sfn.describe_execution(executionArn=execution_arn)
+        status = description["status"]
+        run_id = run_id_of_execution(description["name"], _json(description.get("input")))
+        progress = progress_of(run_id) if progress_of else None
+        if on_update:
+            on_update(ExecutionUpdate(execution_arn, status, run_id, progress))
+        if status not in TERMINAL:
+            sleep(poll_seconds)
+            continue
+        output = _json(description.get("output"))
+        if status == "SUCCEEDED" and isinstance(output, dict) and output.get("continued_as"):
+            execution_arn = output["continued_as"]
+            chain.append(execution_arn)
+            continue
+        return ExecutionOutcome(status, execution_arn, chain, output if isinstance(output, dict) else None,
+                                description.get("error"), description.get("cause"), run_id)
+
+
+def store_progress(store) -> Callable[[str], object]:
+    """progress_of(run_id) from the run state, None when there is none (finished, aborted)."""
+    from bucketzip import engine
+    from bucketzip.errors import RunNotFound
+
+    def progress_of(run_id: str):
+        try:
+            return engine.get_progress(store, run_id)
+        except (RunNotFound, NotImplementedError):
+            return None
+    return progress_of
+
+
+def table_of_execution(sfn, awslambda, execution_arn: str) -> str | None:
+    """The DynamoDB table of a deployed stack: BUCKETZIP_TABLE of its Start function."""
+    state_machine_arn = sfn.describe_execution(executionArn=execution_arn)["stateMachineArn"]
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=state_machine_arn)["definition"])
+    function = definition.get("States", {}).get("Start", {}).get("Resource", "")
+    if not function.startswith("arn:aws:lambda:"):
+        return None
+    config = awslambda.get_function_configuration(FunctionName=function)
+    return config.get("Environment", {}).get("Variables", {}).get("BUCKETZIP_TABLE")
+
+
+def _json(text: str | None):
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -1,0 +1,116 @@
+"""Minimal patches to moto 5.2's Step Functions interpreter, where it departs from AWS
+in ways the bucketzip definition relies on. Applied once, in-process, by LocalWorkflow.
+
+1. `arn:aws:states:::states:startExecution`: moto passes the ASL's PascalCase
+   parameters (StateMachineArn, Name, Input) to boto3 unchanged (boto3 wants
+   stateMachineArn, name, input) and returns boto3's camelCase result
+   (executionArn) where AWS returns ExecutionArn/StartDate. Both are normalised.
+2. Fail with ErrorPath: re-raising a caught `States.*` error (States.Runtime,
+   States.TaskFailed...) crashes moto ("Custom Error Names MUST NOT begin with
+   'States.'"); AWS fails the execution with that error. Such names are kept as is.
+3. A Lambda task (function ARN as Resource) whose Invoke call fails (throttling,
+   5xx) is reported by moto as error "Exception"; AWS reports Lambda.<ErrorCode>
+   (Lambda.TooManyRequestsException...), which the definition's Retry matches.
+4. StartExecution of a state machine that has a running execution fails in moto
+   (it deep-copies the state machine, running executions and their locks included).
+   Executions are shared by reference instead of copied.
+5. Retry waits: moto sleeps for real; `set_retry_time_scale` shrinks them for tests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time as _time
+from types import SimpleNamespace
+
+_lock = threading.Lock()
+_applied = False
+
+
+def apply() -> None:
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        _patch_sfn_integration()
+        _patch_fail_state()
+        _patch_execution_copy()
+        _patch_lambda_service_errors()
+        _applied = True
+
+
+def set_retry_time_scale(scale: float) -> None:
+    """Scale moto's Retry waits (1.0: as written in the ASL; 0.001: tests)."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    retrier_decl.time = _time if scale == 1.0 else SimpleNamespace(
+        sleep=lambda seconds: _time.sleep(seconds * scale))
+
+
+def _patch_sfn_integration() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn,
+    )
+
+    cls = sfn.StateTaskServiceSfn
+    original_parameters, original_response = cls._normalise_parameters, cls._normalise_response
+
+    def normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        original_parameters(self, parameters, boto_service_name, service_action_name)
+        for key in [k for k in parameters if k[:1].isupper()]:
+            parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+    def normalise_response(self, response, boto_service_name=None, service_action_name=None):
+        original_response(self, response, boto_service_name, service_action_name)
+        if isinstance(response, dict):
+            for key in [k for k in response if k[:1].islower()]:
+                value = response.pop(key)
+                if isinstance(value, datetime.datetime):
+                    value = value.isoformat()
+                response[key[0].upper() + key[1:]] = value
+
+    cls._normalise_parameters = normalise_parameters
+    cls._normalise_response = normalise_response
+
+
+def _patch_fail_state() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+    class FailErrorName(CustomErrorName):
+        def __init__(self, error_name):
+            if isinstance(error_name, str) and error_name.startswith("States."):
+                super(CustomErrorName, self).__init__(error_name=error_name)
+            else:
+                super().__init__(error_name)
+
+    state_fail.CustomErrorName = FailErrorName  # only the Fail state's binding
+
+
+def _patch_execution_copy() -> None:
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    Execution.__deepcopy__ = lambda self, memo: self
+
+
+def _patch_lambda_service_errors() -> None:
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    original = StateTaskLambda._from_error
+
+    def from_error(self, env, ex):
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        error = f"Lambda.{ex.response['Error']['Code']}"
+        return FailureEvent(
+            env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=EventDetails(lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
+                error=error, cause=ex.response["Error"].get("Message", ""))))
+
+    StateTaskLambda._from_error = from_error

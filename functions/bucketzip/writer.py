@@ -1,0 +1,167 @@
+"""One archiving step: chunks in archive order -> zip entries -> the archive sink.
+
+A step stops only between chunks. Every deflate piece ends byte-aligned (compress.py),
+so stopping needs no flush and leaves nothing but the open entry's progress to save.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from .compress import FINAL_BLOCK
+from .config import ArchiveRequest, key_selected
+from .deadline import Deadline
+from .errors import ObjectChanged
+from .fetch import Chunk, ObjectPlan, Prefetcher
+from .listing import iter_objects
+from .manifest import entry_line, skipped_line
+from .names import entry_name, with_suffix
+from .records import DEFLATED, STORED, EntryMeta, central_record, data_descriptor, local_header, needs_zip64
+from .s3errors import GONE_CODES, error_code
+from .sink import ArchiveSink
+from .state import Fragment, Listed, OpenEntry, RunState
+
+
+class StepWriter:
+    def __init__(self, s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline):
+        self.s3, self.store, self.state, self.sink, self.deadline = s3, store, state, sink, deadline
+        self.request: ArchiveRequest = state.request
+        self.fragment = Fragment()
+        self.start_offset = state.offset
+        self.skipping: ObjectPlan | None = None
+        self.warnings: list[str] = []
+
+    def run(self) -> None:
+        """Write entries until the listing ends (state.cursor.exhausted) or it is time to stop."""
+        state = self.state
+        open_plan = None
+        if state.open_entry is not None:
+            entry = state.open_entry
+            open_plan = ObjectPlan(entry.listed, entry.bytes_read, None, resumed=True,
+                                   level=None if entry.meta.method == STORED else entry.level)
+            open_plan.decided.set()
+        prefetcher = Prefetcher(self.s3, self.request, open_plan, iter_objects(self.s3, self.request, state.cursor))
+        try:
+            for chunk in prefetcher.chunks():
+                self._write_chunk(chunk)
+                if self._should_stop():
+                    return
+            if prefetcher.final_cursor is not None:
+                state.cursor = prefetcher.final_cursor
+        finally:
+            prefetcher.close()
+
+    def _should_stop(self) -> bool:
+        step_bytes = self.request.step_bytes
+        if step_bytes is not None and self.state.offset - self.start_offset >= step_bytes:
+            return True
+        return self.deadline.expired()
+
+    # -- entries -----------------------------------------------------------------------
+
+    def _write_chunk(self, chunk: Chunk) -> None:
+        plan, state = chunk.plan, self.state
+        if plan is self.skipping:
+            return
+        if plan.cursor_after is not None:
+            state.cursor = plan.cursor_after
+        if chunk.first and not plan.resumed:
+            if chunk.skip_reason:
+                self._skip(plan.listed, chunk.skip_reason)
+                self.skipping = plan
+                return
+            if self._open(chunk):
+                return
+        elif chunk.skip_reason:
+            self._truncate(chunk)
+            return
+        entry = state.open_entry
+        body = chunk.piece if chunk.piece is not None else chunk.data
+        entry.meta.crc = zlib.crc32(chunk.data, entry.meta.crc)
+        entry.meta.size += len(chunk.data)
+        entry.meta.compressed_size += len(body)
+        entry.bytes_read += len(chunk.data)
+        state.bytes_in += len(chunk.data)
+        self.sink.write(body)
+        if chunk.last:
+            self._close()
+
+    def _open(self, chunk: Chunk) -> bool:
+        """Start a new entry; True when the object fit in this chunk and is written whole."""
+        plan, state = chunk.plan, self.state
+        listed = plan.listed
+        listed.version_id = chunk.version_id
+        is_dir = listed.key.endswith("/") and listed.size == 0
+        name = self._name(listed.key if listed.size == 0 or not listed.key.endswith("/") else listed.key.rstrip("/"))
+        method = STORED if plan.level is None else DEFLATED
+        meta = EntryMeta(name=name, mtime=listed.last_modified, method=method, header_offset=state.offset,
+                         uses_descriptor=not chunk.last, zip64=not is_dir and needs_zip64(listed.size))
+        state.open_entry = OpenEntry(listed=listed, meta=meta, level=plan.level or 0, headers=chunk.headers)
+        if meta.uses_descriptor:
+            self.sink.write(local_header(meta))
+            return False
+        # The whole object is in this chunk: CRC and sizes go in the local header, no descriptor.
+        body = b"" if is_dir else (chunk.data if method == STORED else chunk.piece + FINAL_BLOCK)
+        meta.crc, meta.size, meta.compressed_size = zlib.crc32(chunk.data), len(chunk.data), len(body)
+        state.bytes_in += len(chunk.data)
+        self.sink.write(local_header(meta) + body)
+        self._finish_entry()
+        return True
+
+    def _close(self, truncated: bool = False) -> None:
+        meta = self.state.open_entry.meta
+        if meta.method == DEFLATED:
+            self.sink.write(FINAL_BLOCK)
+            meta.compressed_size += len(FINAL_BLOCK)
+        self.sink.write(data_descriptor(meta))
+        self._finish_entry(truncated)
+
+    def _finish_entry(self, truncated: bool = False) -> None:
+        entry = self.state.open_entry
+        self.fragment.central += central_record(entry.meta)
+        self.fragment.manifest += entry_line(entry.listed, entry.meta, entry.headers, truncated)
+        self.state.entries += 1
+        self.state.open_entry = None
+
+    def _truncate(self, chunk: Chunk) -> None:
+        """The object changed or vanished while we were inside it: its local header is
+        already out, so the entry closes with the bytes read and is reported."""
+        listed = chunk.plan.listed
+        if self.request.strict:
+            raise ObjectChanged(f"object {listed.key!r} {chunk.skip_reason} (--strict)")
+        self.skipping = chunk.plan
+        read = self.state.open_entry.bytes_read
+        self._close(truncated=True)
+        self._skip(listed, f"{chunk.skip_reason}; its entry holds only the first {read} bytes")
+
+    def _skip(self, listed: Listed, reason: str) -> None:
+        if self.request.strict:
+            raise ObjectChanged(f"object {listed.key!r}: {reason} (--strict)")
+        self.state.skipped += 1
+        self.fragment.skipped += skipped_line(listed, reason)
+        self.warnings.append(f"skipped {listed.key!r}: {reason}")
+
+    # -- names -------------------------------------------------------------------------
+
+    def _name(self, key: str) -> str:
+        """The entry name; a changed name must not take a name another key has or gets."""
+        name = entry_name(key)
+        if name == key:
+            return name
+        candidate, n = name, 0
+        while self._taken_by_source(candidate) or not self.store.claim_name(self.state.run_id, candidate, key):
+            n += 1
+            candidate = with_suffix(name, n)
+        return candidate
+
+    def _taken_by_source(self, name: str) -> bool:
+        """A source key equal to `name` will be (or was) archived under that very name."""
+        if not name.startswith(self.request.source_prefix) or not key_selected(name, self.request):
+            return False
+        try:
+            self.s3.head_object(Bucket=self.request.source_bucket, Key=name)
+            return True
+        except Exception as exc:  # noqa: BLE001 - only "not there" answers False
+            if error_code(exc) in GONE_CODES:
+                return False
+            raise

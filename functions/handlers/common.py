@@ -1,0 +1,108 @@
+"""What the handlers share: Powertools instances, clients, the state store, parsing."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
+from botocore.config import Config
+
+from bucketzip.errors import InputError
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "bucketzip"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "bucketzip", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+DEFAULT_TTL_DAYS = 14
+DEFAULT_SAFETY_MARGIN_SECONDS = 60.0
+DEFAULT_LOOPS_PER_EXECUTION = 1000
+
+
+def s3_client():
+    return _client("s3", os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+
+
+def dynamodb_client():
+    return _client("dynamodb", os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+
+
+@functools.lru_cache(maxsize=8)
+def _client(service: str, endpoint_url: str | None, region: str | None):
+    # Cached per endpoint/region (warm invocations reuse connections); the pool fits
+    # the engine's largest concurrency.
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=80)
+    return boto3.client(service, config=config)
+
+
+def state_store():
+    from bucketzip.store_dynamodb import DynamoStateStore
+
+    table = os.environ.get("BUCKETZIP_TABLE")
+    if not table:
+        raise RuntimeError("BUCKETZIP_TABLE is not set: the function has no state table")
+    ttl_days = _env_number("BUCKETZIP_STATE_TTL_DAYS", DEFAULT_TTL_DAYS, int)
+    return DynamoStateStore(table, client=dynamodb_client(), ttl_days=ttl_days)
+
+
+def safety_margin_seconds() -> float:
+    """Seconds kept free before the Lambda timeout, for the final uploads and the commit."""
+    return _env_number("BUCKETZIP_SAFETY_MARGIN_SECONDS", DEFAULT_SAFETY_MARGIN_SECONDS, float)
+
+
+def default_loops_per_execution() -> int:
+    return _env_number("BUCKETZIP_LOOPS_PER_EXECUTION", DEFAULT_LOOPS_PER_EXECUTION, int)
+
+
+def parse_model(data, model, what: str):
+    """Validate with the Powertools parser; a failure is an InputError naming the fields."""
+    try:
+        return parse(event=data, model=model)
+    except ValidationError as exc:
+        raise InputError(f"invalid {what}: {summarize(exc)}") from None
+    except InvalidModelTypeError:
+        raise InputError(f"invalid {what}: expected a JSON object, got {type(data).__name__}") from None
+
+
+def summarize(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(root)"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _env_number(name: str, default, kind):
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise RuntimeError(f"{name}={raw!r} is not a number") from None
+
+
+def fenced(store, run_id: str, work):
+    """Run work(); if it fails while another invocation committed (the state version
+    moved), the failure is StaleState: the state machine retries and reloads instead
+    of aborting a healthy run because a stale step tripped over newer state."""
+    from bucketzip.errors import StaleState
+
+    before = store.current_version(run_id)
+    try:
+        return work()
+    except StaleState:
+        raise
+    except Exception as exc:
+        try:
+            after = store.current_version(run_id)
+        except Exception:  # the check itself failed: report the original error
+            raise exc from None
+        if before is not None and after is not None and after != before:
+            raise StaleState(f"run {run_id}: another invocation committed during this one "
+                             f"({type(exc).__name__}: {exc})") from exc
+        raise

@@ -1,0 +1,74 @@
+"""Events the state machine sends to the handlers, and the execution input.
+
+The execution input is documented in the README ("Execution input")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_LOOPS_PER_EXECUTION = 2000   # ~9 history events per loop: 18,000 of the 25,000 allowed, room for retries
+
+
+class ExecutionInput(BaseModel):
+    """What a user (console, schedule, parent workflow, `bucketzip start`) passes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_bucket: str
+    dest_bucket: str
+    dest_key: str = Field(description="key template: {source_bucket} {source_prefix} {run_id} {date:FMT}")
+    source_prefix: str = ""
+    include: list[str] | str = []
+    exclude: list[str] | str = []
+    compression: Literal["auto", "store", "deflate"] = "auto"
+    level: int | None = None
+    part_size: int | str | None = None
+    concurrency: int | None = None
+    overwrite: bool = False
+    strict: bool = False
+    chunk_size: int | str | None = None
+    step_bytes: int | str | None = None
+    prefetch_bytes: int | str | None = None
+    loops_per_execution: int | None = Field(None, ge=1, le=MAX_LOOPS_PER_EXECUTION)
+
+
+class Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(min_length=1)
+    generation: int = Field(0, ge=0)
+    loops_per_execution: int | None = Field(None, ge=1, le=MAX_LOOPS_PER_EXECUTION)
+
+
+class ResumeInput(BaseModel):
+    """Input of an execution started by ContinueAsNew."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resume: Resume
+
+
+class StartEvent(BaseModel):
+    input: dict[str, Any]
+    execution_name: str = Field(min_length=1)
+    execution_start_time: datetime | None = None
+
+
+class StepEvent(BaseModel):
+    run_id: str = Field(min_length=1)
+    execution_name: str | None = None
+    previous: dict[str, Any] | None = None    # the progress before this step (for metrics)
+
+
+class FinishEvent(BaseModel):
+    run_id: str = Field(min_length=1)
+    execution_name: str | None = None
+
+
+class AbortEvent(BaseModel):
+    execution_name: str = Field(min_length=1)
+    execution_input: Any = None                # $$.Execution.Input
+    error: dict[str, Any] | None = None        # {"Error", "Cause"} that sent the run to Abort

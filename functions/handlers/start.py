@@ -1,0 +1,61 @@
+"""Start: validate the execution input, render the archive key, start the run.
+
+Returns the state data the loop works on:
+    {"run_id", "generation", "loops": 0, "loops_per_execution", "progress": {...}}
+The run id is derived from the execution name, so a retried Start finds the run it
+created. With {"resume": {"run_id", "generation", ...}} (ContinueAsNew) it loads the run.
+"""
+
+from __future__ import annotations
+
+from bucketzip import engine
+from bucketzip.config import ArchiveRequest
+from bucketzip.keys import render_key
+from bucketzip.workflow.naming import run_id_for_execution
+
+from . import common
+from .common import logger, metrics, tracer
+from .models import ExecutionInput, ResumeInput, StartEvent
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event, context):
+    start = common.parse_model(event, StartEvent, "Start event")
+    # A parent workflow may pass AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: not ours.
+    data = {k: v for k, v in start.input.items() if not k.startswith("AWS_STEP_FUNCTIONS_")}
+    logger.append_keys(execution=start.execution_name)
+    if "resume" in data:
+        return resume(common.parse_model(data, ResumeInput, "execution input").resume)
+
+    execution_input = common.parse_model(data, ExecutionInput, "execution input")
+    run_id = run_id_for_execution(start.execution_name)
+    logger.set_correlation_id(run_id)
+    logger.append_keys(run_id=run_id)
+    fields = execution_input.model_dump(exclude_unset=True, exclude={"loops_per_execution"})
+    fields["dest_key"] = render_key(
+        execution_input.dest_key, source_bucket=execution_input.source_bucket,
+        source_prefix=execution_input.source_prefix, run_id=run_id, now=start.execution_start_time)
+    request = ArchiveRequest.create(**fields)
+    progress = engine.start_run(common.s3_client(), common.state_store(), request, run_id=run_id)
+    logger.info("run started", extra={"source_bucket": request.source_bucket,
+                                      "dest": f"s3://{request.dest_bucket}/{request.dest_key}"})
+    metrics.add_metric(name="RunsStarted", unit="Count", value=1)
+    loops = execution_input.loops_per_execution or common.default_loops_per_execution()
+    return state_data(run_id, 0, loops, progress.to_json())
+
+
+def resume(resume_input) -> dict:
+    logger.set_correlation_id(resume_input.run_id)
+    logger.append_keys(run_id=resume_input.run_id, generation=resume_input.generation)
+    progress = engine.get_progress(common.state_store(), resume_input.run_id)
+    logger.info("run resumed", extra={"steps": progress.steps})
+    metrics.add_metric(name="RunsContinued", unit="Count", value=1)
+    loops = resume_input.loops_per_execution or common.default_loops_per_execution()
+    return state_data(resume_input.run_id, resume_input.generation, loops, progress.to_json())
+
+
+def state_data(run_id: str, generation: int, loops_per_execution: int, progress: dict) -> dict:
+    return {"run_id": run_id, "generation": generation, "loops": 0,
+            "loops_per_execution": loops_per_execution, "progress": progress}

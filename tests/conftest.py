@@ -1,0 +1,89 @@
+"""Fixtures shared by every test: one in-process moto server per session, AWS
+clients to it, and factories for uniquely named buckets and state tables.
+
+Non-fixture helpers live in tests/support/ (import them as `support.seed`,
+`support.readers`, `support.moto_server`).
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+# Make `import support...` work whatever pytest's import mode or package layout.
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+from support.moto_server import REGION, running_moto_server  # noqa: E402
+from support.seed import empty_and_delete_bucket  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """URL of the session's moto server; AWS_ENDPOINT_URL and fake credentials
+    are set in os.environ for the whole session, so plain boto3.client(...) works."""
+    with running_moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3(moto_server):
+    return boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+
+
+@pytest.fixture(scope="session")
+def dynamodb(moto_server):
+    return boto3.client("dynamodb", endpoint_url=moto_server, region_name=REGION)
+
+
+@pytest.fixture
+def bucket_factory(s3):
+    """make(prefix="b") -> name of a new, empty, uniquely named bucket.
+    Buckets are emptied and deleted after the test (best effort) to keep the
+    session's moto memory bounded."""
+    created: list[str] = []
+
+    def make(prefix: str = "b") -> str:
+        # Valid S3 name: lowercase letters, digits, '-'; 3-63 chars; starts alphanumeric.
+        clean = "".join(c if c.isalnum() and c.isascii() else "-" for c in prefix.lower()).strip("-")
+        name = f"{clean[:40] or 'b'}-{uuid.uuid4().hex[:16]}"
+        s3.create_bucket(Bucket=name)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        try:
+            empty_and_delete_bucket(s3, name)
+        except Exception:  # a test may have broken moto on purpose; not our failure
+            pass
+
+
+@pytest.fixture
+def state_table(dynamodb):
+    """Name of a new DynamoDB table: partition key run_id (S), sort key sk (S),
+    PAY_PER_REQUEST. Deleted after the test."""
+    name = f"bucketzip-state-{uuid.uuid4().hex[:12]}"
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "run_id", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "run_id", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.get_waiter("table_exists").wait(TableName=name)
+    yield name
+    try:
+        dynamodb.delete_table(TableName=name)
+    except Exception:
+        pass

@@ -1,0 +1,92 @@
+"""cfn-lint and cdk-nag (AwsSolutions) on the synthesized templates, and `python app.py`
+synthesizing offline with the default cdk.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from cfnlint.api import lint_all
+from conftest import ROOT
+
+
+def test_cfn_lint_reports_no_errors(any_synth):
+    matches = lint_all(json.dumps(any_synth.template))
+    errors = [f"{m.rule.id} {m.message} at {'/'.join(map(str, m.path))}" for m in matches
+              if m.rule.id.startswith("E")]
+    assert not errors, "cfn-lint errors:\n" + "\n".join(errors)
+
+
+def test_cdk_nag_reports_nothing_unacknowledged(any_synth):
+    violations = [f"{v['ruleName']} at {[c['constructPath'] for c in v['violatingConstructs']]}"
+                  for report in any_synth.report["pluginReports"] for v in report["violations"]]
+    assert not violations, "cdk-nag AwsSolutions findings:\n" + "\n".join(violations)
+
+
+def test_every_acknowledgment_carries_a_reason(any_synth):
+    acknowledged = []
+    for logical_id, resource in any_synth.template["Resources"].items():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            assert rule["id"].startswith("AwsSolutions-"), (logical_id, rule)
+            assert len(rule.get("reason", "").split()) >= 8, (logical_id, rule)
+            acknowledged.append(rule["id"].split("[")[0])
+    # the checks ran (the acknowledgments were written by the AwsSolutions pack) and only these rules
+    assert set(acknowledged) <= {"AwsSolutions-IAM5", "AwsSolutions-S1", "AwsSolutions-SNS2", "AwsSolutions-DDB3"}
+    assert "AwsSolutions-IAM5" in acknowledged
+
+
+def test_iam5_acknowledgments_are_per_finding(main):
+    """Wildcards are acknowledged one by one (prefix-scoped S3 objects, X-Ray/log delivery '*'),
+    never the whole rule."""
+    findings = {r["id"] for res in main.template["Resources"].values()
+                for r in res.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+                if r["id"].startswith("AwsSolutions-IAM5")}
+    assert "AwsSolutions-IAM5" not in findings
+    assert "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::acme-photos/*]" in findings
+    assert all("s3:::" in f or "DestinationBucket" in f or f.endswith("[Resource::*]") for f in findings), findings
+
+
+def test_cdk_nag_catches_a_violation(tmp_path):
+    """Control: the same plugin setup does report an unacknowledged finding."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_sns as sns
+    from cdk_nag import AwsSolutionsChecks
+
+    app = cdk.App(outdir=str(tmp_path), context={"@aws-cdk/core:failSynthOnValidationErrors": False})
+    sns.Topic(cdk.Stack(app, "Control"), "Topic")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    rules = {v["ruleName"] for r in report["pluginReports"] for v in r["violations"]}
+    assert "AwsSolutions-SNS3" in rules
+
+
+def test_python_app_py_synthesizes_offline_with_default_cdk_json(tmp_path):
+    """`python app.py` with cdk.json as is; pip cannot reach any index, so `bundle: auto`
+    falls back to the plain functions/ asset and says so."""
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": ""}
+    env.pop("CDK_CONTEXT_JSON", None)
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "Bucketzip.template.json").read_text())
+    assert {"StateMachineArn", "TableName", "StartCommand"} <= set(template["Outputs"])
+    metadata = json.loads((tmp_path / "Bucketzip.metadata.json").read_text())
+    warnings = [m["data"] for entries in metadata.values() for m in entries if m["type"] == "aws:cdk:warning"]
+    assert any("WITHOUT dependencies" in str(w) for w in warnings), warnings
+    assert "WITHOUT dependencies" in result.stderr  # shown in the validation report on every synth
+
+
+def test_invalid_context_fails_synth_naming_schedule_and_field(tmp_path):
+    bad = {"dest_bucket": "acme-archives", "schedules": [
+        {"name": "nightly", "schedule": "cron(0 3 * * ? *)", "source_bucket": "acme-photos",
+         "dest_key": "backups/x.zip"}]}
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps({**bad, "bundle": "copy"})}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "schedule schedules[0] ('nightly'): dest_bucket: is required" in result.stderr
+    assert "Traceback" not in result.stderr

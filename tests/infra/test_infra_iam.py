@@ -1,0 +1,178 @@
+"""Every IAM statement the stack creates: its actions, resources and conditions, exactly."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import KMS_DEST, KMS_SOURCE, as_list, render, strip_hash
+
+S3_READ = ["s3:GetObject", "s3:GetObjectVersion"]
+S3_WRITE = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"]
+TABLE = ["dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
+         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+XRAY = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+LOG_GROUPS = [f"${{Functions{n}Logs.Arn}}" for n in ("Abort", "Finish", "Start", "Step")]
+FUNCTIONS = [f"${{Functions{n}.Arn}}" for n in ("Abort", "Finish", "Start", "Step")]
+S3 = "arn:${AWS::Partition}:s3:::"
+STATE_MACHINE_DELIVERY = [
+    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+    "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+
+
+def prefix(*values):
+    return {"StringLike": {"s3:prefix": list(values)}}
+
+
+def statement(sid, actions, resources, condition=None):
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(resources),
+            "Condition": condition}
+
+
+def rendered(value):
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("Ref", "Fn::GetAtt", "Fn::Join"):
+        return render(value)
+    if isinstance(value, dict):
+        return {k: rendered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rendered(v) for v in value]
+    return value
+
+
+def normalize(raw: dict) -> dict:
+    return {"Sid": raw.get("Sid"), "Effect": raw["Effect"], "Action": sorted(as_list(raw["Action"])),
+            "Resource": sorted(render(r) for r in as_list(raw["Resource"])),
+            "Condition": rendered(raw.get("Condition"))}
+
+
+def policies(synth) -> dict[str, list[dict]]:
+    """Role name (logical id without hash) -> its normalized statements, sorted."""
+    out = {}
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        props = policy["Properties"]
+        (role,) = props["Roles"]
+        out[render(role)[2:-1]] = sorted((normalize(s) for s in props["PolicyDocument"]["Statement"]),
+                                         key=lambda s: (s["Sid"] or "", s["Action"]))
+    return out
+
+
+def expect(*statements):
+    return sorted(statements, key=lambda s: (s["Sid"] or "", s["Action"]))
+
+
+MAIN_FUNCTIONS = expect(
+    statement("ListSource0", ["s3:ListBucket"], [f"{S3}acme-logs"], prefix("app/*")),
+    statement("ReadSource0", S3_READ, [f"{S3}acme-logs/app/*"]),
+    statement("ListSource1", ["s3:ListBucket"], [f"{S3}acme-misc"], prefix("reports/*")),
+    statement("ReadSource1", S3_READ, [f"{S3}acme-misc/reports/*"]),
+    statement("ListSource2", ["s3:ListBucket"], [f"{S3}acme-photos"]),  # the whole bucket is configured
+    statement("ReadSource2", S3_READ, [f"{S3}acme-photos/*"]),
+    statement("ListDestination", ["s3:ListBucket"], ["${DestinationBucket.Arn}"],
+              prefix("backups/*", ".bucketzip-staging/*")),
+    statement("WriteDestination", S3_WRITE, ["${DestinationBucket.Arn}/backups/*",
+                                             "${DestinationBucket.Arn}/.bucketzip-staging/*"]),
+    statement("DeleteStaging", ["s3:DeleteObject"], ["${DestinationBucket.Arn}/.bucketzip-staging/*"]),
+    statement("StateTable", TABLE, ["${StateTable.Arn}"]),
+    statement(None, XRAY, ["*"]),
+    statement("WriteLogs", LOGS, LOG_GROUPS),
+)
+
+EXISTING_FUNCTIONS = expect(
+    statement("ListSource0", ["s3:ListBucket"], [f"{S3}data-lake"], prefix("curated/2026/*", "raw/*")),
+    statement("ReadSource0", S3_READ, [f"{S3}data-lake/curated/2026/*", f"{S3}data-lake/raw/*"]),
+    statement("ListDestination", ["s3:ListBucket"], [f"{S3}team-archive"],
+              prefix("bucketzip/*", ".bucketzip-staging/*")),
+    statement("WriteDestination", S3_WRITE, [f"{S3}team-archive/bucketzip/*",
+                                             f"{S3}team-archive/.bucketzip-staging/*"]),
+    statement("DeleteStaging", ["s3:DeleteObject"], [f"{S3}team-archive/.bucketzip-staging/*"]),
+    statement("StateTable", TABLE, ["${StateTable.Arn}"]),
+    statement("DestinationKey", ["kms:Decrypt", "kms:GenerateDataKey"], [KMS_DEST]),
+    statement("SourceKeys", ["kms:Decrypt"], [KMS_SOURCE]),
+    statement(None, XRAY, ["*"]),
+    statement("WriteLogs", LOGS, LOG_GROUPS),
+)
+
+
+def state_machine_statements(name: str):
+    return expect(
+        statement(None, STATE_MACHINE_DELIVERY, ["*"]),
+        statement("InvokeFunctions", ["lambda:InvokeFunction"], FUNCTIONS),
+        statement("ContinueAsNew", ["states:StartExecution"],
+                  [f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"]),
+    )
+
+
+def test_main_policies_exactly(main):
+    assert policies(main) == {
+        "FunctionsRole": MAIN_FUNCTIONS,
+        "ArchiveStateMachineRole": state_machine_statements("Bucketzip-archive"),
+        "SchedulesRole": expect(statement(None, ["states:StartExecution"], ["${ArchiveStateMachine}"])),
+    }
+
+
+def test_existing_bucket_kms_policies_exactly(existing):
+    assert policies(existing) == {
+        "FunctionsRole": EXISTING_FUNCTIONS,
+        "ArchiveStateMachineRole": state_machine_statements("Archiver-archive"),
+    }
+
+
+def test_continue_as_new_names_this_state_machine(any_synth):
+    _, machine = any_synth.one("AWS::StepFunctions::StateMachine")
+    name = machine["Properties"]["StateMachineName"]
+    (continue_as_new,) = [s for s in policies(any_synth)["ArchiveStateMachineRole"] if s["Sid"] == "ContinueAsNew"]
+    assert continue_as_new["Resource"][0].endswith(f":stateMachine:{name}")
+
+
+def test_no_wildcard_resource_or_action_on_s3_or_dynamodb(any_synth):
+    for policy in policies(any_synth).values():
+        for s in policy:
+            assert not any("*" in a for a in s["Action"]), s
+            if any(a.startswith(("s3:", "dynamodb:", "kms:", "lambda:", "states:StartExecution")) for a in s["Action"]):
+                assert "*" not in s["Resource"], s
+
+
+@pytest.mark.parametrize("fixture,services", [
+    ("main", {"FunctionsRole": "lambda.amazonaws.com", "ArchiveStateMachineRole": "states.amazonaws.com",
+              "SchedulesRole": "scheduler.amazonaws.com"}),
+    ("existing", {"FunctionsRole": "lambda.amazonaws.com", "ArchiveStateMachineRole": "states.amazonaws.com"}),
+])
+def test_roles_trust_one_service_and_carry_no_other_policies(request, fixture, services):
+    synth = request.getfixturevalue(fixture)
+    roles = synth.resources("AWS::IAM::Role")
+    assert {strip_hash(k) for k in roles} == set(services)
+    for logical_id, role in roles.items():
+        props = role["Properties"]
+        assert "ManagedPolicyArns" not in props and "Policies" not in props, logical_id
+        (trust,) = props["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Action"] == "sts:AssumeRole"
+        assert trust["Principal"] == {"Service": services[strip_hash(logical_id)]}
+    assert not synth.resources("AWS::IAM::ManagedPolicy")
+    assert not synth.resources("AWS::IAM::User")
+
+
+def test_scheduler_role_only_assumable_from_this_account(main):
+    (role,) = [r for k, r in main.resources("AWS::IAM::Role").items() if k.startswith("SchedulesRole")]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_resource_policies(main):
+    _, bucket_policy = main.one("AWS::S3::BucketPolicy")
+    (deny,) = bucket_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert normalize(deny) == {
+        "Sid": None, "Effect": "Deny", "Action": ["s3:*"],
+        "Resource": ["${DestinationBucket.Arn}", "${DestinationBucket.Arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    assert deny["Principal"] == {"AWS": "*"}
+
+    _, topic_policy = main.one("AWS::SNS::TopicPolicy")
+    statements = {s.get("Sid"): s for s in topic_policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"AllowPublishThroughSSLOnly", "CloudWatchAlarms"}
+    assert statements["AllowPublishThroughSSLOnly"]["Effect"] == "Deny"
+    alarms = statements["CloudWatchAlarms"]
+    assert normalize(alarms) == {
+        "Sid": "CloudWatchAlarms", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": ["${AlarmsTopic}"],
+        "Condition": {"StringEquals": {"aws:SourceAccount": "${AWS::AccountId}"}}}
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}

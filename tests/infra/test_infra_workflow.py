@@ -1,0 +1,99 @@
+"""The deployed workflow is statemachine/archive.asl.json itself, placeholders filled by
+CloudFormation; the schedules start it with exactly the configured execution input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import render
+
+from infra.config import ASL_PATH
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+SUBSTITUTIONS = {"StartFunctionArn": "start", "StepFunctionArn": "step",
+                 "FinishFunctionArn": "finish", "AbortFunctionArn": "abort"}
+
+
+def machine(synth) -> dict:
+    _, resource = synth.one("AWS::StepFunctions::StateMachine")
+    return resource["Properties"]
+
+
+def test_definition_is_the_asl_file(any_synth):
+    definition = machine(any_synth)["DefinitionString"]
+    assert isinstance(definition, str), "the ASL must be deployed as written, not rebuilt by CDK"
+    assert json.loads(definition) == json.loads(ASL_PATH.read_text())
+
+
+def test_every_placeholder_is_substituted_with_its_function(any_synth):
+    props = machine(any_synth)
+    definition, substitutions = props["DefinitionString"], props["DefinitionSubstitutions"]
+    assert set(PLACEHOLDER.findall(definition)) == set(SUBSTITUTIONS) == set(substitutions)
+    handlers = {k: v["Properties"]["Handler"] for k, v in any_synth.resources("AWS::Lambda::Function").items()}
+    for placeholder, name in SUBSTITUTIONS.items():
+        (logical_id, attribute) = substitutions[placeholder]["Fn::GetAtt"]
+        assert attribute == "Arn" and handlers[logical_id] == f"handlers.{name}.handler"
+    resolved = PLACEHOLDER.sub(lambda m: f"arn:aws:lambda:eu-west-1:111122223333:function:{m.group(1)}", definition)
+    assert "${" not in resolved
+    states = json.loads(resolved)["States"]
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            assert state["Resource"].startswith(("arn:aws:lambda:", "arn:aws:states:::states:startExecution")), name
+
+
+def test_continue_as_new_targets_own_state_machine_via_context(any_synth):
+    states = json.loads(machine(any_synth)["DefinitionString"])["States"]
+    starts = [s for s in states.values() if s.get("Resource", "").startswith("arn:aws:states:::states:startExecution")]
+    assert starts, "the ASL continues as new with states:startExecution"
+    for state in starts:
+        assert state["Resource"] == "arn:aws:states:::states:startExecution"  # no .sync: StartExecution suffices
+        assert state["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+
+
+def schedules(synth) -> dict[str, dict]:
+    return {s["Properties"]["Name"]: s["Properties"] for s in synth.resources("AWS::Scheduler::Schedule").values()}
+
+
+def test_schedules(main):
+    found = schedules(main)
+    assert set(found) == {"photos-nightly", "logs-weekly"}
+    photos, logs = found["photos-nightly"], found["logs-weekly"]
+    assert (photos["ScheduleExpression"], photos["ScheduleExpressionTimezone"], photos["State"]) == (
+        "cron(0 3 * * ? *)", "Europe/Paris", "ENABLED")
+    assert (logs["ScheduleExpression"], logs["ScheduleExpressionTimezone"], logs["State"]) == (
+        "cron(30 1 ? * SUN *)", "UTC", "DISABLED")
+    assert logs["Description"] == "Weekly application logs"
+    for props in found.values():
+        assert props["GroupName"] == "Bucketzip"
+        assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
+        target = props["Target"]
+        assert render(target["Arn"]) == "${ArchiveStateMachine}"
+        assert render(target["RoleArn"]) == "${SchedulesRole.Arn}"
+        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
+
+
+def test_schedule_input_is_the_execution_input(main):
+    found = schedules(main)
+    assert json.loads(found["photos-nightly"]["Target"]["Input"]) == {
+        "source_bucket": "acme-photos", "dest_bucket": "acme-archives",
+        "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}.zip",
+        "exclude": ["*.tmp", "cache/*"], "compression": "auto", "concurrency": 16,
+    }
+    assert json.loads(found["logs-weekly"]["Target"]["Input"]) == {
+        "source_bucket": "acme-logs", "source_prefix": "app/", "dest_bucket": "acme-archives",
+        "dest_key": "backups/logs/{date:%G-W%V}.zip",
+        "compression": "deflate", "level": 9, "part_size": "64MiB", "overwrite": True,
+    }
+
+
+def test_schedule_input_is_accepted_by_the_engine(main):
+    from bucketzip.config import ArchiveRequest
+
+    for props in schedules(main).values():
+        ArchiveRequest.create(**json.loads(props["Target"]["Input"]))
+
+
+def test_zero_schedules_is_valid(existing):
+    assert not existing.resources("AWS::Scheduler::Schedule")
+    assert not existing.resources("AWS::Scheduler::ScheduleGroup")

@@ -1,0 +1,53 @@
+"""Plain helpers (not fixtures) to fill and inspect buckets in tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+
+def seed_bucket(s3, bucket: str, objects: Mapping[str, bytes], **put_kwargs: Any) -> dict[str, str]:
+    """put_object every key -> bytes (in dict order), with extra put_object
+    arguments (ContentType=..., Metadata=..., StorageClass=...). Returns key -> ETag."""
+    return {
+        key: s3.put_object(Bucket=bucket, Key=key, Body=body, **put_kwargs)["ETag"]
+        for key, body in objects.items()
+    }
+
+
+def list_multipart_uploads(s3, bucket: str) -> list[dict]:
+    """All in-progress multipart uploads of the bucket (the 'Uploads' entries)."""
+    uploads: list[dict] = []
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        uploads.extend(page.get("Uploads", []))
+    return uploads
+
+
+def all_keys(s3, bucket: str, prefix: str = "") -> list[str]:
+    """Every key in the bucket, in S3 listing order (UTF-8 binary order)."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys
+
+
+def download(s3, bucket: str, key: str, path: str | os.PathLike) -> str | os.PathLike:
+    """Stream one object to a local file (never whole in memory); returns path."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    with open(path, "wb") as f:
+        shutil.copyfileobj(body, f, 1 << 20)
+    return path
+
+
+def empty_and_delete_bucket(s3, bucket: str) -> None:
+    """Abort uploads, delete every object version and the bucket itself."""
+    for upload in list_multipart_uploads(s3, bucket):
+        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                  for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        for i in range(0, len(doomed), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[i:i + 1000], "Quiet": True})
+    s3.delete_bucket(Bucket=bucket)

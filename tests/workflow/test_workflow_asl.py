@@ -1,0 +1,155 @@
+"""The definition itself (valid for AWS, every task caught and retried as designed) and
+its Retry/Catch behaviour when executed by moto."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from bucketzip.workflow.definition import PLACEHOLDERS, definition_path
+from bucketzip.workflow.lambdas import ServiceError
+from handlers.common import DEFAULT_LOOPS_PER_EXECUTION
+from handlers.models import MAX_LOOPS_PER_EXECUTION
+from support.seed import seed_bucket
+from workflow_helpers import assert_nothing_left, cause_message
+
+LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                         "Lambda.TooManyRequestsException"}
+HISTORY_LIMIT = 25_000
+
+
+@pytest.fixture(scope="module")
+def definition():
+    return json.loads(definition_path().read_text())
+
+
+def lambda_tasks(definition):
+    return {name: state for name, state in definition["States"].items()
+            if state["Type"] == "Task" and state["Resource"].startswith("${")}
+
+
+def test_placeholders_are_the_four_function_arns(definition):
+    text = definition_path().read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == set(PLACEHOLDERS)
+    assert {s["Resource"] for s in lambda_tasks(definition).values()} == {f"${{{p}}}" for p in PLACEHOLDERS}
+    assert "QueryLanguage" not in definition      # JSONPath, the default
+
+
+def test_every_task_is_caught_and_goes_through_abort(definition):
+    for name, state in definition["States"].items():
+        if state["Type"] != "Task":
+            continue
+        catch, = state["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"]
+        if name == "Abort":
+            assert catch["Next"] == "Fail" and catch["ResultPath"] != "$.error"   # keep the original
+        else:
+            assert (catch["Next"], catch["ResultPath"]) == ("Abort", "$.error")
+    assert definition["States"]["Abort"]["Next"] == "Fail"
+    assert definition["States"]["Abort"]["ResultPath"] is None
+    fail = definition["States"]["Fail"]
+    assert (fail["ErrorPath"], fail["CausePath"]) == ("$.error.Error", "$.error.Cause")
+
+
+def test_retry_policies(definition):
+    for name, state in lambda_tasks(definition).items():
+        retried = {error: r for r in state["Retry"] for error in r["ErrorEquals"]}
+        assert "States.ALL" not in retried
+        assert LAMBDA_SERVICE_ERRORS <= retried.keys(), name
+        assert "RetryableError" in retried, name
+        for retrier in state["Retry"]:
+            assert retrier["BackoffRate"] >= 2 and retrier["JitterStrategy"] == "FULL", name
+        assert ("StaleState" in retried) == (name in ("Step", "Finish")), name
+        for permanent in ("InputError", "DestinationExists", "IntegrityError", "RunNotFound"):
+            assert permanent not in retried
+
+
+def test_continue_as_new_starts_this_state_machine_with_the_run_id(definition):
+    state = definition["States"]["ContinueAsNew"]
+    assert state["Resource"] == "arn:aws:states:::states:startExecution"
+    assert state["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+    assert state["Parameters"]["Input"]["resume"]["run_id.$"] == "$.run_id"
+    loop = definition["States"]["IsArchived"]["Choices"][1]
+    assert (loop["Variable"], loop["NumericGreaterThanEqualsPath"]) == ("$.loops", "$.loops_per_execution")
+
+
+def test_loop_budget_fits_the_history_limit(workflow, buckets, s3):
+    """Measure history events per loop iteration on a real run; the loop budget must fit."""
+    source, dest = buckets
+    seed_bucket(s3, source, {f"k{i}": bytes([i]) * 70_000 for i in range(12)})
+    outcome = workflow.run({"source_bucket": source, "dest_bucket": dest, "dest_key": "a.zip",
+                            "compression": "store", "step_bytes": "64KiB", "loops_per_execution": 50})
+    assert outcome.succeeded and len(outcome.executions) == 1
+    steps = outcome.output["steps"] - 1           # the engine counts Finish as a step
+    entered = [e.get("stateEnteredEventDetails", {}).get("name") for e in workflow.history(outcome.execution_arn)]
+    per_loop = (entered.index("Finish") - entered.index("Step")) / steps
+    assert per_loop == 9                          # Step task 5, Count 2, IsArchived 2 (as on AWS)
+    assert MAX_LOOPS_PER_EXECUTION * per_loop < 0.8 * HISTORY_LIMIT
+    assert DEFAULT_LOOPS_PER_EXECUTION * per_loop < 0.5 * HISTORY_LIMIT
+
+
+def small_run(s3, source, dest) -> dict:
+    seed_bucket(s3, source, {f"k{i}": b"x" * 1000 * i for i in range(5)})
+    return {"source_bucket": source, "dest_bucket": dest, "dest_key": "a.zip"}
+
+
+def test_lambda_throttling_and_timeouts_are_retried(workflow, buckets, s3, dynamodb):
+    source, dest = buckets
+    failures = [ServiceError(), ServiceError("ServiceException", 500, "internal"),
+                type("Sandbox.Timedout", (Exception,), {})("Task timed out after 900.00 seconds")]
+
+    def flaky(event, context, call):
+        if failures:
+            raise failures.pop(0)
+        return call(event, context)
+
+    workflow.intercept("step", flaky)
+    outcome = workflow.run(small_run(s3, source, dest))
+
+    assert outcome.succeeded, (outcome.error, outcome.cause)
+    errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in workflow.history(outcome.execution_arn)
+              if e["type"] == "LambdaFunctionFailed"]
+    assert errors == ["Lambda.TooManyRequestsException", "Lambda.ServiceException", "Sandbox.Timedout"]
+    assert_nothing_left(s3, dynamodb, workflow.table, dest)
+
+
+def test_finish_is_called_again_until_complete(workflow, buckets, s3):
+    source, dest = buckets
+    calls = []
+
+    def not_yet(event, context, call):
+        calls.append(event)
+        if len(calls) < 3:
+            return {"complete": False, "progress": {"phase": "finishing"}}
+        return call(event, context)
+
+    workflow.intercept("finish", not_yet)
+    outcome = workflow.run(small_run(s3, source, dest))
+    assert outcome.succeeded and len(calls) == 3 and outcome.output["entries"] == 5
+
+
+def test_a_failing_abort_still_fails_with_the_original_error(workflow, buckets, s3):
+    source, dest = buckets
+
+    def broken(event, context, call):
+        raise RuntimeError("abort is broken too")
+
+    workflow.intercept("abort", broken)
+    outcome = workflow.run({"source_bucket": source, "dest_bucket": dest})   # no dest_key
+    assert outcome.status == "FAILED" and outcome.error == "InputError"
+    assert "dest_key" in cause_message(outcome)
+
+
+def test_a_permanent_error_is_not_retried(workflow, buckets, s3, dynamodb):
+    source, dest = buckets
+    from bucketzip.errors import IntegrityError
+
+    def corrupt(event, context, call):
+        raise IntegrityError("part 3 ETag mismatch")
+
+    workflow.intercept("step", corrupt)
+    outcome = workflow.run(small_run(s3, source, dest))
+    assert outcome.error == "IntegrityError" and len(workflow.invocations("step")) == 1
+    assert_nothing_left(s3, dynamodb, workflow.table, dest)
