@@ -92,17 +92,18 @@ def _check_destination(s3, request: ArchiveRequest) -> None:
             return
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="head object") from None
     raise DestinationExists(f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
-                            "(use overwrite to replace it)")
+                            "(ask for overwrite: --overwrite, or \"overwrite\": true)")
 
 
-def run_step(s3, store, run_id: str, deadline: Deadline) -> Progress:
-    """Archive until the deadline or step budget; commit; report progress (done=True at end of listing)."""
+def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progress:
+    """Archive until the deadline or step budget; commit; report progress (done=True at end
+    of listing). `observer(source_bytes, entries)`, if given, hears of each chunk written."""
     state = store.load(run_id)
     if state.phase != ARCHIVING or progress_of(state).done:
         return progress_of(state)
     expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
     sink = ArchiveSink(s3, store, state, attempt)
-    writer = StepWriter(s3, store, state, sink, deadline)
+    writer = StepWriter(s3, store, state, sink, deadline, observer)
     try:
         writer.run()
         writer.fragment.parts = sink.wait()

@@ -23,8 +23,9 @@ from .state import Fragment, Listed, OpenEntry, RunState
 
 
 class StepWriter:
-    def __init__(self, s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline):
+    def __init__(self, s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline, observer=None):
         self.s3, self.store, self.state, self.sink, self.deadline = s3, store, state, sink, deadline
+        self.observer = observer  # called with (source bytes, entries) after each chunk
         self.request: ArchiveRequest = state.request
         self.fragment = Fragment()
         self.start_offset = state.offset
@@ -43,7 +44,10 @@ class StepWriter:
         prefetcher = Prefetcher(self.s3, self.request, open_plan, iter_objects(self.s3, self.request, state.cursor))
         try:
             for chunk in prefetcher.chunks():
+                entries = state.entries
                 self._write_chunk(chunk)
+                if self.observer is not None:
+                    self.observer(len(chunk.data), state.entries - entries)
                 if self._should_stop():
                     return
             if prefetcher.final_cursor is not None:

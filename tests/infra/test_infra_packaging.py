@@ -53,7 +53,7 @@ def test_copy_mode(tmp_path):
     assert packaging.LocalBundling("copy", ["never-installed"]).try_bundle(str(tmp_path)) is True
     assert_functions_copied(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in FUNCTIONS_DIR.iterdir() if p.name != "__pycache__")
+        p.name for p in FUNCTIONS_DIR.iterdir() if p.name != "__pycache__" and not p.name.endswith(".egg-info"))
 
 
 def test_auto_mode_falls_back_with_a_warning_when_pip_fails(tmp_path, monkeypatch):

@@ -26,6 +26,17 @@ def test_definition_is_the_asl_file(any_synth):
     assert json.loads(definition) == json.loads(ASL_PATH.read_text())
 
 
+def test_same_file_and_rendering_as_the_workflow_tests(any_synth, monkeypatch):
+    """The local workflow harness (moto) executes this very file, filled the same way."""
+    monkeypatch.delenv("BUCKETZIP_ASL", raising=False)
+    from bucketzip.workflow.definition import definition_path, render_definition
+
+    assert definition_path().resolve() == ASL_PATH.resolve()
+    arns = {name: f"arn:aws:lambda:eu-west-1:111122223333:function:{name}" for name in SUBSTITUTIONS}
+    deployed = PLACEHOLDER.sub(lambda m: arns[m.group(1)], machine(any_synth)["DefinitionString"])
+    assert json.loads(deployed) == json.loads(render_definition(arns))
+
+
 def test_every_placeholder_is_substituted_with_its_function(any_synth):
     props = machine(any_synth)
     definition, substitutions = props["DefinitionString"], props["DefinitionSubstitutions"]

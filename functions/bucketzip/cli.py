@@ -1,0 +1,164 @@
+"""`bucketzip` command line: a thin front door over the engine (and the reading and
+workflow commands, registered from their own modules)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import cli_read, cli_workflow, engine
+from .clients import s3_client
+from .config import ArchiveRequest, key_selected
+from .deadline import Deadline
+from .errors import BucketzipError, InputError
+from .results import ArchiveResult
+from .sizes import format_size
+from .store_local import LocalStateStore
+from .terminal import ProgressLine, parse_s3_url
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # exit code 2 with one line, like argparse, but named
+        self.exit(2, f"bucketzip: error: {message}\n")
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("BUCKETZIP_STATE_DIR") or Path.home() / ".bucketzip" / "runs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bucketzip", description="Archive an S3 bucket into one streamed ZIP in another bucket.")
+    parser.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (default: boto3 config, AWS_ENDPOINT_URL)")
+    parser.add_argument("--version", action="version", version=f"bucketzip {__import__('bucketzip').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    archive = sub.add_parser("archive", help="archive s3://SRC[/PREFIX] into s3://DEST/KEY.zip")
+    archive.add_argument("source", help="s3://BUCKET[/PREFIX]")
+    archive.add_argument("dest", help="s3://BUCKET/KEY.zip")
+    archive.add_argument("--include", action="append", default=[], metavar="GLOB",
+                         help="only keys (relative to the prefix) matching GLOB; repeatable")
+    archive.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip keys matching GLOB")
+    archive.add_argument("--compression", choices=("auto", "store", "deflate"), default="auto")
+    archive.add_argument("--level", type=int, help="deflate level 0-9 (default 1, ISA-L fast)")
+    archive.add_argument("--part-size", default="16MiB", help="first part size (e.g. 8MiB, 64MB, bytes)")
+    archive.add_argument("--chunk-size", default="8MiB", help="bytes per ranged GET")
+    archive.add_argument("--concurrency", type=int, default=8)
+    archive.add_argument("--overwrite", action="store_true", help="replace an existing destination key")
+    archive.add_argument("--strict", action="store_true", help="fail when an object changed or vanished")
+    archive.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
+    archive.add_argument("--step-seconds", type=float, default=300.0,
+                         help="commit state at least this often (each commit is a resume point)")
+    archive.add_argument("--step-bytes", help="end each step after about this many archive bytes (tests)")
+    archive.add_argument("--page-size", type=int, default=1000, help=argparse.SUPPRESS)
+    archive.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    archive.add_argument("--quiet", action="store_true", help="no progress bar")
+    archive.set_defaults(func=cmd_archive)
+
+    abort = sub.add_parser("abort", help="abort an interrupted run: upload, staging and state")
+    abort.add_argument("run_id")
+    abort.set_defaults(func=cmd_abort)
+
+    cli_read.register(sub)
+    cli_workflow.register(sub)
+    return parser
+
+
+def request_from_args(args) -> ArchiveRequest:
+    source_bucket, prefix = parse_s3_url(args.source, want_key=False)
+    dest_bucket, dest_key = parse_s3_url(args.dest, want_key=True)
+    return ArchiveRequest.create(
+        source_bucket=source_bucket, source_prefix=prefix, dest_bucket=dest_bucket, dest_key=dest_key,
+        include=args.include, exclude=args.exclude, compression=args.compression, level=args.level,
+        part_size=args.part_size, chunk_size=args.chunk_size, concurrency=args.concurrency,
+        overwrite=args.overwrite, strict=args.strict, step_bytes=args.step_bytes, page_size=args.page_size)
+
+
+def _count_source(s3, request: ArchiveRequest, progress: ProgressLine) -> None:
+    """Totals for the ETA, listed on a side thread (one request per 1000 keys)."""
+    total_bytes = total_objects = 0
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=request.source_bucket,
+                                                             Prefix=request.source_prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                if key_selected(item["Key"], request):
+                    total_bytes += item["Size"]
+                    total_objects += 1
+        progress.set_totals(total_bytes, total_objects)
+    except Exception:  # noqa: BLE001 - the ETA is a nicety; the run itself reports errors
+        pass
+
+
+def cmd_archive(args, s3) -> int:
+    store = LocalStateStore(state_dir())
+    if args.resume:
+        run_id = args.resume
+        request = store.load(run_id).request
+    else:
+        request = request_from_args(args)
+        run_id = None
+    show = not args.quiet and not args.json and sys.stderr.isatty()
+    progress = ProgressLine("archiving", enabled=show, unit="objects")
+    if show:
+        threading.Thread(target=_count_source, args=(s3, request, progress), daemon=True).start()
+    progress_state = engine.start_run(s3, store, request, run_id)
+    run_id = progress_state.run_id
+    warnings: list[str] = []
+    try:
+        while not progress_state.done:
+            progress_state = engine.run_step(s3, store, run_id, Deadline(args.step_seconds), progress)
+            warnings += progress_state.warnings
+        result = engine.finish_run(s3, store, run_id, Deadline(args.step_seconds))
+        while not isinstance(result, ArchiveResult):
+            result = engine.finish_run(s3, store, run_id, Deadline(args.step_seconds))
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"bucketzip: interrupted; the run is saved. Resume: bucketzip archive --resume {run_id} "
+              f"SRC DEST   or discard it: bucketzip abort {run_id}", file=sys.stderr)
+        return 130
+    except BaseException:
+        progress.close()
+        engine.abort_run(s3, store, run_id)
+        raise
+    progress.close()
+    for warning in warnings:
+        print(f"bucketzip: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    elif not args.quiet:
+        print(f"s3://{result.bucket}/{result.key}: {result.entries} entries, {format_size(result.size)}, "
+              f"{result.parts} parts, {result.skipped} skipped, {result.steps} steps, "
+              f"{result.duration_seconds:.1f} s; manifest s3://{result.bucket}/{result.manifest_key}")
+    return 0
+
+
+def cmd_abort(args, s3) -> int:
+    engine.abort_run(s3, LocalStateStore(state_dir()), args.run_id)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        s3 = s3_client(args.endpoint_url, getattr(args, "concurrency", 8) or 8)
+        return args.func(args, s3)
+    except InputError as exc:
+        print(f"bucketzip: error: {exc}", file=sys.stderr)
+        return 2
+    except BucketzipError as exc:
+        print(f"bucketzip: error: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:  # what the engine did not translate: still one line
+        print(f"bucketzip: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
