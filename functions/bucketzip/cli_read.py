@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 
 from .errors import InputError
 from .reading.archive import Archive
+from .reading.errors import CorruptManifest
 from .reading.extract import extract
 from .reading.ls import format_time, list_archive
 from .reading.restore import DEFAULT_PART_SIZE, plan_restore, restore
@@ -35,6 +37,22 @@ def parse_s3_url(url: str, *, want_key: bool) -> tuple[str, str]:
     if want_key and (not key or key.endswith("/")):
         raise InputError(f"{url!r} names no object (expected s3://BUCKET/KEY.zip)")
     return bucket, key
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Names come from archives: never let one move the cursor or recolour the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(printable(text) + "\n")
+
+
+def _err(text: str) -> None:
+    _say(text, sys.stderr)
 
 
 def _quiet(args) -> bool:
@@ -110,13 +128,20 @@ def cmd_ls(args, s3) -> int:
     except InputError as exc:
         return _usage(str(exc))
     archive = Archive.open_s3(s3, bucket, key)
-    listed = list_archive(archive, args.patterns, use_manifest=not args.no_manifest)
+    use_manifest = not args.no_manifest
+    if use_manifest:
+        try:
+            archive.manifest()
+        except CorruptManifest as exc:
+            _err(f"bucketzip: warning: {exc}; listing without source keys")
+            archive.set_manifest(None)
+    listed = list_archive(archive, args.patterns, use_manifest=use_manifest)
     out = sys.stdout
     if args.json:
         for item in listed:
-            out.write(json.dumps(item.as_dict(), ensure_ascii=False) + "\n")
+            out.write(json.dumps(item.as_dict(), ensure_ascii=True) + "\n")
         return 0
-    with_keys = not args.no_manifest and archive.manifest() is not None
+    with_keys = use_manifest and archive.manifest() is not None
     header = f"{'Size':>12} {'Compressed':>12} {'Method':<8} {'CRC-32':<8} {'Modified':<20} Name"
     out.write(header + ("  <- source key" if with_keys else "") + "\n")
     count = total = packed = 0
@@ -129,7 +154,7 @@ def cmd_ls(args, s3) -> int:
                 f"{format_time(e.mtime) or '-':<20} {e.name}")
         if with_keys:
             line += f"  <- {item.key if item.key is not None else '(not in manifest)'}"
-        out.write(line + "\n")
+        _say(line)
     ratio = f", {100 * (1 - packed / total):.0f}% saved" if total else ""
     out.write(f"{count} entries, {total} bytes ({format_size(total)}), "
               f"{packed} compressed{ratio}\n")
@@ -152,10 +177,10 @@ def cmd_extract(args, s3) -> int:
     finally:
         progress.close()
     for failure in result.failures:
-        print(f"bucketzip: {failure.message}", file=sys.stderr)
+        _err(f"bucketzip: {failure.message}")
     if not _quiet(args):
         for note in result.notes:
-            print(f"bucketzip: note: {note}", file=sys.stderr)
+            _err(f"bucketzip: note: {note}")
         print(f"extracted {result.files} files and {result.directories} directories "
               f"({result.bytes} bytes) to {args.to}"
               + (f"; {len(result.failures)} failed" if result.failures else ""))
@@ -182,7 +207,7 @@ def cmd_restore(args, s3) -> int:
     total = sum(item.size for item in items)
     if args.dry_run:
         for item in items:
-            print(f"would write s3://{dest_bucket}/{item.key} ({item.size} bytes)")
+            _say(f"would write s3://{dest_bucket}/{item.key} ({item.size} bytes)")
         print(f"{len(items)} objects, {total} bytes ({format_size(total)}) would be written; nothing written")
         return 0
     if archive.manifest() is None and not _quiet(args):
@@ -195,7 +220,7 @@ def cmd_restore(args, s3) -> int:
     finally:
         progress.close()
     for failure in result.failures:
-        print(f"bucketzip: {failure.message}", file=sys.stderr)
+        _err(f"bucketzip: {failure.message}")
     print(f"restored {result.objects} of {result.planned} objects ({result.bytes} bytes, "
           f"{format_size(result.bytes)}) to s3://{dest_bucket}/{dest_prefix}"
           + (f"; {len(result.failures)} failed" if result.failures else ""))
@@ -215,7 +240,7 @@ def cmd_verify(args, s3) -> int:
     finally:
         progress.close()
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        print(json.dumps(report.as_dict(), ensure_ascii=True, indent=2))
         return 0 if report.ok else 1
     _print_report(report, quiet=_quiet(args))
     return 0 if report.ok else 1
@@ -228,7 +253,7 @@ def _print_report(report, *, quiet: bool) -> None:
         checks += ", source listing"
     for problem in report.problems:
         where = f"{problem.entry}: " if problem.entry else ""
-        out.write(f"PROBLEM [{problem.kind}] {where}{problem.message}\n")
+        _say(f"PROBLEM [{problem.kind}] {where}{problem.message}")
     if report.dropped:
         out.write(f"PROBLEM ... and {report.dropped} more problems\n")
     drift = report.drift
@@ -236,12 +261,12 @@ def _print_report(report, *, quiet: bool) -> None:
         for label, keys in (("missing from source", drift.missing), ("changed in source", drift.changed),
                             ("new in source", drift.new)):
             for k in keys:
-                out.write(f"DIFF [{label}] {k}\n")
+                _say(f"DIFF [{label}] {k}")
         if drift.skipped and not quiet:
             out.write(f"note: {len(drift.skipped)} source objects were skipped on purpose when archiving\n")
     if not quiet:
         for note in report.notes:
-            out.write(f"note: {note}\n")
+            _say(f"note: {note}")
     if report.ok:
         out.write(f"OK {report.archive}: {report.entries} entries, {report.data_bytes} bytes checked "
                   f"({checks})\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,6 +18,8 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "bucketzip"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "bucketzip", service=SERVICE)
 tracer = Tracer(service=SERVICE)
+# Failure paths publish no metrics by design; Powertools would warn on every one.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 DEFAULT_TTL_DAYS = 14
 DEFAULT_SAFETY_MARGIN_SECONDS = 60.0

@@ -68,12 +68,12 @@ class ReaderError(Exception):
     """A reader tool failed (non-zero exit, exception, timeout)."""
 
 
-def _run(argv: list[str], timeout: float) -> str:
+def _run(argv: list[str], timeout: float, ok_codes: tuple[int, ...] = (0,)) -> str:
     try:
         proc = subprocess.run(argv, capture_output=True, env=_ENV, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise ReaderError(f"`{' '.join(argv)}` timed out after {timeout}s") from exc
-    if proc.returncode != 0:
+    if proc.returncode not in ok_codes:
         raise ReaderError(
             f"`{' '.join(argv)}` exited {proc.returncode}\n"
             f"stderr: {_tail(proc.stderr)}\nstdout: {_tail(proc.stdout)}"
@@ -154,6 +154,10 @@ def _read_python(path: Path, timeout: float) -> Listing:
 
 
 def _read_unzip(path: Path, timeout: float) -> Listing:
+    if zipfile.ZipFile(path).namelist() == []:
+        # Info-ZIP exits 1 ("warning: zipfile is empty") on a valid archive with no entries.
+        _run(["unzip", "-tq", str(path)], timeout, ok_codes=(0, 1))
+        return {}
     _run(["unzip", "-tq", str(path)], timeout)
     return _extracted(lambda out: _run(["unzip", "-qq", "-o", str(path), "-d", str(out)], timeout))
 

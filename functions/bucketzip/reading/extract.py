@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 from ..errors import BucketzipError
 from .archive import Archive, check_no_overlaps, select
 from .directory import Entry
-from .errors import DestinationExists, UnsafePath
+from .errors import CorruptManifest, DestinationExists, UnsafePath
 
 Progress = Callable[[int, int], None]     # (bytes done, entries done) increments
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -179,7 +179,10 @@ def extract(archive: Archive, dest: str | os.PathLike, patterns: Sequence[str] =
     directory; per-entry problems (bad CRC, existing file, ...) are in result.failures."""
     entries = archive.entries()
     check_no_overlaps(entries, archive.info, archive.name)
-    manifest = archive.manifest() if patterns else None
+    try:  # the manifest only lets patterns match source keys too
+        manifest = archive.manifest() if patterns else None
+    except CorruptManifest:
+        manifest = None
     chosen = list(select(entries, patterns, manifest.by_name() if manifest else None))
     planned = plan(chosen)
     result = ExtractResult(selected=len(planned))

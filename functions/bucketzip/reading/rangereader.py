@@ -39,6 +39,7 @@ DEFAULT_CACHE_BYTES = 4 * MiB
 CACHEABLE = 1 * MiB          # reads larger than this bypass the cache
 STREAM_CHUNK = 1 * MiB       # body bytes pulled per read from a streaming GET
 STREAM_RETRIES = 3
+DRAIN_LIMIT = 64 * KiB       # read out at most this much of a response to reuse its connection
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
@@ -309,6 +310,20 @@ class ByteStream:
             self._raw = None
 
     def close(self) -> None:
+        """Finish: a short unread rest of the response is read out first, so that the
+        HTTP connection goes back to the pool instead of being dropped."""
+        if self._raw is not None and self._memory is None:
+            left = self._raw_end - (self.pos + len(self._buf) - self._buf_pos)
+            if 0 < left <= DRAIN_LIMIT:
+                try:
+                    while left > 0:
+                        chunk = self._raw.read(left)
+                        if not chunk:
+                            break
+                        self.reader._count(nbytes=len(chunk))
+                        left -= len(chunk)
+                except _STREAM_ERRORS:
+                    pass
         self._close_raw()
         self._buf = b""
 
