@@ -12,8 +12,6 @@ import argparse
 import json
 import re
 import sys
-import threading
-import time
 from typing import Any, TextIO
 
 from .errors import InputError
@@ -24,19 +22,7 @@ from .reading.ls import format_time, list_archive
 from .reading.restore import DEFAULT_PART_SIZE, plan_restore, restore
 from .reading.verify import verify_s3
 from .sizes import format_size, parse_size
-
-
-# ----------------------------------------------------------------------------------
-def parse_s3_url(url: str, *, want_key: bool) -> tuple[str, str]:
-    """s3://BUCKET/KEY -> (bucket, key). want_key: the key must be an object key."""
-    if not url.startswith("s3://"):
-        raise InputError(f"{url!r} is not an s3://BUCKET/KEY URL")
-    bucket, _, key = url[5:].partition("/")
-    if not bucket:
-        raise InputError(f"{url!r} names no bucket")
-    if want_key and (not key or key.endswith("/")):
-        raise InputError(f"{url!r} names no object (expected s3://BUCKET/KEY.zip)")
-    return bucket, key
+from .terminal import ProgressLine, parse_s3_url
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -57,53 +43,6 @@ def _err(text: str) -> None:
 
 def _quiet(args) -> bool:
     return bool(getattr(args, "read_quiet", False) or getattr(args, "quiet", False))
-
-
-class ProgressLine:
-    """A one-line progress display on stderr (TTY only), redrawn at most 5 times a second."""
-
-    def __init__(self, label: str, total_bytes: int, total_entries: int, *, enabled: bool,
-                 stream: TextIO | None = None, unit: str = "entries"):
-        self.label, self.total_bytes, self.total_entries, self.unit = label, total_bytes, total_entries, unit
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.bytes = self.entries = 0
-        self._lock = threading.Lock()
-        self._last = 0.0
-        self._start = time.monotonic()
-        self._drawn = False
-
-    def __call__(self, nbytes: int, nentries: int) -> None:
-        with self._lock:
-            self.bytes += nbytes
-            self.entries += nentries
-            if not self.enabled:
-                return
-            now = time.monotonic()
-            if now - self._last < 0.2:
-                return
-            self._last = now
-            self._draw()
-
-    def _draw(self) -> None:
-        fraction = self.bytes / self.total_bytes if self.total_bytes else (
-            self.entries / self.total_entries if self.total_entries else 1.0)
-        fraction = min(1.0, fraction)
-        width = 24
-        bar = "#" * int(fraction * width) + "." * (width - int(fraction * width))
-        rate = self.bytes / max(1e-6, time.monotonic() - self._start)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction * 100:5.1f}% {format_size(self.bytes)}"
-                          f"/{format_size(self.total_bytes)} {self.entries}/{self.total_entries} {self.unit}"
-                          f" {format_size(rate)}/s ")
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        with self._lock:
-            if self.enabled and self._drawn:
-                self._draw()
-                self.stream.write("\n")
-                self.stream.flush()
 
 
 def _progress(args, label: str, total_bytes: int, total_entries: int, unit: str = "entries") -> ProgressLine:
@@ -166,14 +105,14 @@ def cmd_extract(args, s3) -> int:
         parse_s3_url(args.archive, want_key=True)
     except InputError as exc:
         return _usage(str(exc))
-    if args.workers < 1:
+    if args.concurrency < 1:
         return _usage("--workers must be at least 1")
     archive = _open(args, s3)
     entries = archive.entries()
     progress = _progress(args, "extract", sum(e.size for e in entries), len(entries))
     try:
         result = extract(archive, args.to, args.patterns, overwrite=args.overwrite,
-                         workers=args.workers, progress=progress)
+                         workers=args.concurrency, progress=progress)
     finally:
         progress.close()
     for failure in result.failures:
@@ -197,7 +136,7 @@ def cmd_restore(args, s3) -> int:
         part_size = parse_size(args.part_size, "--part-size")
     except InputError as exc:
         return _usage(str(exc))
-    if args.workers < 1:
+    if args.concurrency < 1:
         return _usage("--workers must be at least 1")
     archive = _open(args, s3)
     items = plan_restore(archive, dest_prefix, args.patterns)
@@ -215,7 +154,7 @@ def cmd_restore(args, s3) -> int:
               "headers and metadata cannot be restored", file=sys.stderr)
     progress = _progress(args, "restore", total, len(items), unit="objects")
     try:
-        result = restore(s3, archive, items, dest_bucket, overwrite=args.overwrite, workers=args.workers,
+        result = restore(s3, archive, items, dest_bucket, overwrite=args.overwrite, workers=args.concurrency,
                          part_size=part_size, keep_storage_class=args.keep_storage_class, progress=progress)
     finally:
         progress.close()
@@ -233,7 +172,7 @@ def cmd_verify(args, s3) -> int:
         against = parse_s3_url(args.against, want_key=False) if args.against else None
     except InputError as exc:
         return _usage(str(exc))
-    progress = _progress(args, "verify", 0, 0)
+    progress = _progress(args, "verify", 0, 0)     # totals set once the directory is read
     try:
         report = verify_s3(s3, bucket, key, use_manifest=not args.no_manifest, against=against,
                            progress=progress)
@@ -313,7 +252,8 @@ def register(subparsers: Any) -> None:
     _add_common(p)
     p.add_argument("--to", required=True, metavar="DIR", help="destination directory (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
-    p.add_argument("-j", "--workers", type=int, default=8, help="entries fetched at once (default 8)")
+    p.add_argument("-j", "--workers", "--concurrency", dest="concurrency", type=int, default=8,
+                   help="entries fetched at once (default 8)")
     _add_quiet(p)
     p.set_defaults(func=cmd_extract)
 
@@ -328,7 +268,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="as for extract")
     p.add_argument("--dry-run", action="store_true", help="list what would be written, write nothing")
     p.add_argument("--overwrite", action="store_true", help="replace existing objects")
-    p.add_argument("-j", "--workers", type=int, default=8, help="objects written at once (default 8)")
+    p.add_argument("-j", "--workers", "--concurrency", dest="concurrency", type=int, default=8,
+                   help="objects written at once (default 8)")
     p.add_argument("--part-size", default=f"{DEFAULT_PART_SIZE // (1024 * 1024)}MiB",
                    help="multipart part size; larger objects use multipart uploads (default 16MiB)")
     p.add_argument("--keep-storage-class", action="store_true",

@@ -47,6 +47,9 @@ class ArchiveSink:
             try:
                 data = self.s3.get_object(Bucket=self.request.dest_bucket, Key=tail.staging_key)["Body"].read()
             except ClientError as exc:
+                if self.store.current_version(self.state.run_id) != self.expected_version:
+                    # The step that replaced this state removed its tail: we are a zombie.
+                    raise StaleState(f"run {self.state.run_id}: another step committed first") from None
                 raise translate(exc, bucket=self.request.dest_bucket, role="destination",
                                 action="read staged tail") from None
         if len(data) != tail.length or tail.length != self.state.offset - self.state.uploaded:

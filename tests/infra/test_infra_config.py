@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT
+from infra_support import ROOT
 
 from infra.config import ConfigError, cdk_json_context, check_schedule_expression, load_config
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import KMS_DEST, KMS_SOURCE, as_list, render, strip_hash
+from infra_support import KMS_DEST, KMS_SOURCE, as_list, render, strip_hash
 
 S3_READ = ["s3:GetObject", "s3:GetObjectVersion"]
 S3_WRITE = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"]
@@ -21,8 +21,8 @@ STATE_MACHINE_DELIVERY = [
     "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 
 
-def prefix(*values):
-    return {"StringLike": {"s3:prefix": list(values)}}
+def prefix(*values, operator="StringLike"):
+    return {operator: {"s3:prefix": list(values)}}
 
 
 def statement(sid, actions, resources, condition=None):
@@ -69,7 +69,7 @@ MAIN_FUNCTIONS = expect(
     statement("ListSource2", ["s3:ListBucket"], [f"{S3}acme-photos"]),  # the whole bucket is configured
     statement("ReadSource2", S3_READ, [f"{S3}acme-photos/*"]),
     statement("ListDestination", ["s3:ListBucket"], ["${DestinationBucket.Arn}"],
-              prefix("backups/*", ".bucketzip-staging/*")),
+              prefix("backups/*", ".bucketzip-staging/*", operator="StringLikeIfExists")),
     statement("WriteDestination", S3_WRITE, ["${DestinationBucket.Arn}/backups/*",
                                              "${DestinationBucket.Arn}/.bucketzip-staging/*"]),
     statement("DeleteStaging", ["s3:DeleteObject"], ["${DestinationBucket.Arn}/.bucketzip-staging/*"]),
@@ -82,7 +82,7 @@ EXISTING_FUNCTIONS = expect(
     statement("ListSource0", ["s3:ListBucket"], [f"{S3}data-lake"], prefix("curated/2026/*", "raw/*")),
     statement("ReadSource0", S3_READ, [f"{S3}data-lake/curated/2026/*", f"{S3}data-lake/raw/*"]),
     statement("ListDestination", ["s3:ListBucket"], [f"{S3}team-archive"],
-              prefix("bucketzip/*", ".bucketzip-staging/*")),
+              prefix("bucketzip/*", ".bucketzip-staging/*", operator="StringLikeIfExists")),
     statement("WriteDestination", S3_WRITE, [f"{S3}team-archive/bucketzip/*",
                                              f"{S3}team-archive/.bucketzip-staging/*"]),
     statement("DeleteStaging", ["s3:DeleteObject"], [f"{S3}team-archive/.bucketzip-staging/*"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
-from conftest import DEST_BUCKET, LAYER, render
+from infra_support import DEST_BUCKET, LAYER, render
 
 FUNCTIONS = {"start": (512, 120), "step": (2048, 900), "finish": (1024, 900), "abort": (512, 300)}
 
@@ -105,7 +105,7 @@ def test_created_destination_bucket(main):
 
 
 def test_created_bucket_uses_configured_kms_key(tmp_path):
-    from conftest import KMS_DEST, MAIN_CONTEXT, synthesize
+    from infra_support import KMS_DEST, MAIN_CONTEXT, synthesize
 
     synth = synthesize({**MAIN_CONTEXT, "dest_kms_key_arn": KMS_DEST, "schedules": [], "alarm_email": None},
                        tmp_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import render
+from infra_support import render
 
 from infra.config import ASL_PATH
 

@@ -115,6 +115,9 @@ def verify(reader: RangeReader, *, manifest: Manifest | None = None, progress: P
         raise
     if info is not None:
         report.entries = len(entries)
+        set_totals = getattr(progress, "set_totals", None)
+        if set_totals is not None:
+            set_totals(sum(e.size for e in entries), len(entries))
         _check_end_records(report, info)
         _check_names(report, entries)
         _check_entries(report, reader, info, entries, progress)

@@ -14,7 +14,13 @@ if _HERE not in sys.path:  # `import reading_helpers` from any test module
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The lead's main parser in miniature: a global --endpoint-url, then our subcommands."""
+    """bucketzip's own parser (bucketzip.cli); while that is missing, one in miniature:
+    a global --endpoint-url, then our subcommands."""
+    try:
+        from bucketzip.cli import build_parser as main_parser
+        return main_parser()
+    except ImportError:
+        pass
     from bucketzip import cli_read
 
     parser = argparse.ArgumentParser(prog="bucketzip")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 
 import pytest
 
-from bucketzip.cli_read import ProgressLine, printable
+from bucketzip.cli_read import printable
 from bucketzip.reading import (Archive, ArchiveChanged, BytesRangeReader, CorruptArchive, FileRangeReader,
                                ReadFailed, S3RangeReader)
 from bucketzip.reading.rangereader import _MemoryRaw
@@ -107,17 +106,3 @@ def test_ls_with_corrupt_manifest_still_lists(s3, bucket_factory, run_cli):
     code, out, err = run_cli("ls", f"s3://{bucket}/m.zip")
     assert code == 0 and "warning" in err and "listing without source keys" in err
     assert out.splitlines()[1].endswith(" a")
-
-
-def test_progress_line():
-    stream = io.StringIO()
-    progress = ProgressLine("restore", 1000, 4, enabled=True, stream=stream, unit="objects")
-    progress(500, 2)
-    progress.close()
-    text = stream.getvalue()
-    assert text.startswith("\rrestore [") and "50.0%" in text and "2/4 objects" in text and text.endswith("\n")
-    quiet = io.StringIO()
-    progress = ProgressLine("x", 10, 1, enabled=False, stream=quiet)
-    progress(10, 1)
-    progress.close()
-    assert quiet.getvalue() == "" and progress.bytes == 10
