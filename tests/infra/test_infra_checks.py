@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from cfnlint.api import lint_all
 from infra_support import ROOT
 
@@ -92,16 +91,15 @@ def test_python_app_py_synthesizes_offline_with_default_cdk_json(tmp_path):
     assert "WITHOUT dependencies" in result.stderr  # shown in the validation report on every synth
 
 
-def test_invalid_context_fails_synth_naming_schedule_and_field(tmp_path, monkeypatch):
+def test_invalid_context_fails_synth_naming_schedule_and_field(tmp_path):
     """As `cdk synth -c schedules='[...]'` runs it: the CLI passes its context in CDK_CONTEXT_JSON."""
-    import app
-
     bad = {"dest_bucket": "acme-archives", "bundle": "copy", "schedules": [
         {"name": "nightly", "schedule": "cron(0 3 * * ? *)", "source_bucket": "acme-photos",
          "dest_key": "backups/x.zip"}]}
-    monkeypatch.setenv("CDK_OUTDIR", str(tmp_path))
-    monkeypatch.setenv("CDK_CONTEXT_JSON", json.dumps(bad))
-    with pytest.raises(SystemExit) as exited:
-        app.main()
-    assert str(exited.value) == ("bucketzip: invalid cdk.json context: "
-                                 "schedule schedules[0] ('nightly'): dest_bucket: is required")
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps(bad)}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert ("bucketzip: invalid cdk.json context: "
+            "schedule schedules[0] ('nightly'): dest_bucket: is required") in result.stderr
+    assert "Traceback" not in result.stderr

@@ -188,8 +188,12 @@ def extract(archive: Archive, dest: str | os.PathLike, patterns: Sequence[str] =
     result = ExtractResult(selected=len(planned))
 
     root = Path(dest)
-    root.mkdir(parents=True, exist_ok=True)
-    target = _Target(root.resolve(), overwrite)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        root = root.resolve(strict=True)
+    except OSError as exc:
+        raise DestinationExists(f"cannot use {dest} as the destination directory: {exc.strerror or exc}") from None
+    target = _Target(root, overwrite)
 
     # duplicate names: the later entry is extracted, the earlier ones are reported
     last_for: dict[tuple[str, ...], int] = {}

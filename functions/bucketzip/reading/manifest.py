@@ -70,15 +70,35 @@ def manifest_key(archive_key: str) -> str:
     return archive_key + SUFFIX
 
 
-def _field(obj: dict, name: str, kinds, where: str, required: bool = True):
-    if name not in obj or obj[name] is None:
-        if required:
-            raise CorruptManifest(f"{where}: missing field {name!r}")
-        return None
-    value = obj[name]
-    if not isinstance(value, kinds) or isinstance(value, bool) and kinds is int:
-        raise CorruptManifest(f"{where}: field {name!r} has the wrong type")
-    return value
+_REQUIRED_STR = ("name", "key", "method")
+_REQUIRED_INT = ("size", "crc32", "compressed_size", "offset")
+_OPTIONAL_STR = ("etag", "version_id", "last_modified", "storage_class", *HEADERS)
+
+
+def _entry(obj: dict, where: str, number: int) -> ManifestEntry:
+    """One entry line, type-checked (a tight loop: manifests can have millions of lines)."""
+    try:
+        values = {name: obj[name] for name in _REQUIRED_STR + _REQUIRED_INT}
+    except KeyError as exc:
+        raise CorruptManifest(f"{where}: missing field {exc.args[0]!r}") from None
+    for name in _REQUIRED_STR:
+        if type(values[name]) is not str:
+            raise CorruptManifest(f"{where}: field {name!r} must be a string")
+    for name in _REQUIRED_INT:
+        if type(values[name]) is not int:
+            raise CorruptManifest(f"{where}: field {name!r} must be an integer")
+    get = obj.get
+    for name in _OPTIONAL_STR:
+        value = get(name)
+        if value is not None and type(value) is not str:
+            raise CorruptManifest(f"{where}: field {name!r} must be a string or null")
+        values[name] = value
+    if values["method"] not in ("store", "deflate"):
+        raise CorruptManifest(f"{where}: unknown method {values['method']!r}")
+    metadata = get("metadata") or {}
+    if type(metadata) is not dict or not all(type(k) is str and type(v) is str for k, v in metadata.items()):
+        raise CorruptManifest(f"{where}: field 'metadata' must map strings to strings")
+    return ManifestEntry(metadata=metadata, line=number, **values)
 
 
 def parse_manifest(lines: Iterable[bytes | str], location: str = "manifest") -> Manifest:
@@ -112,24 +132,10 @@ def parse_manifest(lines: Iterable[bytes | str], location: str = "manifest") -> 
             header = obj
             continue
         if kind == "entry":
-            metadata = obj.get("metadata") or {}
-            if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                         for k, v in metadata.items()):
-                raise CorruptManifest(f"{where}: field 'metadata' must map strings to strings")
-            strings = {}
-            for name in ("etag", "version_id", "last_modified", "storage_class", *HEADERS):
-                strings[name] = _field(obj, name, str, where, required=False)
-            method = _field(obj, "method", str, where)
-            if method not in ("store", "deflate"):
-                raise CorruptManifest(f"{where}: unknown method {method!r}")
-            entries.append(ManifestEntry(
-                name=_field(obj, "name", str, where), key=_field(obj, "key", str, where),
-                size=_field(obj, "size", int, where), crc32=_field(obj, "crc32", int, where),
-                compressed_size=_field(obj, "compressed_size", int, where),
-                offset=_field(obj, "offset", int, where), method=method, metadata=dict(metadata),
-                line=number, **strings))
+            entries.append(_entry(obj, where, number))
         elif kind == "skipped":
-            _field(obj, "key", str, where)
+            if type(obj.get("key")) is not str:
+                raise CorruptManifest(f"{where}: skipped line without a string 'key'")
             skipped.append(obj)
         elif kind == "archive":
             raise CorruptManifest(f"{where}: a second archive record")

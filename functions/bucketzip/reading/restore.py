@@ -22,10 +22,10 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Sequence
 
-from ..errors import BucketzipError
+from ..errors import BucketzipError, DestinationNotFound
 from .archive import Archive, check_no_overlaps, select
 from .directory import Entry
-from .errors import DestinationExists
+from .errors import ArchiveNotFound, DestinationExists
 from .manifest import ManifestEntry
 from .rangereader import S3_ERRORS, s3_error
 
@@ -244,8 +244,8 @@ def _write_error(exc: Exception, where: str) -> BucketzipError:
     if code == "PreconditionFailed":
         return DestinationExists(f"{where} was created meanwhile (use --overwrite)")
     error = s3_error(exc, where)
-    if type(error).__name__ == "ArchiveNotFound":  # NoSuchBucket on the destination
-        return BucketzipError(f"{where}: destination bucket does not exist")
+    if isinstance(error, ArchiveNotFound):  # NoSuchBucket on the destination
+        return DestinationNotFound(f"{where}: destination bucket does not exist")
     return error
 
 
@@ -255,6 +255,14 @@ def restore(s3, archive: Archive, items: Sequence[RestoreItem], bucket: str, *, 
     """Write the planned items to `bucket`, `workers` at a time. Per-item failures are
     collected in the result (nothing is left half-written)."""
     result = RestoreResult(planned=len(items))
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except S3_ERRORS as exc:
+        code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise DestinationNotFound(f"destination bucket {bucket!r} does not exist") from None
+        if code not in ("403", "AccessDenied"):   # may write without listing rights: let puts tell
+            raise s3_error(exc, f"s3://{bucket}") from None
     writer = _Writer(s3, archive, bucket, overwrite=overwrite, part_size=part_size,
                      keep_storage_class=keep_storage_class, progress=progress)
     last_for = {item.key: i for i, item in enumerate(items)}

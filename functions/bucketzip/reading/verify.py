@@ -24,7 +24,7 @@ from ..errors import BucketzipError
 from .directory import ArchiveInfo, Entry, check_entry, iter_entries, read_end
 from .entries import (SUPPORTED_METHODS, decode, descriptor_layouts, descriptor_length, local_mismatches,
                       parse_descriptor, read_local_header)
-from .errors import CorruptArchive, UnsupportedArchive, UnsafePath
+from .errors import CorruptArchive, CorruptManifest, UnsupportedArchive, UnsafePath
 from .extract import safe_parts
 from .manifest import Manifest, load_manifest
 from .rangereader import S3_ERRORS, RangeReader, S3RangeReader, s3_error
@@ -356,9 +356,7 @@ def verify_s3(s3, bucket: str, key: str, *, use_manifest: bool = True,
     if use_manifest:
         try:
             manifest = load_manifest(s3, bucket, key)
-        except BucketzipError as exc:
-            if type(exc).__name__ != "CorruptManifest":
-                raise
+        except CorruptManifest as exc:
             manifest_problem = str(exc)
     report, entries = verify(reader, manifest=manifest, progress=progress, max_problems=max_problems)
     if manifest_problem:

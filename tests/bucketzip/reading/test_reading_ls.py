@@ -8,10 +8,9 @@ import uuid
 
 import boto3
 import pytest
-
-from bucketzip.reading import Archive, extract, list_archive
 import zipstream
 
+from bucketzip.reading import Archive, extract, list_archive
 from reading_helpers import (have, manifest_lines_for, upload_zip, zip_with_7z, zip_with_infozip,
                              zip_with_python, zip_with_zipstream)
 from support.seed import empty_and_delete_bucket

@@ -7,7 +7,6 @@ import os
 import zlib
 from datetime import datetime, timezone
 
-import pytest
 import zipstream
 
 from reading_helpers import manifest_lines_for, raw_zip, upload_zip, zip_with_zipstream
