@@ -11,9 +11,9 @@ from constructs import Construct
 
 from .config import FUNCTION_NAMES, Config
 from .nag import suppress, wildcard_resource_findings
-from .retention import retention
 from .packaging import ARCHITECTURE, RUNTIME, lambda_code
 from .permissions import function_statements
+from .retention import retention
 
 SERVICE_NAME = "bucketzip"
 METRICS_NAMESPACE = "Bucketzip"
@@ -73,7 +73,3 @@ class Functions(Construct):
                  "X-Ray trace writes (xray:PutTraceSegments, xray:PutTelemetryRecords) support no "
                  "resource-level permissions; AWS documents Resource '*' for them.",
                  findings=["Resource::*"])
-
-    @property
-    def functions(self) -> list[lambda_.Function]:
-        return list(self.by_name.values())

@@ -24,10 +24,10 @@ def bucket_arn(bucket: str) -> str:
     return f"arn:{Aws.PARTITION}:s3:::{bucket}"
 
 
-def _list_statement(sid: str, arn: str, prefixes: list[str], operator: str = "StringLike") -> iam.PolicyStatement:
+def _list_statement(sid: str, arn: str, prefixes: list[str]) -> iam.PolicyStatement:
     """ListBucket limited to listings under the prefixes. It also decides 404 (not 403) for a
     missing key: S3 then evaluates s3:prefix as the key itself, so keys under a prefix qualify."""
-    conditions = None if "" in prefixes else {operator: {"s3:prefix": [f"{p}*" for p in prefixes]}}
+    conditions = None if "" in prefixes else {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
     return iam.PolicyStatement(sid=sid, actions=["s3:ListBucket"], resources=[arn], conditions=conditions)
 
 
@@ -40,10 +40,8 @@ def function_statements(config: Config, *, dest_bucket_arn: str, table_arn: str)
             resources=[f"{bucket_arn(bucket)}/{p}*" for p in prefixes]))
 
     dest_prefixes = [config.dest_prefix, STAGING_PREFIX] if config.dest_prefix else [""]
-    # IfExists: the Start function calls HeadBucket on the destination (to tell a missing bucket
-    # from a denied one), which IAM authorizes as s3:ListBucket with no s3:prefix in the request.
-    # Side effect: a listing without any prefix is allowed too (key names only, no contents).
-    statements.append(_list_statement("ListDestination", dest_bucket_arn, dest_prefixes, "StringLikeIfExists"))
+    # The engine lists the destination only with Prefix=<archive key> or the staging prefix.
+    statements.append(_list_statement("ListDestination", dest_bucket_arn, dest_prefixes))
     statements.append(iam.PolicyStatement(
         sid="WriteDestination", actions=DEST_WRITE_ACTIONS,
         resources=[f"{dest_bucket_arn}/{p}*" for p in dest_prefixes]))

@@ -108,8 +108,7 @@ def cmd_extract(args, s3) -> int:
     if args.concurrency < 1:
         return _usage("--workers must be at least 1")
     archive = _open(args, s3)
-    entries = archive.entries()
-    progress = _progress(args, "extract", sum(e.size for e in entries), len(entries))
+    progress = _progress(args, "extract", 0, 0)     # totals set once the selection is known
     try:
         result = extract(archive, args.to, args.patterns, overwrite=args.overwrite,
                          workers=args.concurrency, progress=progress)

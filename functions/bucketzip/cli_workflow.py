@@ -131,8 +131,6 @@ def execution_input(args) -> dict:
 
 
 def cmd_start(args, s3=None) -> int:
-    import boto3
-
     from .workflow.deployed import start_execution
 
     try:
@@ -140,27 +138,51 @@ def cmd_start(args, s3=None) -> int:
     except InputError as exc:
         print(f"bucketzip start: {exc}", file=sys.stderr)
         return 2
-    sfn = boto3.client("stepfunctions")
     name = args.name or f"bucketzip-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    execution_arn = start_execution(sfn, args.state_machine, data, name)
-    print(execution_arn)
-    if not args.watch:
-        return 0
-    return _watch(sfn, execution_arn, table=None, interval=args.interval)
+    with _aws_errors("start"):
+        sfn = _client("stepfunctions")
+        execution_arn = start_execution(sfn, args.state_machine, data, name)
+        print(execution_arn, flush=True)
+        if not args.watch:
+            return 0
+        return _watch(sfn, execution_arn, table=None, interval=args.interval)
+    return 1
 
 
 # -- watch -----------------------------------------------------------------------------
 
 def cmd_watch(args, s3=None) -> int:
+    with _aws_errors("watch"):
+        return _watch(_client("stepfunctions"), args.execution_arn, table=args.table, interval=args.interval)
+    return 1
+
+
+def _client(service: str):
     import boto3
 
-    return _watch(boto3.client("stepfunctions"), args.execution_arn, table=args.table, interval=args.interval)
+    return boto3.client(service)
+
+
+class _aws_errors:
+    """Print AWS configuration and API errors as one line instead of a traceback."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            print(f"bucketzip {self.command}: {exc}", file=sys.stderr)
+            return True
+        return False
 
 
 def _watch(sfn, execution_arn: str, *, table: str | None, interval: float) -> int:
     import os
-
-    import boto3
 
     from .store_dynamodb import DynamoStateStore
     from .workflow.deployed import follow, store_progress, table_of_execution
@@ -168,7 +190,7 @@ def _watch(sfn, execution_arn: str, *, table: str | None, interval: float) -> in
     table = table or os.environ.get("BUCKETZIP_TABLE")
     if not table:
         try:
-            table = table_of_execution(sfn, boto3.client("lambda"), execution_arn)
+            table = table_of_execution(sfn, _client("lambda"), execution_arn)
         except Exception as exc:  # no permission to look: status only
             print(f"(no progress: state table unknown, {type(exc).__name__}; use --table)", file=sys.stderr)
     progress_of = store_progress(DynamoStateStore(table)) if table else None

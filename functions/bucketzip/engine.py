@@ -79,20 +79,16 @@ def _check_source(s3, request: ArchiveRequest) -> None:
 
 
 def _check_destination(s3, request: ArchiveRequest) -> None:
+    """One listing under the destination key answers both "does the bucket exist" and
+    "is the key taken", and needs only a prefix-scoped s3:ListBucket (no HeadBucket)."""
     try:
-        s3.head_bucket(Bucket=request.dest_bucket)
+        page = s3.list_objects_v2(Bucket=request.dest_bucket, Prefix=request.dest_key, MaxKeys=1)
     except ClientError as exc:
-        raise translate(exc, bucket=request.dest_bucket, role="destination", action="head_bucket") from None
-    if request.overwrite:
-        return
-    try:
-        s3.head_object(Bucket=request.dest_bucket, Key=request.dest_key)
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return
-        raise translate(exc, bucket=request.dest_bucket, role="destination", action="head object") from None
-    raise DestinationExists(f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
-                            "(ask for overwrite: --overwrite, or \"overwrite\": true)")
+        raise translate(exc, bucket=request.dest_bucket, role="destination", action="list objects") from None
+    taken = any(item["Key"] == request.dest_key for item in page.get("Contents", []))
+    if taken and not request.overwrite:
+        raise DestinationExists(f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
+                                "(ask for overwrite: --overwrite, or \"overwrite\": true)")
 
 
 def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progress:

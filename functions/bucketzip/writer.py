@@ -27,7 +27,8 @@ class StepWriter:
         self.s3, self.store, self.state, self.sink, self.deadline = s3, store, state, sink, deadline
         self.observer = observer  # called with (source bytes, entries) after each chunk
         self.request: ArchiveRequest = state.request
-        self.fragment = Fragment()
+        # bytearrays: a step may append hundreds of thousands of records
+        self.fragment = Fragment(central=bytearray(), manifest=bytearray(), skipped=bytearray())
         self.start_offset = state.offset
         self.skipping: ObjectPlan | None = None
         self.warnings: list[str] = []

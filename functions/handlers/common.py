@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import warnings
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
-from botocore.config import Config
 
 from bucketzip.errors import InputError
 
@@ -26,6 +25,9 @@ DEFAULT_SAFETY_MARGIN_SECONDS = 60.0
 DEFAULT_LOOPS_PER_EXECUTION = 1000
 
 
+_clients_lock = threading.Lock()
+
+
 def s3_client():
     return _client("s3", os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
 
@@ -36,10 +38,14 @@ def dynamodb_client():
 
 @functools.lru_cache(maxsize=8)
 def _client(service: str, endpoint_url: str | None, region: str | None):
-    # Cached per endpoint/region (warm invocations reuse connections); the pool fits
-    # the engine's largest concurrency.
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=80)
-    return boto3.client(service, config=config)
+    """Cached per endpoint/region: warm invocations reuse connections. The S3 pool fits
+    the engine's largest concurrency (64)."""
+    from bucketzip import clients
+
+    with _clients_lock:  # boto3's default session is not thread-safe while creating clients
+        if service == "s3":
+            return clients.s3_client(endpoint_url, concurrency=64)
+        return clients.dynamodb_client(endpoint_url)
 
 
 def state_store():
@@ -52,9 +58,15 @@ def state_store():
     return DynamoStateStore(table, client=dynamodb_client(), ttl_days=ttl_days)
 
 
-def safety_margin_seconds() -> float:
-    """Seconds kept free before the Lambda timeout, for the final uploads and the commit."""
-    return _env_number("BUCKETZIP_SAFETY_MARGIN_SECONDS", DEFAULT_SAFETY_MARGIN_SECONDS, float)
+def deadline(context):
+    """When this invocation must stop working: the Lambda's remaining time minus a safety
+    margin for the last part uploads and the commit ($BUCKETZIP_SAFETY_MARGIN_SECONDS,
+    default 60 s, at most a quarter of the remaining time for short timeouts)."""
+    from bucketzip.deadline import Deadline
+
+    remaining = context.get_remaining_time_in_millis() / 1000.0
+    margin = _env_number("BUCKETZIP_SAFETY_MARGIN_SECONDS", DEFAULT_SAFETY_MARGIN_SECONDS, float)
+    return Deadline.from_lambda_context(context, min(margin, remaining / 4))
 
 
 def default_loops_per_execution() -> int:

@@ -6,7 +6,6 @@ Returns {"complete": true, "archive": {...}} or, when it must be called again,
 from __future__ import annotations
 
 from bucketzip import engine
-from bucketzip.deadline import Deadline
 from bucketzip.results import ArchiveResult
 
 from . import common
@@ -21,7 +20,7 @@ def handler(event, context):
     finish = common.parse_model(event, FinishEvent, "Finish event")
     logger.set_correlation_id(finish.run_id)
     logger.append_keys(run_id=finish.run_id, execution=finish.execution_name)
-    deadline = Deadline.from_lambda_context(context, common.safety_margin_seconds())
+    deadline = common.deadline(context)
     store = common.state_store()
     outcome = common.fenced(store, finish.run_id,
                             lambda: engine.finish_run(common.s3_client(), store, finish.run_id, deadline))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from bucketzip import engine
-from bucketzip.deadline import Deadline
 
 from . import common
 from .common import logger, metrics, tracer
@@ -23,7 +22,7 @@ def handler(event, context):
     step = common.parse_model(event, StepEvent, "Step event")
     logger.set_correlation_id(step.run_id)
     logger.append_keys(run_id=step.run_id, execution=step.execution_name)
-    deadline = Deadline.from_lambda_context(context, common.safety_margin_seconds())
+    deadline = common.deadline(context)
     started = time.monotonic()
     store = common.state_store()
     progress = common.fenced(store, step.run_id,

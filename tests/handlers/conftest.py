@@ -25,6 +25,8 @@ class FakeEngine:
             run_id="run-1", bucket="dst", key="out.zip", size=1234, entries=3, parts=1, skipped=0,
             manifest_key="out.zip.manifest.jsonl", etag='"abc-1"', steps=2, duration_seconds=1.5)
 
+    progress = staticmethod(progress)
+
     def start_run(self, s3, store, request, run_id=None):
         self.calls.append(("start_run", request, run_id))
         return progress(run_id, dest_bucket=request.dest_bucket, dest_key=request.dest_key)

@@ -10,6 +10,9 @@ import pytest
 from bucketzip.errors import InputError, RetryableError, StaleState
 from handlers import abort, common, finish, start, step
 
+# Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
 START_TIME = "2026-03-04T05:06:07.000Z"
 
 
@@ -101,6 +104,14 @@ def test_step_deadline_is_the_remaining_time_minus_the_safety_margin(fake_engine
     assert {"objects", "bytes_in", "parts", "done"} <= result.keys()
 
 
+def test_short_lambda_timeouts_keep_most_of_their_time(fake_engine, monkeypatch):
+    from bucketzip.workflow.lambdas import LambdaContext
+
+    step.handler({"run_id": "run-1"}, LambdaContext("f", "arn:f", timeout_seconds=20))
+    (_, _, deadline), = fake_engine.calls
+    assert 14 < deadline.remaining() <= 15          # the margin is at most a quarter
+
+
 def test_step_metrics_are_per_step_deltas(fake_engine, context, capsys):
     previous = {"objects": 1, "bytes_in": 100, "parts": 0, "skipped": 0}
     step.handler({"run_id": "run-1", "previous": previous}, context)
@@ -148,9 +159,7 @@ def test_finish_returns_the_archive_when_complete(fake_engine, context):
 
 
 def test_finish_asks_to_be_called_again(fake_engine, context):
-    from conftest import progress
-
-    fake_engine.finish_result = progress(phase="finishing", done=False)
+    fake_engine.finish_result = fake_engine.progress(phase="finishing", done=False)
     result = finish.handler({"run_id": "run-1"}, context)
     assert result["complete"] is False and result["progress"]["phase"] == "finishing"
 

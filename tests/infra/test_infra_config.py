@@ -7,7 +7,8 @@ import json
 import pytest
 from infra_support import ROOT
 
-from infra.config import ConfigError, cdk_json_context, check_schedule_expression, load_config
+from infra.config import ConfigError, cdk_json_context, load_config
+from infra.schedule_expression import check_schedule_expression
 
 GOOD = {"name": "nightly", "schedule": "cron(0 3 * * ? *)", "source_bucket": "acme-photos",
         "dest_bucket": "acme-archives", "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}.zip"}

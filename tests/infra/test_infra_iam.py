@@ -69,7 +69,7 @@ MAIN_FUNCTIONS = expect(
     statement("ListSource2", ["s3:ListBucket"], [f"{S3}acme-photos"]),  # the whole bucket is configured
     statement("ReadSource2", S3_READ, [f"{S3}acme-photos/*"]),
     statement("ListDestination", ["s3:ListBucket"], ["${DestinationBucket.Arn}"],
-              prefix("backups/*", ".bucketzip-staging/*", operator="StringLikeIfExists")),
+              prefix("backups/*", ".bucketzip-staging/*")),
     statement("WriteDestination", S3_WRITE, ["${DestinationBucket.Arn}/backups/*",
                                              "${DestinationBucket.Arn}/.bucketzip-staging/*"]),
     statement("DeleteStaging", ["s3:DeleteObject"], ["${DestinationBucket.Arn}/.bucketzip-staging/*"]),
@@ -82,7 +82,7 @@ EXISTING_FUNCTIONS = expect(
     statement("ListSource0", ["s3:ListBucket"], [f"{S3}data-lake"], prefix("curated/2026/*", "raw/*")),
     statement("ReadSource0", S3_READ, [f"{S3}data-lake/curated/2026/*", f"{S3}data-lake/raw/*"]),
     statement("ListDestination", ["s3:ListBucket"], [f"{S3}team-archive"],
-              prefix("bucketzip/*", ".bucketzip-staging/*", operator="StringLikeIfExists")),
+              prefix("bucketzip/*", ".bucketzip-staging/*")),
     statement("WriteDestination", S3_WRITE, [f"{S3}team-archive/bucketzip/*",
                                              f"{S3}team-archive/.bucketzip-staging/*"]),
     statement("DeleteStaging", ["s3:DeleteObject"], [f"{S3}team-archive/.bucketzip-staging/*"]),

@@ -15,6 +15,9 @@ from handlers.models import MAX_LOOPS_PER_EXECUTION
 from support.seed import seed_bucket
 from workflow_helpers import assert_nothing_left, cause_message
 
+# Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
 LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                          "Lambda.TooManyRequestsException"}
 HISTORY_LIMIT = 25_000

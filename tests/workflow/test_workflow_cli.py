@@ -16,6 +16,9 @@ from bucketzip import cli_workflow
 from bucketzip.workflow.deployed import follow, table_of_execution
 from support.seed import seed_bucket
 
+# Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
 
@@ -113,3 +116,8 @@ def test_demo_command(tmp_path):
     assert "verified   every object read back byte for byte" in out
     assert "bucketzip start --state-machine" in out
     assert '"level"' not in out                   # handlers' logs stay quiet in the demo
+
+
+def test_watch_reports_an_unknown_execution_without_a_traceback(moto_server, capsys):
+    code, _ = cli("watch", "arn:aws:states:us-east-1:123456789012:execution:nope:nope", "--table", "t")
+    assert code == 1 and "bucketzip watch:" in capsys.readouterr().err

@@ -6,9 +6,14 @@ import json
 import re
 import zipfile
 
+import pytest
+
 from support.readers import ALL_READERS, PYTHON, READERS_FAILING_STORED_DESCRIPTORS, check_archive
 from support.seed import seed_bucket
 from workflow_helpers import assert_nothing_left, fetch_archive, random_objects, step_events, text_objects
+
+# Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 MIB = 1024 * 1024
 

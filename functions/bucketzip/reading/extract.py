@@ -186,6 +186,9 @@ def extract(archive: Archive, dest: str | os.PathLike, patterns: Sequence[str] =
     chosen = list(select(entries, patterns, manifest.by_name() if manifest else None))
     planned = plan(chosen)
     result = ExtractResult(selected=len(planned))
+    set_totals = getattr(progress, "set_totals", None)   # a ProgressLine learns what is ahead
+    if set_totals is not None:
+        set_totals(sum(e.size for e, _ in planned), len(planned))
 
     root = Path(dest)
     try:

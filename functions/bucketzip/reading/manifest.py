@@ -77,28 +77,27 @@ _OPTIONAL_STR = ("etag", "version_id", "last_modified", "storage_class", *HEADER
 
 def _entry(obj: dict, where: str, number: int) -> ManifestEntry:
     """One entry line, type-checked (a tight loop: manifests can have millions of lines)."""
-    try:
-        values = {name: obj[name] for name in _REQUIRED_STR + _REQUIRED_INT}
-    except KeyError as exc:
-        raise CorruptManifest(f"{where}: missing field {exc.args[0]!r}") from None
-    for name in _REQUIRED_STR:
-        if type(values[name]) is not str:
-            raise CorruptManifest(f"{where}: field {name!r} must be a string")
-    for name in _REQUIRED_INT:
-        if type(values[name]) is not int:
-            raise CorruptManifest(f"{where}: field {name!r} must be an integer")
     get = obj.get
-    for name in _OPTIONAL_STR:
-        value = get(name)
+    name, key, method = get("name"), get("key"), get("method")
+    size, crc, csize, offset = get("size"), get("crc32"), get("compressed_size"), get("offset")
+    if not (type(name) is str and type(key) is str and type(method) is str and type(size) is int
+            and type(crc) is int and type(csize) is int and type(offset) is int):
+        for field_name in _REQUIRED_STR + _REQUIRED_INT:
+            if field_name not in obj:
+                raise CorruptManifest(f"{where}: missing field {field_name!r}")
+        raise CorruptManifest(f"{where}: fields {', '.join(_REQUIRED_STR + _REQUIRED_INT)} must be "
+                              f"strings and integers")
+    optional = [get(field_name) for field_name in _OPTIONAL_STR]
+    for field_name, value in zip(_OPTIONAL_STR, optional):
         if value is not None and type(value) is not str:
-            raise CorruptManifest(f"{where}: field {name!r} must be a string or null")
-        values[name] = value
-    if values["method"] not in ("store", "deflate"):
-        raise CorruptManifest(f"{where}: unknown method {values['method']!r}")
+            raise CorruptManifest(f"{where}: field {field_name!r} must be a string or null")
+    if method not in ("store", "deflate"):
+        raise CorruptManifest(f"{where}: unknown method {method!r}")
     metadata = get("metadata") or {}
-    if type(metadata) is not dict or not all(type(k) is str and type(v) is str for k, v in metadata.items()):
+    if type(metadata) is not dict or (metadata and not all(type(k) is str and type(v) is str
+                                                            for k, v in metadata.items())):
         raise CorruptManifest(f"{where}: field 'metadata' must map strings to strings")
-    return ManifestEntry(metadata=metadata, line=number, **values)
+    return ManifestEntry(name, key, size, crc, csize, offset, method, *optional, metadata=metadata, line=number)
 
 
 def parse_manifest(lines: Iterable[bytes | str], location: str = "manifest") -> Manifest:

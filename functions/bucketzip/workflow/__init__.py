@@ -2,6 +2,8 @@
 
 - `server`:   an embedded moto server (S3, DynamoDB, IAM, Lambda, Step Functions) in this process
 - `lambdas`:  dispatch of moto's Lambda Invoke to the in-process handlers (no Docker)
+- `moto_patches`: the few documented fixes to moto's Step Functions interpreter
+- `definition`: statemachine/archive.asl.json with its ${Placeholders} filled
 - `local`:    `LocalWorkflow`, the harness: register the handlers, create the REAL
               statemachine/archive.asl.json in moto, run executions (demo and tests)
 - `deployed`: `start` / `watch` an execution of a deployed state machine (any endpoint)

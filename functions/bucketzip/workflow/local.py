@@ -17,6 +17,7 @@ Deviations from AWS, all in moto and documented here:
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -67,7 +68,7 @@ class LocalWorkflow:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @property
+    @functools.cached_property
     def sfn(self):
         return boto3.client("stepfunctions", endpoint_url=self.endpoint_url)
 

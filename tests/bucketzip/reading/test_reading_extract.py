@@ -185,3 +185,11 @@ def test_overlapping_entries_are_refused(tmp_path):
     with pytest.raises(CorruptArchive, match="overlap"):
         extract(archive, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_destination_that_is_a_file(s3, bucket_factory, run_cli, tmp_path):
+    bucket = bucket_factory("extract")
+    upload_zip(s3, bucket, "a.zip", zip_with_python({"x": b"x"}))
+    (tmp_path / "file").write_bytes(b"")
+    code, _, err = run_cli("extract", f"s3://{bucket}/a.zip", "--to", str(tmp_path / "file"))
+    assert code == 1 and err.startswith("bucketzip: error: cannot use") and err.count("\n") == 1

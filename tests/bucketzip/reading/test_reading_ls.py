@@ -137,3 +137,12 @@ def test_ls_foreign_archives(maker, s3, bucket_factory, run_cli):
     for name, data in FOREIGN.items():
         assert records[name]["size"] == len(data)
         assert "key" not in records[name]
+
+
+def test_through_bucketzip_main(big_archive, moto_server, capsys):
+    cli = pytest.importorskip("bucketzip.cli")
+    bucket, key, _, _ = big_archive
+    assert cli.main(["--endpoint-url", moto_server, "ls", "--json", f"s3://{bucket}/{key}", "photos/00/*"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 100
+    assert cli.main(["ls", f"s3://{bucket}/nothing.zip"]) == 1
+    assert capsys.readouterr().err.startswith("bucketzip: error: ")

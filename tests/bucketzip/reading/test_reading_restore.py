@@ -7,9 +7,11 @@ import os
 import zlib
 from datetime import datetime, timezone
 
+import pytest
 import zipstream
 
-from reading_helpers import manifest_lines_for, raw_zip, upload_zip, zip_with_zipstream
+from reading_helpers import (have, manifest_lines_for, raw_zip, upload_zip, zip_with_7z, zip_with_infozip,
+                             zip_with_python, zip_with_zipstream)
 from support.seed import all_keys, list_multipart_uploads
 
 MiB = 1024 * 1024
@@ -149,3 +151,17 @@ def test_restore_usage_errors(s3, bucket_factory, run_cli):
     assert run_cli("restore", f"s3://{archives}/plain.zip", f"s3://{archives}", "--part-size", "lots")[0] == 2
     code, _, err = run_cli("restore", f"s3://{archives}/plain.zip", "s3://no-such-bucket-zz9")
     assert code == 1 and "no-such-bucket-zz9" in err
+
+
+@pytest.mark.parametrize("maker", [
+    pytest.param(zip_with_python, id="python-zipfile"),
+    pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
+    pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z"))])
+def test_restore_foreign_archives(maker, s3, bucket_factory, run_cli):
+    archives, dest = bucket_factory("arc"), bucket_factory("dst")
+    files = {"top.txt": b"top" * 1000, "sub/inner.bin": os.urandom(70_000), "sub/ünï.txt": b"u"}
+    upload_zip(s3, archives, "f.zip", maker(files))
+    code, _, err = run_cli("restore", f"s3://{archives}/f.zip", f"s3://{dest}/r/")
+    assert code == 0, err
+    for name, body in files.items():
+        assert s3.get_object(Bucket=dest, Key=f"r/{name}")["Body"].read() == body

@@ -1,0 +1,1 @@
+"""bucketzip benchmarks: `python -m bench --help` (see README, "Benchmarks")."""

@@ -1,0 +1,532 @@
+"""bucketzip benchmark: one command, one run, every figure.
+
+    python -m bench [--quick] [--latency-ms 20] [--large-mib 256] [--small-count 2000] ...
+
+Starts moto (and, with --latency-ms > 0, a latency proxy in front of it) in processes
+of their own, seeds a source bucket directly (no latency), then runs each contender in
+its own subprocess: wall time (measured outside, interpreter start included), peak RSS
+(the child's own VmHWM, bench/peak.py) and CPU seconds (os.wait4 rusage of that child).
+
+Contenders, on each dataset, all with the same --concurrency, part and chunk sizes:
+  floor             bench/floor.py: GET every byte once + multipart PUT of the same bytes
+  bucketzip store   `bucketzip archive --compression store`
+  bucketzip auto    `bucketzip archive --compression auto` (the default)
+  baseline          bench/baseline.py: sequential list -> GET -> zipstream-ng (deflate) -> parts
+Datasets:
+  large             --large-count objects of --large-mib MiB: half random (.bin), half log text (.log)
+  small             --small-count objects of 1-64 KiB, half JSON-ish text, half random
+  small xK          K x --small-count objects (bucketzip auto only): is peak RSS flat?
+The large dataset goes to moto directly unless --large-latency-ms is set; the small ones
+through the latency proxy (--latency-ms). Also compares the deflate backends on a text
+sample. Targets are checked and printed (PASS/MISS); the command does not fail on a MISS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import backends  # noqa: E402
+from bench.common import FAKE_AWS_ENV, MIB  # noqa: E402
+from bench.data import Generator  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE, DEST = "bench-source", "bench-dest"
+TARGET_LARGE = 1.2       # bucketzip wall / floor wall on large objects, at most
+TARGET_SMALL = 8.0       # baseline wall / bucketzip wall on small objects with latency, at least
+TARGET_RSS = 1.25        # peak RSS at K x N objects / at N objects, at most ("flat")
+
+QUICK = {"large_mib": 32, "large_count": 4, "small_count": 300, "deflate_mib": 8}
+DEFAULT = {"large_mib": 256, "large_count": 4, "small_count": 2000, "deflate_mib": 32}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.split("\n")[5:]))
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small configuration (smoke test, < 2 min): {QUICK}")
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="injected per-request latency for the small datasets (0: no proxy; default 20)")
+    parser.add_argument("--large-latency-ms", type=float, default=0.0,
+                        help="injected per-request latency for the large dataset (default 0: direct to moto)")
+    parser.add_argument("--large-mib", type=int, help=f"MiB per large object (default {DEFAULT['large_mib']})")
+    parser.add_argument("--large-count", type=int, help=f"large objects (default {DEFAULT['large_count']})")
+    parser.add_argument("--small-count", type=int, help=f"small objects (default {DEFAULT['small_count']})")
+    parser.add_argument("--rss-factor", type=int, default=4,
+                        help="the RSS check archives this many times --small-count objects too (default 4)")
+    parser.add_argument("--concurrency", type=int, default=16, help="for floor and bucketzip (default 16)")
+    parser.add_argument("--part-size", default="16MiB", help="multipart part size, all contenders (default 16MiB)")
+    parser.add_argument("--chunk-size", default="8MiB", help="ranged GET size, floor and bucketzip (default 8MiB)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the fastest is kept (default 1)")
+    parser.add_argument("--deflate-mib", type=int, help=f"text sample for the deflate backends "
+                                                        f"(default {DEFAULT['deflate_mib']}; 0 skips)")
+    parser.add_argument("--skip", action="append", default=[], choices=("large", "small", "rss", "deflate", "baseline"),
+                        help="leave out a part of the run (repeatable)")
+    parser.add_argument("--json-out", metavar="PATH", help="also write every figure as JSON to PATH")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per contender run (default 1800)")
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else DEFAULT
+    for name, value in profile.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.part_bytes = _size(args.part_size)
+    args.chunk_bytes = _size(args.chunk_size)
+    if args.large_count < 1 or args.large_mib < 1 or args.small_count < 1 or args.rss_factor < 2:
+        parser.error("sizes and counts must be positive (--rss-factor at least 2)")
+    return args
+
+
+def _size(text: str) -> int:
+    text = text.strip()
+    for suffix, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("MB", 10**6), ("KB", 10**3)):
+        if text.endswith(suffix):
+            return int(float(text[: -len(suffix)]) * factor)
+    return int(text)
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class Services:
+    """moto, and the latency proxies, each a subprocess; stopped (by pid) on exit."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen] = []
+        self.moto_url = self._start(["moto"], "moto")
+        self.proxies: dict[float, str] = {}
+
+    def _start(self, args: list[str], name: str) -> str:
+        log = open(self.workdir / f"{name}.log", "wb")
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "servers.py"), *args],
+                                stdout=subprocess.PIPE, stderr=log, env=child_env(None), cwd=ROOT)
+        self.procs.append(proc)
+        deadline = time.monotonic() + 60
+        line = b""
+        while time.monotonic() < deadline and not line.endswith(b"\n"):
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                byte = os.read(proc.stdout.fileno(), 1)
+                if not byte:
+                    break
+                line += byte
+        if not line.startswith(b"PORT "):
+            raise RuntimeError(f"{name} did not start; see {self.workdir / (name + '.log')}")
+        return f"http://127.0.0.1:{int(line.split()[1])}"
+
+    def endpoint(self, latency_ms: float) -> str:
+        if latency_ms <= 0:
+            return self.moto_url
+        if latency_ms not in self.proxies:
+            port = self.moto_url.rsplit(":", 1)[1]
+            self.proxies[latency_ms] = self._start(["proxy", port, str(latency_ms)], f"proxy-{latency_ms:g}ms")
+        return self.proxies[latency_ms]
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by moto and the proxies (children of ours, read through psutil)."""
+        import psutil
+
+        total = 0.0
+        for proc in self.procs:
+            try:
+                times = psutil.Process(proc.pid).cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def child_env(endpoint: str | None, state_dir: Path | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(FAKE_AWS_ENV)
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    if state_dir:
+        env["BUCKETZIP_STATE_DIR"] = str(state_dir)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float
+    rss_kib: int
+    returncode: int
+    stdout: str
+    stderr: str
+    emulator_cpu: float = 0.0
+
+
+def measure(module_and_args: list[str], env: dict, timeout: float) -> Measured:
+    """Run `python -m MODULE ARGS...` in a child, through bench/peak.py: its peak RSS is
+    the child's own VmHWM, its CPU seconds come from os.wait4 (that child only)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+        cmd = [sys.executable, "-m", "bench.peak", peak.name, *module_and_args]
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        peak_kib = int(peak.read().strip() or 0)
+        return Measured(wall=wall, cpu=usage.ru_utime + usage.ru_stime, rss_kib=peak_kib,
+                        returncode=proc.returncode, stdout=out.read().decode(errors="replace"),
+                        stderr=err.read().decode(errors="replace"))
+
+
+# -- datasets ---------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    name: str
+    prefix: str
+    objects: int
+    bytes: int
+    latency_ms: float
+
+
+def s3_direct(url: str, concurrency: int = 16):
+    import boto3
+    from botocore.config import Config
+
+    for name, value in FAKE_AWS_ENV.items():
+        os.environ.setdefault(name, value)
+    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(max_pool_connections=concurrency + 4))
+
+
+def seed(s3, args) -> tuple[Dataset, Dataset, Dataset]:
+    s3.create_bucket(Bucket=SOURCE)
+    s3.create_bucket(Bucket=DEST)
+    gen = Generator(seed=20240501)
+    large_bytes = 0
+    for n in range(args.large_count):
+        size = args.large_mib * MIB
+        if n % 2 == 0:
+            key, body = f"large/object-{n:02d}.bin", gen.random_bytes(size)
+        else:
+            key, body = f"large/object-{n:02d}.log", gen.text(size)
+        s3.put_object(Bucket=SOURCE, Key=key, Body=body)
+        large_bytes += size
+    del body
+    # Small objects in rss_factor groups: the "small" dataset is group 0, "small xK" all groups.
+    specs = []
+    for group in range(args.rss_factor):
+        for n in range(args.small_count):
+            size = gen.rng.randint(1024, 64 * 1024)
+            text = n % 2 == 0
+            key = f"small/g{group}/{n // 100:03d}/item-{n:06d}.{'json' if text else 'dat'}"
+            specs.append((key, size, text, gen.rng.getrandbits(32)))
+
+    def put(spec):
+        key, size, text, salt = spec
+        local = Generator(salt, pool=gen.pool)
+        body = local.text(size) if text else local.random_bytes(size)
+        s3.put_object(Bucket=SOURCE, Key=key, Body=body)
+        return len(body)
+
+    with ThreadPoolExecutor(8) as pool:
+        sizes = list(pool.map(put, specs))
+    group_bytes = sum(sizes[: args.small_count])
+    large = Dataset("large", "large/", args.large_count, large_bytes, args.large_latency_ms)
+    small = Dataset("small", "small/g0/", args.small_count, group_bytes, args.latency_ms)
+    small_k = Dataset(f"small x{args.rss_factor}", "small/", args.small_count * args.rss_factor,
+                      sum(sizes), args.latency_ms)
+    return large, small, small_k
+
+
+# -- contenders -------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    dataset: str
+    contender: str
+    objects: int
+    bytes_in: int
+    latency_ms: float
+    wall: float = 0.0
+    cpu: float = 0.0
+    emulator_cpu: float = 0.0
+    rss_mib: float = 0.0
+    bytes_out: int = 0
+    ok: bool = False
+    error: str = ""
+    walls: list = field(default_factory=list)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_in / self.wall / 1e6 if self.wall else 0.0
+
+    @property
+    def objects_per_s(self) -> float:
+        return self.objects / self.wall if self.wall else 0.0
+
+
+def contender_cmd(contender: str, dataset: Dataset, endpoint: str, dest_key: str, args) -> list[str]:
+    source, dest = f"s3://{SOURCE}/{dataset.prefix}", f"s3://{DEST}/{dest_key}"
+    if contender == "floor":
+        return ["bench.floor", source, dest, "--endpoint-url", endpoint,
+                "--concurrency", str(args.concurrency), "--part-size", str(args.part_bytes),
+                "--chunk-size", str(args.chunk_bytes)]
+    if contender == "baseline":
+        return ["bench.baseline", source, dest, "--endpoint-url", endpoint,
+                "--part-size", str(args.part_bytes)]
+    mode = contender.split()[-1]
+    return ["bucketzip.cli", "--endpoint-url", endpoint, "archive", source, dest,
+            "--compression", mode, "--concurrency", str(args.concurrency), "--part-size", args.part_size,
+            "--chunk-size", args.chunk_size, "--quiet", "--json"]
+
+
+def run_contender(contender: str, dataset: Dataset, services: Services, s3, workdir: Path, args) -> Run:
+    run = Run(dataset.name, contender, dataset.objects, dataset.bytes, dataset.latency_ms)
+    endpoint = services.endpoint(dataset.latency_ms)
+    best: Measured | None = None
+    for attempt in range(args.repeat):
+        dest_key = f"{dataset.name.replace(' ', '-')}/{contender.replace(' ', '-')}-{attempt}.zip"
+        state_dir = workdir / "state" / f"{dataset.name}-{contender}-{attempt}".replace(" ", "-")
+        emulator_before = services.cpu_seconds()
+        measured = measure(contender_cmd(contender, dataset, endpoint, dest_key, args),
+                           child_env(endpoint, state_dir), args.timeout)
+        measured.emulator_cpu = services.cpu_seconds() - emulator_before
+        run.walls.append(round(measured.wall, 3))
+        error = _check(contender, dataset, measured)
+        if not error:
+            run.bytes_out = s3.head_object(Bucket=DEST, Key=dest_key)["ContentLength"]
+        for key in (dest_key, dest_key + ".manifest.jsonl"):
+            try:
+                s3.delete_object(Bucket=DEST, Key=key)  # keep moto's memory flat between runs
+            except Exception:  # noqa: BLE001
+                pass
+        if error:
+            run.error = error
+            break
+        if best is None or measured.wall < best.wall:
+            best = measured
+        run.rss_mib = max(run.rss_mib, measured.rss_kib / 1024)
+    if best is not None and not run.error:
+        run.ok, run.wall, run.cpu, run.emulator_cpu = True, best.wall, best.cpu, best.emulator_cpu
+    return run
+
+
+def _check(contender: str, dataset: Dataset, measured: Measured) -> str:
+    if measured.returncode != 0:
+        tail = (measured.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        return f"exit {measured.returncode}: {tail}"
+    try:
+        if contender.startswith("bucketzip"):
+            result = json.loads(measured.stdout)
+            objects, skipped = result["entries"], result["skipped"]
+            if skipped:
+                return f"{skipped} objects skipped"
+        else:
+            result = json.loads(measured.stdout.strip().splitlines()[-1])
+            objects = result["objects"]
+            if result["bytes_in"] != dataset.bytes:
+                return f"read {result['bytes_in']} bytes, the dataset has {dataset.bytes}"
+    except (ValueError, KeyError, IndexError) as exc:
+        return f"unreadable output ({exc}): {measured.stdout[-200:]!r}"
+    if objects != dataset.objects:
+        return f"{objects} objects archived, the dataset has {dataset.objects}"
+    return ""
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def ratio(runs: dict, a: tuple[str, str], b: tuple[str, str]) -> float | None:
+    ra, rb = runs.get(a), runs.get(b)
+    if ra is None or rb is None or not ra.ok or not rb.ok or not rb.wall:
+        return None
+    return ra.wall / rb.wall
+
+
+def build_checks(runs: dict, args, small_k_name: str) -> tuple[list[dict], list[dict]]:
+    ratios, checks = [], []
+
+    def add(label, value, unit="x"):
+        ratios.append({"label": label, "value": None if value is None else round(value, 3), "unit": unit})
+        return value
+
+    large_store = add("large  bucketzip/floor  (store)", ratio(runs, ("large", "bucketzip store"), ("large", "floor")))
+    large_auto = add("large  bucketzip/floor  (auto)", ratio(runs, ("large", "bucketzip auto"), ("large", "floor")))
+    add("large  baseline/bucketzip  (auto)", ratio(runs, ("large", "baseline"), ("large", "bucketzip auto")))
+    add("small  bucketzip/floor  (store)", ratio(runs, ("small", "bucketzip store"), ("small", "floor")))
+    add("small  bucketzip/floor  (auto)", ratio(runs, ("small", "bucketzip auto"), ("small", "floor")))
+    add("small  baseline/bucketzip  (store)", ratio(runs, ("small", "baseline"), ("small", "bucketzip store")))
+    small_speedup = add("small  baseline/bucketzip  (auto)", ratio(runs, ("small", "baseline"), ("small", "bucketzip auto")))
+    rss_n, rss_k = runs.get(("small", "bucketzip auto")), runs.get((small_k_name, "bucketzip auto"))
+    rss_ratio = None
+    if rss_n and rss_k and rss_n.ok and rss_k.ok:
+        rss_ratio = rss_k.rss_mib / rss_n.rss_mib
+    add(f"peak RSS  {small_k_name} / small  (bucketzip auto)", rss_ratio)
+
+    def check(name, value, target, higher_is_better):
+        if value is None:
+            verdict = "SKIP"
+        else:
+            verdict = "PASS" if (value >= target if higher_is_better else value <= target) else "MISS"
+        checks.append({"target": name, "value": None if value is None else round(value, 3),
+                       "limit": target, "verdict": verdict})
+
+    check(f"large objects: bucketzip (store) <= {TARGET_LARGE}x floor", large_store, TARGET_LARGE, False)
+    check(f"large objects: bucketzip (auto) <= {TARGET_LARGE}x floor", large_auto, TARGET_LARGE, False)
+    check(f"small objects at {args.latency_ms:g} ms: bucketzip (auto) >= {TARGET_SMALL:g}x faster than baseline",
+          small_speedup, TARGET_SMALL, True)
+    check(f"peak RSS flat: {small_k_name} / small <= {TARGET_RSS}x", rss_ratio, TARGET_RSS, False)
+    return ratios, checks
+
+
+def print_report(config: dict, datasets: list[Dataset], runs: dict, deflate: list[dict], ratios, checks,
+                 reference_rss: float | None, out=sys.stdout) -> None:
+    w = out.write
+    w("\n== bucketzip benchmark ==\n")
+    w(f"machine: {config['machine']}\n")
+    w(f"settings: concurrency {config['concurrency']}, part size {config['part_size']}, chunk size "
+      f"{config['chunk_size']}, repeat {config['repeat']}; moto {config['moto']} in its own process\n")
+    for d in datasets:
+        w(f"dataset {d.name:<9} {d.objects:>6} objects, {d.bytes / 1e6:9.1f} MB, prefix {d.prefix:<10} "
+          f"latency {d.latency_ms:g} ms{' (direct to moto)' if d.latency_ms <= 0 else ' (proxy)'}\n")
+    if reference_rss:
+        w(f"reference: a process that only imports boto3 and bucketzip.cli peaks at {reference_rss:.1f} MiB RSS\n")
+    w("\n")
+    header = (f"{'dataset':<9} {'contender':<16} {'wall s':>8} {'MB/s':>8} {'obj/s':>9} {'peak RSS MiB':>12} "
+              f"{'CPU s':>7} {'emu CPU':>7} {'out/in':>7}  note\n")
+    w(header)
+    w("-" * (len(header) + 8) + "\n")
+    for run in runs.values():
+        if run.ok:
+            w(f"{run.dataset:<9} {run.contender:<16} {run.wall:8.2f} {run.mb_per_s:8.1f} {run.objects_per_s:9.1f} "
+              f"{run.rss_mib:12.1f} {run.cpu:7.2f} {run.emulator_cpu:7.2f} {run.bytes_out / run.bytes_in:7.3f}  "
+              f"{'walls ' + str(run.walls) if len(run.walls) > 1 else ''}\n")
+        else:
+            w(f"{run.dataset:<9} {run.contender:<16} {'FAILED':>8}  {run.error}\n")
+    if deflate:
+        w(f"\ndeflate backends, {config['deflate_mib']} MiB of log text, 8 MiB sync-flushed pieces, one thread:\n")
+        for row in deflate:
+            if row["available"]:
+                w(f"  {row['backend']:<28} {row['mb_per_s']:8.1f} MB/s  ratio {row['ratio']:.3f}\n")
+            else:
+                w(f"  {row['backend']:<28} not installed (skipped)\n")
+    w("\nratios (wall time):\n")
+    for r in ratios:
+        value = "n/a" if r["value"] is None else f"{r['value']:.2f}{r['unit']}"
+        w(f"  {r['label']:<46} {value}\n")
+    w("\ntargets:\n")
+    for c in checks:
+        value = "n/a" if c["value"] is None else f"{c['value']:.2f}x"
+        w(f"  {c['verdict']:<5} {c['target']:<70} measured {value}\n")
+    out.flush()
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bucketzip-bench-"))
+    services = None
+    log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        log(f"starting moto (own process); work dir {workdir}")
+        services = Services(workdir)
+        s3 = s3_direct(services.moto_url)
+        seeding = time.perf_counter()
+        large, small, small_k = seed(s3, args)
+        log(f"seeded {large.objects + small_k.objects} objects, "
+            f"{(large.bytes + small_k.bytes) / 1e6:.0f} MB in {time.perf_counter() - seeding:.1f} s")
+
+        deflate: list[dict] = []
+        if args.deflate_mib and "deflate" not in args.skip:
+            log("deflate backends")
+            sample = Generator(seed=7).text(args.deflate_mib * MIB)
+            deflate = backends.compare(sample)
+            del sample
+
+        reference = measure(["bench.imports"], child_env(None), 120)
+        reference_rss = reference.rss_kib / 1024 if reference.returncode == 0 else None
+
+        plan: list[tuple[str, Dataset]] = []
+        contenders = ["floor", "bucketzip store", "bucketzip auto"]
+        if "baseline" not in args.skip:
+            contenders.append("baseline")
+        if "large" not in args.skip:
+            plan += [(c, large) for c in contenders]
+        if "small" not in args.skip:
+            plan += [(c, small) for c in contenders]
+            if "rss" not in args.skip:
+                plan.append(("bucketzip auto", small_k))
+        runs: dict[tuple[str, str], Run] = {}
+        for contender, dataset in plan:
+            log(f"{dataset.name}: {contender} ...")
+            run = run_contender(contender, dataset, services, s3, workdir, args)
+            runs[(dataset.name, contender)] = run
+            log(f"{dataset.name}: {contender}: " + (f"{run.wall:.2f} s, {run.rss_mib:.0f} MiB" if run.ok
+                                                   else f"FAILED {run.error}"))
+
+        ratios, checks = build_checks(runs, args, small_k.name)
+        import moto
+        config = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                       f"load average {os.getloadavg()[0]:.1f}",
+            "moto": moto.__version__, "concurrency": args.concurrency, "part_size": args.part_size,
+            "chunk_size": args.chunk_size, "repeat": args.repeat, "deflate_mib": args.deflate_mib,
+            "latency_ms": args.latency_ms, "large_latency_ms": args.large_latency_ms, "quick": args.quick,
+        }
+        datasets = [large, small, small_k]
+        print_report(config, datasets, runs, deflate, ratios, checks, reference_rss)
+        if args.json_out:
+            payload = {
+                "config": config, "datasets": [asdict(d) for d in datasets],
+                "reference_rss_mib": reference_rss,
+                "runs": [{**asdict(r), "mb_per_s": round(r.mb_per_s, 2), "objects_per_s": round(r.objects_per_s, 2)}
+                         for r in runs.values()],
+                "deflate": deflate, "ratios": ratios, "checks": checks,
+            }
+            Path(args.json_out).write_text(json.dumps(payload, indent=2) + "\n")
+            log(f"wrote {args.json_out}")
+        return 0 if all(r.ok for r in runs.values()) else 1
+    finally:
+        if services is not None:
+            services.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
