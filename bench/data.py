@@ -33,7 +33,7 @@ class Generator:
         self.pool = pool if pool is not None else text_pool(seed)
 
     def random_bytes(self, n: int) -> bytes:
-        return self.rng.randbytes(n)
+        return b"".join(self.rng.randbytes(min(MIB, n - start)) for start in range(0, n, MIB))
 
     def text(self, n: int) -> bytes:
         out = bytearray()

@@ -140,12 +140,12 @@ def cmd_start(args, s3=None) -> int:
         return 2
     name = args.name or f"bucketzip-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     with _aws_errors("start"):
-        sfn = _client("stepfunctions")
+        sfn = _client("stepfunctions", args)
         execution_arn = start_execution(sfn, args.state_machine, data, name)
         print(execution_arn, flush=True)
         if not args.watch:
             return 0
-        return _watch(sfn, execution_arn, table=None, interval=args.interval)
+        return _watch(sfn, execution_arn, table=None, interval=args.interval, args=args)
     return 1
 
 
@@ -153,14 +153,16 @@ def cmd_start(args, s3=None) -> int:
 
 def cmd_watch(args, s3=None) -> int:
     with _aws_errors("watch"):
-        return _watch(_client("stepfunctions"), args.execution_arn, table=args.table, interval=args.interval)
+        return _watch(_client("stepfunctions", args), args.execution_arn, table=args.table,
+                      interval=args.interval, args=args)
     return 1
 
 
-def _client(service: str):
+def _client(service: str, args=None):
+    """A client honouring the main CLI's --endpoint-url (else the standard configuration)."""
     import boto3
 
-    return boto3.client(service)
+    return boto3.client(service, endpoint_url=getattr(args, "endpoint_url", None) or None)
 
 
 class _aws_errors:
@@ -181,7 +183,7 @@ class _aws_errors:
         return False
 
 
-def _watch(sfn, execution_arn: str, *, table: str | None, interval: float) -> int:
+def _watch(sfn, execution_arn: str, *, table: str | None, interval: float, args=None) -> int:
     import os
 
     from .store_dynamodb import DynamoStateStore
@@ -190,10 +192,10 @@ def _watch(sfn, execution_arn: str, *, table: str | None, interval: float) -> in
     table = table or os.environ.get("BUCKETZIP_TABLE")
     if not table:
         try:
-            table = table_of_execution(sfn, _client("lambda"), execution_arn)
+            table = table_of_execution(sfn, _client("lambda", args), execution_arn)
         except Exception as exc:  # no permission to look: status only
             print(f"(no progress: state table unknown, {type(exc).__name__}; use --table)", file=sys.stderr)
-    progress_of = store_progress(DynamoStateStore(table)) if table else None
+    progress_of = store_progress(DynamoStateStore(table, client=_client("dynamodb", args))) if table else None
     line = WatchLine(sys.stderr)
     outcome = follow(sfn, execution_arn, on_update=line, progress_of=progress_of, poll_seconds=interval)
     line.close()

@@ -124,8 +124,15 @@ def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: F
 
 def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Progress:
     """Write central directory + end records, complete the upload, write the manifest,
-    delete state. Returns Progress(phase="finishing", done=False) when it must be called again."""
-    state = store.load(run_id)
+    delete state. Returns Progress(phase="finishing", done=False) when it must be called again.
+    A retried call after success (its answer was lost) returns the same result."""
+    try:
+        state = store.load(run_id)
+    except RunNotFound:
+        recorded = store.load_result(run_id)
+        if recorded is None:
+            raise
+        return ArchiveResult(**recorded)
     if state.phase == ARCHIVING and not progress_of(state).done:
         raise RunNotFound(f"run {run_id}: archiving is not done yet; run more steps before finishing")
     if state.phase != COMPLETE:
@@ -149,12 +156,14 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
             return progress_of(state)
     finish.write_manifest(s3, store, state)
     _delete_staging(s3, state)
-    store.delete_run(run_id)
     request = state.request
-    return ArchiveResult(run_id=run_id, bucket=request.dest_bucket, key=request.dest_key, size=state.offset,
-                         entries=state.entries, parts=state.next_part - 1, skipped=state.skipped,
-                         manifest_key=request.dest_key + MANIFEST_SUFFIX, etag=state.etag, steps=state.steps,
-                         duration_seconds=round(time.time() - state.started_at, 3))
+    result = ArchiveResult(run_id=run_id, bucket=request.dest_bucket, key=request.dest_key, size=state.offset,
+                           entries=state.entries, parts=state.next_part - 1, skipped=state.skipped,
+                           manifest_key=request.dest_key + MANIFEST_SUFFIX, etag=state.etag, steps=state.steps,
+                           duration_seconds=round(time.time() - state.started_at, 3))
+    store.delete_run(run_id)
+    store.record_result(run_id, result.to_json())
+    return result
 
 
 def _complete(s3, state: RunState, parts: list[list]) -> str:

@@ -56,3 +56,10 @@ class StateStore(ABC):
     @abstractmethod
     def delete_run(self, run_id: str) -> None:
         """Remove every item of the run. Idempotent."""
+
+    def record_result(self, run_id: str, result: dict) -> None:
+        """Keep a finished run's result (only) so that a retried Finish can answer it.
+        Stores with a single caller (the CLI) keep nothing."""
+
+    def load_result(self, run_id: str) -> dict | None:
+        return None

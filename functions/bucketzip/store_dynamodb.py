@@ -3,11 +3,13 @@
   commit#000000000012        which attempt's fragment commit 12 made visible
   frag#<attempt>#0003        fragment pieces (< 400 KB items), invisible until committed
   name#<sha256 of name>      entry-name claims (collision guard)
+  result                     a finished run's result, all that is left of it (retried Finish)
 Every item carries `expires_at` (TTL) so abandoned runs disappear on their own."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 
@@ -141,6 +143,15 @@ class DynamoStateStore(StateStore):
             while requests:
                 response = self.client.batch_write_item(RequestItems={self.table: requests})
                 requests = response.get("UnprocessedItems", {}).get(self.table, [])
+
+    def record_result(self, run_id: str, result: dict) -> None:
+        """Written after delete_run: the run's one remaining item, gone with the TTL."""
+        self._call("put_item", Item={**self._key(run_id, "result"), "data": {"S": json.dumps(result)},
+                                     "expires_at": self._expires()})
+
+    def load_result(self, run_id: str) -> dict | None:
+        item = self._call("get_item", Key=self._key(run_id, "result"), ConsistentRead=True).get("Item")
+        return json.loads(item["data"]["S"]) if item else None
 
     @staticmethod
     def _key(run_id: str, sk: str) -> dict:

@@ -32,6 +32,7 @@ class ExecutionInput(BaseModel):
     chunk_size: int | str | None = None
     step_bytes: int | str | None = None
     prefetch_bytes: int | str | None = None
+    page_size: int | None = None
     loops_per_execution: int | None = Field(None, ge=1, le=MAX_LOOPS_PER_EXECUTION)
 
 

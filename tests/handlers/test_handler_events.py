@@ -92,6 +92,13 @@ def test_start_rejects_a_bad_resume(fake_engine, context):
         start.handler(start_event({"resume": {"generation": 1}}), context)
 
 
+def test_the_execution_input_offers_every_archive_request_field():
+    from bucketzip.config import field_names
+    from handlers.models import ExecutionInput
+
+    assert set(field_names()) <= set(ExecutionInput.model_fields)
+
+
 # -- step ---------------------------------------------------------------------------
 
 def test_step_deadline_is_the_remaining_time_minus_the_safety_margin(fake_engine, context, monkeypatch):

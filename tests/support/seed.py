@@ -51,3 +51,9 @@ def empty_and_delete_bucket(s3, bucket: str) -> None:
         for i in range(0, len(doomed), 1000):
             s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[i:i + 1000], "Quiet": True})
     s3.delete_bucket(Bucket=bucket)
+
+
+def state_items(dynamodb, table: str) -> list[str]:
+    """Sort keys of every item left in a state table (a finished run leaves `result`)."""
+    items = dynamodb.scan(TableName=table).get("Items", [])
+    return sorted(item["sk"]["S"] for item in items)

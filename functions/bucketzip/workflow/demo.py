@@ -84,7 +84,8 @@ def run_demo(count: int = 300, step_bytes: str = "1MiB", loops_per_execution: in
             on_event("running statemachine/archive.asl.json (Lambda tasks run in this process)")
             outcome = workflow.run({
                 "source_bucket": SOURCE_BUCKET, "dest_bucket": DEST_BUCKET, "dest_key": KEY_TEMPLATE,
-                "part_size": "5MiB", "step_bytes": step_bytes, "loops_per_execution": loops_per_execution,
+                "part_size": "5MiB", "chunk_size": "256KiB", "step_bytes": step_bytes,
+                "loops_per_execution": loops_per_execution,
             }, name="demo-run", timeout=600)
             steps = len(workflow.invocations("step"))
         if not outcome.succeeded:

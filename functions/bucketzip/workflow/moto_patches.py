@@ -14,7 +14,9 @@ in ways the bucketzip definition relies on. Applied once, in-process, by LocalWo
 4. StartExecution of a state machine that has a running execution fails in moto
    (it deep-copies the state machine, running executions and their locks included).
    Executions are shared by reference instead of copied.
-5. Retry waits: moto sleeps for real; `set_retry_time_scale` shrinks them for tests.
+5. StartExecution without a name: moto names the execution "None"; AWS generates
+   a UUID (parent workflows usually omit Name). A UUID is generated.
+6. Retry waits: moto sleeps for real; `set_retry_time_scale` shrinks them for tests.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def apply() -> None:
         _patch_fail_state()
         _patch_execution_copy()
         _patch_lambda_service_errors()
+        _patch_execution_names()
         _applied = True
 
 
@@ -114,3 +117,16 @@ def _patch_lambda_service_errors() -> None:
                 error=error, cause=ex.response["Error"].get("Message", ""))))
 
     StateTaskLambda._from_error = from_error
+
+
+def _patch_execution_names() -> None:
+    import uuid
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+
+    StepFunctionsParserBackend.start_execution = start_execution
