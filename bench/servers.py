@@ -1,7 +1,7 @@
 """The emulator and the latency proxy, each in a process of its own.
 
     python bench/servers.py moto                      # moto server on a free port
-    python bench/servers.py proxy UPSTREAM_PORT MS    # latency proxy in front of it
+    python bench/servers.py proxy UPSTREAM_PORT MS [CACHE_BYTES]  # latency proxy in front of it
 
 Each prints `PORT <n>` on its first stdout line once it accepts connections, then
 serves until killed. Running them apart from the measured tools keeps the emulator's
@@ -12,16 +12,27 @@ after reading each request's headers (S3's first-byte latency, which is what mak
 concurrency pay off against real S3), then forwards the request to moto and streams
 the response back in 1 MiB blocks. Request bodies (at most one part, 16 MiB) are read
 whole before forwarding, so a stale keep-alive connection to moto can be retried.
+
+Ranged GETs are served by the proxy itself, from a cache of whole objects fetched
+once from moto: moto answers every ranged GET by reading the WHOLE object and slicing
+it (moto/s3/responses.py, _handle_range_header), so reading a 256 MiB object in 8 MiB
+ranges would cost moto 32 x 256 MiB, and a benchmark of ranged readers (the floor and
+bucketzip) would measure that. S3 serves a range in time proportional to the range;
+so does the cache. The status, headers and conditions (If-Match) are S3's: 206 with
+Content-Range, 412 when If-Match differs from the ETag, checksums dropped as S3 does.
 """
 
 from __future__ import annotations
 
 import http.client
 import logging
+import os
+import re
 import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -31,6 +42,9 @@ BLOCK = 1 << 20
 
 def serve_moto() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    # Objects up to 2 GiB stay in memory (moto's default spills those over ~5 MiB to temp
+    # files): the benchmark measures the tools, not this machine's disk.
+    os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(2 << 30))
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -51,10 +65,53 @@ def _read_chunked(rfile) -> bytes:
         rfile.readline()  # CRLF after the chunk
 
 
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+class ObjectCache:
+    """Whole objects by request path (query included), LRU, bounded in bytes; one
+    load per path however many threads ask for it at once."""
+
+    def __init__(self, limit: int):
+        self.limit, self.size = limit, 0
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[str, tuple] = OrderedDict()
+        self.loading: dict[str, threading.Event] = {}
+
+    def get(self, path: str, load):
+        with self.lock:
+            if path in self.entries:
+                self.entries.move_to_end(path)
+                return self.entries[path]
+            event = self.loading.get(path)
+            owner = event is None
+            if owner:
+                event = self.loading[path] = threading.Event()
+        if not owner:
+            event.wait()
+            with self.lock:
+                return self.entries.get(path)
+        value = None
+        try:
+            value = load()
+        finally:
+            with self.lock:
+                if value is not None and len(value[1]) <= self.limit:
+                    self.entries[path] = value
+                    self.size += len(value[1])
+                    while self.size > self.limit:
+                        _, (_, old) = self.entries.popitem(last=False)
+                        self.size -= len(old)
+                del self.loading[path]
+                event.set()
+        return value
+
+
 class ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     upstream_port = 0
     latency = 0.0
+    cache: ObjectCache | None = None
 
     def setup(self):
         super().setup()
@@ -77,6 +134,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         if self.latency:
             time.sleep(self.latency)
+        if self.command == "GET" and self.cache is not None and self._serve_range():
+            return
         length = self.headers.get("Content-Length")
         if length is not None:
             body = self.rfile.read(int(length)) if int(length) else b""
@@ -126,6 +185,69 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if response.will_close:
             self._upstream(fresh=True)
 
+    def _load_whole(self):
+        """GET the whole object from moto: (headers, body), or None when not a plain 200."""
+        headers = [(k, v) for k, v in self.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() not in ("range", "if-match", "content-length")]
+        for attempt in (0, 1):
+            conn = self._upstream(fresh=attempt > 0)
+            try:
+                conn.putrequest("GET", self.path, skip_host=True, skip_accept_encoding=True)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                conn.endheaders()
+                response = conn.getresponse()
+                break
+            except (http.client.RemoteDisconnected, ConnectionError, http.client.CannotSendRequest,
+                    http.client.BadStatusLine):
+                if attempt:
+                    raise
+        body = response.read()
+        if response.will_close:
+            self._upstream(fresh=True)
+        if response.status != 200:
+            return None
+        kept = [(k, v) for k, v in response.getheaders()
+                if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "content-range", "date")
+                and not k.lower().startswith("x-amz-checksum-")]
+        return kept, body
+
+    def _serve_range(self) -> bool:
+        """Answer a `Range: bytes=B-E` GET from the cache; False: forward it as is."""
+        match = _RANGE.match(self.headers.get("Range", "").strip())
+        if match is None or "/" not in self.path.lstrip("/"):  # ranges of objects only
+            return False
+        cached = self.cache.get(self.path, self._load_whole)
+        if cached is None:
+            return False
+        headers, body = cached
+        etag = next((v for k, v in headers if k.lower() == "etag"), None)
+        if_match = self.headers.get("If-Match")
+        if if_match is not None and if_match.strip() not in ("*", etag):
+            self.send_response_only(412, "Precondition Failed")
+            error = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code>"
+                     b"<Message>At least one of the pre-conditions you specified did not hold</Message></Error>")
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(error)))
+            self.end_headers()
+            self.wfile.write(error)
+            return True
+        begin, end = int(match.group(1)), match.group(2)
+        last = len(body) - 1
+        if begin > last:
+            return False  # moto answers 416 InvalidRange
+        end = last if end == "" else min(int(end), last)
+        self.send_response_only(206, "Partial Content")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Range", f"bytes {begin}-{end}/{len(body)}")
+        self.send_header("Content-Length", str(end - begin + 1))
+        self.end_headers()
+        view = memoryview(body)
+        for start in range(begin, end + 1, BLOCK):
+            self.wfile.write(view[start:min(start + BLOCK, end + 1)])
+        return True
+
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _forward
 
 
@@ -134,8 +256,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-def serve_proxy(upstream_port: int, latency_ms: float) -> None:
-    handler = type("Handler", (ProxyHandler,), {"upstream_port": upstream_port, "latency": latency_ms / 1000.0})
+def serve_proxy(upstream_port: int, latency_ms: float, cache_bytes: int = 2 << 30) -> None:
+    handler = type("Handler", (ProxyHandler,), {"upstream_port": upstream_port, "latency": latency_ms / 1000.0,
+                                                "cache": ObjectCache(cache_bytes) if cache_bytes else None})
     server = _Server(("127.0.0.1", 0), handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
@@ -144,7 +267,7 @@ def serve_proxy(upstream_port: int, latency_ms: float) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["moto"]:
         serve_moto()
-    elif sys.argv[1:2] == ["proxy"] and len(sys.argv) == 4:
-        serve_proxy(int(sys.argv[2]), float(sys.argv[3]))
+    elif sys.argv[1:2] == ["proxy"] and len(sys.argv) in (4, 5):
+        serve_proxy(int(sys.argv[2]), float(sys.argv[3]), *(int(a) for a in sys.argv[4:]))
     else:
-        sys.exit("usage: servers.py moto | servers.py proxy UPSTREAM_PORT LATENCY_MS")
+        sys.exit("usage: servers.py moto | servers.py proxy UPSTREAM_PORT LATENCY_MS [CACHE_BYTES]")

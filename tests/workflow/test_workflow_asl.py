@@ -13,7 +13,7 @@ from bucketzip.workflow.lambdas import ServiceError
 from handlers.common import DEFAULT_LOOPS_PER_EXECUTION
 from handlers.models import MAX_LOOPS_PER_EXECUTION
 from support.seed import seed_bucket
-from workflow_helpers import assert_nothing_left, cause_message
+from workflow_helpers import assert_nothing_left, assert_nothing_left_after_failure, cause_message
 
 # Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -155,4 +155,4 @@ def test_a_permanent_error_is_not_retried(workflow, buckets, s3, dynamodb):
     workflow.intercept("step", corrupt)
     outcome = workflow.run(small_run(s3, source, dest))
     assert outcome.error == "IntegrityError" and len(workflow.invocations("step")) == 1
-    assert_nothing_left(s3, dynamodb, workflow.table, dest)
+    assert_nothing_left_after_failure(s3, dynamodb, workflow.table, dest)

@@ -10,7 +10,8 @@ import pytest
 from bucketzip.errors import RetryableError, StaleState
 from support.readers import PYTHON, UNZIP, check_archive
 from support.seed import list_multipart_uploads, seed_bucket
-from workflow_helpers import assert_nothing_left, cause_message, fetch_archive, random_objects
+from workflow_helpers import (assert_nothing_left, assert_nothing_left_after_failure, cause_message,
+                              fetch_archive, random_objects)
 
 # Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -60,7 +61,7 @@ def test_bad_input_fails_naming_the_problem_and_leaves_nothing(
     message = cause_message(outcome)
     assert all(word in message for word in words), message
     assert states_entered(workflow, outcome.execution_arn) == ["Start", "Abort", "Fail"]
-    assert_nothing_left(s3, dynamodb, workflow.table, dest)
+    assert_nothing_left_after_failure(s3, dynamodb, workflow.table, dest)
     assert list_multipart_uploads(s3, source) == []
     assert s3.get_object(Bucket=dest, Key="taken.zip")["Body"].read() == b"keep me"
     assert {o["Key"] for o in s3.list_objects_v2(Bucket=dest)["Contents"]} == {"taken.zip"}
@@ -139,7 +140,7 @@ def test_step_error_exhausting_retries_aborts_and_leaves_nothing(
     assert len(calls) == 1 + 1 + 6                        # first step, failing step, 6 retries
     assert len(workflow.invocations("abort")) == 1
     assert states_entered(workflow, outcome.execution_arn)[-2:] == ["Abort", "Fail"]
-    assert_nothing_left(s3, dynamodb, workflow.table, dest)
+    assert_nothing_left_after_failure(s3, dynamodb, workflow.table, dest)
     assert s3.list_objects_v2(Bucket=dest).get("KeyCount") == 0
 
 
@@ -250,10 +251,6 @@ def test_stale_step_seen_by_the_state_machine_is_retried_not_aborted(
     assert_nothing_left(s3, dynamodb, workflow.table, dest)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine: finish_run is not idempotent once complete: it deletes the run state, so a retried "
-    "Finish raises RunNotFound and the execution fails although the archive is complete. "
-    "Keep a small result item (TTL) that a later finish_run returns. Remove this marker then."))
 def test_finish_retried_after_it_completed_still_succeeds(workflow, buckets, s3, dynamodb, tmp_path):
     """Finish completed the upload and deleted the run state, but its response was lost
     (a Lambda service error): the retried Finish must report the same archive."""

@@ -12,10 +12,19 @@ from support.seed import list_multipart_uploads
 
 
 def assert_nothing_left(s3, dynamodb, table: str, dest_bucket: str) -> None:
-    """Clean failure: no multipart upload, no staging object, no state item."""
+    """No multipart upload, no staging object, no state item: after a failure nothing at
+    all; after a success only the run's `result` item (for a retried Finish), with a TTL."""
     assert list_multipart_uploads(s3, dest_bucket) == []
     staging = s3.list_objects_v2(Bucket=dest_bucket, Prefix=STAGING_PREFIX).get("Contents", [])
     assert staging == []
+    items = dynamodb.scan(TableName=table).get("Items", [])
+    leftovers = [item for item in items if item["sk"]["S"] != "result" or "expires_at" not in item]
+    assert leftovers == []
+    assert len(items) <= 1
+
+
+def assert_nothing_left_after_failure(s3, dynamodb, table: str, dest_bucket: str) -> None:
+    assert_nothing_left(s3, dynamodb, table, dest_bucket)
     assert dynamodb.scan(TableName=table).get("Items", []) == []
 
 
