@@ -26,7 +26,7 @@ from .errors import DestinationExists, RunExists, RunNotFound
 from .results import ArchiveResult, Progress
 from .s3errors import error_code, translate
 from .sink import ArchiveSink, staging_prefix
-from .state import ARCHIVING, COMPLETE, FINISHING, Fragment, RunState
+from .state import ARCHIVING, COMPLETE, COMPLETING, FINISHING, Fragment, RunState
 from .writer import StepWriter
 
 
@@ -135,7 +135,7 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
         return ArchiveResult(**recorded)
     if state.phase == ARCHIVING and not progress_of(state).done:
         raise RunNotFound(f"run {run_id}: archiving is not done yet; run more steps before finishing")
-    if state.phase != COMPLETE:
+    if state.phase in (ARCHIVING, FINISHING):
         expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
         sink = ArchiveSink(s3, store, state, attempt)
         try:
@@ -146,14 +146,15 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
         state.tail = sink.save_tail()
         state.steps += 1
         if written:
-            parts = finish.recorded_parts(store, run_id) + fragment.parts
-            finish.check_parts(s3, state, sorted(parts))
-            etag = _complete(s3, state, sorted(parts))
-            state.phase = COMPLETE
-            state.etag = etag
+            state.phase = COMPLETING  # every part is out: a retry only has to complete
         _commit(s3, store, state, expected, attempt, fragment, old_tail)
         if not written:
             return progress_of(state)
+    if state.phase == COMPLETING:
+        expected = state.version
+        state.etag = _complete(s3, state, finish.recorded_parts(store, run_id))
+        state.phase = COMPLETE
+        store.commit(state, expected, None, 0)
     finish.write_manifest(s3, store, state)
     _delete_staging(s3, state)
     request = state.request
@@ -167,7 +168,10 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
 
 
 def _complete(s3, state: RunState, parts: list[list]) -> str:
+    """Check the parts, complete the upload; after a crash between the two (a retried
+    call), an archive already there with the expected size counts as completed."""
     try:
+        finish.check_parts(s3, state, parts)
         return finish.complete_upload(s3, state, parts)
     except Exception:
         etag = finish.already_completed(s3, state)
@@ -185,7 +189,7 @@ def abort_run(s3, store, run_id: str) -> None:
         store.delete_run(run_id)  # orphan fragments of a run whose state is gone
         return
     if state.phase != COMPLETE:
-        _abort_upload(s3, state)
+        _abort_upload(s3, state)  # after a completed upload this is a harmless NoSuchUpload
     _delete_staging(s3, state)
     store.delete_run(run_id)
 
@@ -216,4 +220,4 @@ def get_progress(store, run_id: str) -> Progress:
     return progress_of(store.load(run_id))
 
 
-__all__ = ["start_run", "run_step", "finish_run", "abort_run", "get_progress", "new_run_id", "FINISHING"]
+__all__ = ["start_run", "run_step", "finish_run", "abort_run", "get_progress", "new_run_id"]

@@ -13,7 +13,7 @@ from .manifest import header_line
 from .records import end_records
 from .s3errors import error_code, translate
 from .sink import ArchiveSink
-from .state import COMPLETE, FINISHING, Fragment, RunState
+from .state import FINISHING, Fragment, RunState
 
 MANIFEST_PART_BYTES = 8 * 1024 * 1024
 
@@ -133,6 +133,3 @@ def already_completed(s3, state: RunState) -> str | None:
         raise
     return head["ETag"] if head["ContentLength"] == state.offset else None
 
-
-__all__ = ["COMPLETE", "write_directory", "recorded_parts", "check_parts", "complete_upload",
-           "write_manifest", "already_completed"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .config import ArchiveRequest
 from .records import EntryMeta
 
-ARCHIVING, FINISHING, COMPLETE = "archiving", "finishing", "complete"
+ARCHIVING, FINISHING, COMPLETING, COMPLETE = "archiving", "finishing", "completing", "complete"
 
 
 @dataclass

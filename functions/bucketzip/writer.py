@@ -97,7 +97,7 @@ class StepWriter:
         listed = plan.listed
         listed.version_id = chunk.version_id
         is_dir = listed.key.endswith("/") and listed.size == 0
-        name = self._name(listed.key if listed.size == 0 or not listed.key.endswith("/") else listed.key.rstrip("/"))
+        name = self._name(listed.key, folder_with_content=listed.key.endswith("/") and not is_dir)
         method = STORED if plan.level is None else DEFLATED
         meta = EntryMeta(name=name, mtime=listed.last_modified, method=method, header_offset=state.offset,
                          uses_descriptor=not chunk.last, zip64=not is_dir and needs_zip64(listed.size))
@@ -148,9 +148,10 @@ class StepWriter:
 
     # -- names -------------------------------------------------------------------------
 
-    def _name(self, key: str) -> str:
-        """The entry name; a changed name must not take a name another key has or gets."""
-        name = entry_name(key)
+    def _name(self, key: str, folder_with_content: bool = False) -> str:
+        """The entry name; a changed name must not take a name another key has or gets.
+        A folder marker that holds data becomes a file (named without the slash)."""
+        name = entry_name(key.rstrip("/") if folder_with_content else key)
         if name == key:
             return name
         candidate, n = name, 0
