@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from botocore.exceptions import ClientError
 
 from .config import MANIFEST_SUFFIX, STAGING_PREFIX, ArchiveRequest, key_selected
-from .s3errors import error_code, translate
+from .s3errors import translate
 from .state import Cursor, Listed
 
 
@@ -81,8 +81,10 @@ def _resume_page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
     try:
         page = _page(s3, request, cursor)
     except ClientError as exc:
-        if not cursor.token or error_code(exc) not in ("InvalidArgument", "InvalidToken", "400"):
+        if not cursor.token:
             raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
+        # Tokens are opaque and may expire (S3: 400 InvalidArgument; emulators differ).
+        # StartAfter is exact too; if S3 itself is failing, that call fails as well.
         page = None
     if page is not None and cursor.index > 0:
         contents = page.get("Contents", [])
