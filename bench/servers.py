@@ -1,7 +1,7 @@
 """The emulator and the latency proxy, each in a process of its own.
 
     python bench/servers.py moto                      # moto server on a free port
-    python bench/servers.py proxy UPSTREAM_PORT MS [CACHE_BYTES]  # latency proxy in front of it
+    python bench/servers.py proxy UPSTREAM_PORT MS [--cache-bucket B [--cache-whole]]
 
 Each prints `PORT <n>` on its first stdout line once it accepts connections, then
 serves until killed. Running them apart from the measured tools keeps the emulator's
@@ -13,17 +13,24 @@ concurrency pay off against real S3), then forwards the request to moto and stre
 the response back in 1 MiB blocks. Request bodies (at most one part, 16 MiB) are read
 whole before forwarding, so a stale keep-alive connection to moto can be retried.
 
-Ranged GETs are served by the proxy itself, from a cache of whole objects fetched
-once from moto: moto answers every ranged GET by reading the WHOLE object and slicing
+With --cache-bucket, ranged GETs of that bucket's objects are served by the proxy
+itself, from a cache of whole objects fetched once from moto: moto answers every ranged GET by reading the WHOLE object and slicing
 it (moto/s3/responses.py, _handle_range_header), so reading a 256 MiB object in 8 MiB
 ranges would cost moto 32 x 256 MiB, and a benchmark of ranged readers (the floor and
 bucketzip) would measure that. S3 serves a range in time proportional to the range;
 so does the cache. The status, headers and conditions (If-Match) are S3's: 206 with
 Content-Range, 412 when If-Match differs from the ETag, checksums dropped as S3 does.
+
+With --cache-whole, whole-object GETs of that bucket are served from the cache too.
+moto spends ~2.5 ms of CPU per GET, serialized by its GIL, which on a small machine
+caps any concurrent reader at a few hundred objects/s whatever the latency: S3 has
+no such ceiling. The source bucket does not change during a benchmark, so serving
+its reads from memory is exact; listings and every write still go to moto.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import logging
 import os
@@ -112,6 +119,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
     upstream_port = 0
     latency = 0.0
     cache: ObjectCache | None = None
+    cache_bucket = ""
+    cache_whole = False
 
     def setup(self):
         super().setup()
@@ -134,7 +143,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         if self.latency:
             time.sleep(self.latency)
-        if self.command == "GET" and self.cache is not None and self._serve_range():
+        if self.command == "GET" and self.cache is not None and self._serve_cached():
             return
         length = self.headers.get("Content-Length")
         if length is not None:
@@ -212,10 +221,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 and not k.lower().startswith("x-amz-checksum-")]
         return kept, body
 
-    def _serve_range(self) -> bool:
-        """Answer a `Range: bytes=B-E` GET from the cache; False: forward it as is."""
-        match = _RANGE.match(self.headers.get("Range", "").strip())
-        if match is None or "/" not in self.path.lstrip("/"):  # ranges of objects only
+    def _serve_cached(self) -> bool:
+        """Answer a GET of a source object from the cache; False: forward it as is.
+        Ranged GETs (`Range: bytes=B-E`) always; whole-object GETs when `cache_whole`."""
+        path, _, query = self.path.partition("?")
+        bucket, _, key = path.lstrip("/").partition("/")
+        if not key or bucket != self.cache_bucket or (query and not query.startswith("versionId=")):
+            return False
+        range_header = self.headers.get("Range")
+        match = _RANGE.match(range_header.strip()) if range_header is not None else None
+        if (range_header is not None and match is None) or (match is None and not self.cache_whole):
             return False
         cached = self.cache.get(self.path, self._load_whole)
         if cached is None:
@@ -232,15 +247,20 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(error)
             return True
-        begin, end = int(match.group(1)), match.group(2)
-        last = len(body) - 1
-        if begin > last:
-            return False  # moto answers 416 InvalidRange
-        end = last if end == "" else min(int(end), last)
-        self.send_response_only(206, "Partial Content")
+        if match is not None:
+            begin, end = int(match.group(1)), match.group(2)
+            last = len(body) - 1
+            if begin > last:
+                return False  # moto answers 416 InvalidRange
+            end = last if end == "" else min(int(end), last)
+            self.send_response_only(206, "Partial Content")
+        else:
+            begin, end = 0, len(body) - 1
+            self.send_response_only(200, "OK")
         for name, value in headers:
             self.send_header(name, value)
-        self.send_header("Content-Range", f"bytes {begin}-{end}/{len(body)}")
+        if match is not None:
+            self.send_header("Content-Range", f"bytes {begin}-{end}/{len(body)}")
         self.send_header("Content-Length", str(end - begin + 1))
         self.end_headers()
         view = memoryview(body)
@@ -256,9 +276,18 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-def serve_proxy(upstream_port: int, latency_ms: float, cache_bytes: int = 2 << 30) -> None:
-    handler = type("Handler", (ProxyHandler,), {"upstream_port": upstream_port, "latency": latency_ms / 1000.0,
-                                                "cache": ObjectCache(cache_bytes) if cache_bytes else None})
+def serve_proxy(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="servers.py proxy")
+    parser.add_argument("upstream_port", type=int)
+    parser.add_argument("latency_ms", type=float)
+    parser.add_argument("--cache-bucket", default="", help="serve GETs of this (unchanging) bucket's objects from memory")
+    parser.add_argument("--cache-bytes", type=int, default=2 << 30)
+    parser.add_argument("--cache-whole", action="store_true", help="whole-object GETs too, not only ranges")
+    args = parser.parse_args(argv)
+    handler = type("Handler", (ProxyHandler,), {
+        "upstream_port": args.upstream_port, "latency": args.latency_ms / 1000.0,
+        "cache": ObjectCache(args.cache_bytes) if args.cache_bucket else None,
+        "cache_bucket": args.cache_bucket, "cache_whole": args.cache_whole})
     server = _Server(("127.0.0.1", 0), handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
@@ -267,7 +296,7 @@ def serve_proxy(upstream_port: int, latency_ms: float, cache_bytes: int = 2 << 3
 if __name__ == "__main__":
     if sys.argv[1:2] == ["moto"]:
         serve_moto()
-    elif sys.argv[1:2] == ["proxy"] and len(sys.argv) in (4, 5):
-        serve_proxy(int(sys.argv[2]), float(sys.argv[3]), *(int(a) for a in sys.argv[4:]))
+    elif sys.argv[1:2] == ["proxy"]:
+        serve_proxy(sys.argv[2:])
     else:
-        sys.exit("usage: servers.py moto | servers.py proxy UPSTREAM_PORT LATENCY_MS [CACHE_BYTES]")
+        sys.exit("usage: servers.py moto | servers.py proxy UPSTREAM_PORT LATENCY_MS [options]")

@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def request_from_args(args) -> ArchiveRequest:
-    source_bucket, prefix = parse_s3_url(args.source, want_key=False)
-    dest_bucket, dest_key = parse_s3_url(args.dest, want_key=True)
+    source_bucket, prefix = parse_s3_url(args.source, want_key=False, option="source")
+    dest_bucket, dest_key = parse_s3_url(args.dest, want_key=True, option="dest")
     return ArchiveRequest.create(
         source_bucket=source_bucket, source_prefix=prefix, dest_bucket=dest_bucket, dest_key=dest_key,
         include=args.include, exclude=args.exclude, compression=args.compression, level=args.level,

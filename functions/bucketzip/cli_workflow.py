@@ -15,6 +15,7 @@ import uuid
 
 from .errors import InputError
 from .sizes import format_size
+from .terminal import parse_s3_url
 
 NEXT_STEPS = """\
 Next, on AWS (see the README, "Deploy"):
@@ -110,15 +111,12 @@ def execution_input(args) -> dict:
         if not isinstance(data, dict):
             raise InputError("--input: must be a JSON object")
     if args.source:
-        bucket, prefix = _s3_url(args.source, "--source")
+        bucket, prefix = parse_s3_url(args.source, want_key=False, option="--source")
         data["source_bucket"] = bucket
         if prefix:
             data["source_prefix"] = prefix
     if args.dest:
-        bucket, key = _s3_url(args.dest, "--dest")
-        if not key or key.endswith("/"):
-            raise InputError(f"--dest: {args.dest!r} names no object (expected s3://BUCKET/KEY.zip)")
-        data["dest_bucket"], data["dest_key"] = bucket, key
+        data["dest_bucket"], data["dest_key"] = parse_s3_url(args.dest, want_key=True, option="--dest")
     for option in ("include", "exclude", "compression", "level", "part_size", "chunk_size", "step_bytes",
                    "prefetch_bytes", "concurrency", "loops_per_execution", "overwrite", "strict"):
         value = getattr(args, option)
@@ -250,13 +248,6 @@ def _cause(cause: str | None) -> str:
         return json.loads(cause)["errorMessage"]
     except (TypeError, ValueError, KeyError):
         return cause or ""
-
-
-def _s3_url(url: str, option: str) -> tuple[str, str]:
-    if not url.startswith("s3://") or not url[5:].partition("/")[0]:
-        raise InputError(f"{option}: {url!r} is not an s3://BUCKET/... URL")
-    bucket, _, rest = url[5:].partition("/")
-    return bucket, rest
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m bucketzip.cli_workflow demo`

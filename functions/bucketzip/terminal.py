@@ -11,15 +11,17 @@ from .errors import InputError
 from .sizes import format_size
 
 
-def parse_s3_url(url: str, *, want_key: bool) -> tuple[str, str]:
-    """s3://BUCKET/KEY -> (bucket, key). want_key: the key must be an object key."""
+def parse_s3_url(url: str, *, want_key: bool, option: str = "") -> tuple[str, str]:
+    """s3://BUCKET/KEY -> (bucket, key). want_key: the key must be an object key.
+    `option` (e.g. "--source") starts the error message, naming what was wrong."""
+    where = f"{option}: " if option else ""
     if not url.startswith("s3://"):
-        raise InputError(f"{url!r} is not an s3://BUCKET/KEY URL")
+        raise InputError(f"{where}{url!r} is not an s3://BUCKET/KEY URL")
     bucket, _, key = url[5:].partition("/")
     if not bucket:
-        raise InputError(f"{url!r} names no bucket")
+        raise InputError(f"{where}{url!r} names no bucket")
     if want_key and (not key or key.endswith("/")):
-        raise InputError(f"{url!r} names no object (expected s3://BUCKET/KEY.zip)")
+        raise InputError(f"{where}{url!r} names no object (expected s3://BUCKET/KEY.zip)")
     return bucket, key
 
 
