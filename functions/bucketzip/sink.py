@@ -85,7 +85,8 @@ class ArchiveSink:
             self._cut(len(self.buffer))
 
     def _cut(self, size: int) -> None:
-        body = bytes(self.buffer[:size])
+        with memoryview(self.buffer) as view:  # one copy of the part, not two
+            body = bytes(view[:size])
         del self.buffer[:size]
         number = self.state.next_part
         self.state.next_part += 1
