@@ -26,13 +26,14 @@ def test_quick_benchmark_prints_ratios(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
-    for line in ("bucketzip/floor  (store)", "bucketzip/floor  (auto)", "baseline/bucketzip  (auto)",
+    for line in ("bucketzip/floor  (store)", "bucketzip/floor  (auto)", "baseline/bucketzip  (auto)", "CPU (store)",
                  "peak RSS", "ISA-L level 1"):
         assert line in text, f"{line!r} missing from:\n{text}"
     assert "FAILED" not in text
-    assert text.count("PASS") + text.count("MISS") == 4, text
+    assert text.count("PASS") + text.count("MISS") == 5, text
     result = json.loads(out.read_text())
     assert {(r["dataset"], r["contender"]) for r in result["runs"]} >= {
         ("large", "floor"), ("large", "bucketzip store"), ("large", "bucketzip auto"), ("large", "baseline"),
-        ("small", "floor"), ("small", "bucketzip auto"), ("small", "baseline"), ("small x2", "bucketzip auto")}
+        ("small", "floor"), ("small", "bucketzip auto"), ("small", "baseline"), ("small x2", "bucketzip auto"),
+        ("large-half", "bucketzip store")}
     assert all(r["ok"] for r in result["runs"])
