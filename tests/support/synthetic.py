@@ -35,8 +35,12 @@ def sha256_of(size: int, piece: int = 64 << 20) -> str:
 
 
 class SyntheticSource:
-    def __init__(self, real, bucket: str, sizes: dict[str, int]):
+    def __init__(self, real, bucket: str, sizes: dict[str, int], bodies: dict[str, bytes] | None = None):
+        """Objects of `sizes` with generated content, or exactly `bodies` when given."""
+        if bodies is not None:
+            sizes = {key: len(body) for key, body in bodies.items()}
         self._real, self._bucket, self._sizes = real, bucket, dict(sorted(sizes.items()))
+        self._bodies = bodies
         self._modified = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
     def __getattr__(self, name):
@@ -70,6 +74,10 @@ class SyntheticSource:
         size = self._sizes[kwargs["Key"]]
         match = _RANGE.match(kwargs.get("Range", ""))
         first, last = (int(match.group(1)), int(match.group(2))) if match else (0, size - 1)
-        data = generate(first, max(0, min(last, size - 1) - first + 1))
+        length = max(0, min(last, size - 1) - first + 1)
+        if self._bodies is not None:
+            data = self._bodies[kwargs["Key"]][first:first + length]
+        else:
+            data = generate(first, length)
         return {"Body": io.BytesIO(data), "ContentLength": len(data), "ETag": self._etag(kwargs["Key"]),
                 "ContentType": "application/octet-stream", "Metadata": {}}
