@@ -2,10 +2,10 @@
 
     python -m bench [--quick] [--latency-ms 20] [--large-mib 256] [--small-count 2000] ...
 
-Starts moto (and, with --latency-ms > 0, a latency proxy in front of it) in processes
-of their own, seeds a source bucket directly (no latency), then runs each contender in
-its own subprocess: wall time (measured outside, interpreter start included), peak RSS
-(the child's own VmHWM, bench/peak.py) and CPU seconds (os.wait4 rusage of that child).
+Starts moto and a latency proxy in front of it, each in a process of its own, seeds a
+source bucket (directly, no latency), then runs each contender in a subprocess of its
+own: wall time (measured outside, interpreter start included), peak RSS (the child's
+own VmHWM, bench/peak.py) and CPU seconds (os.wait4 rusage of that child only).
 
 Contenders, on each dataset, all with the same --concurrency, part and chunk sizes:
   floor             bench/floor.py: GET every byte once + multipart PUT of the same bytes
@@ -14,17 +14,18 @@ Contenders, on each dataset, all with the same --concurrency, part and chunk siz
   baseline          bench/baseline.py: sequential list -> GET -> zipstream-ng (deflate) -> parts
 Datasets:
   large             --large-count objects of --large-mib MiB: half random (.bin), half log text (.log)
-  small             --small-count objects of 1-64 KiB, half JSON-ish text, half random
-  large-half        the first half of the large objects (bucketzip store only): is peak RSS
-                    flat as bytes grow?
-  small xK          K x --small-count objects (bucketzip auto only): is it flat as objects grow?
-Contenders reach moto through a proxy (bench/servers.py) which adds --latency-ms to
-each request for the small datasets (--large-latency-ms, default 0, for the large one)
-and serves GETs of the source objects from memory, loaded before the first contender
-(moto reads a whole object for each ranged GET, and spends ~2.5 ms of CPU per GET
-under one GIL: S3 does neither); listings and all writes go to moto. Seeding goes to
-moto directly. Also compares the deflate backends on a text
-sample. Targets are checked and printed (PASS/MISS); the command does not fail on a MISS.
+  large-half        the first half of them (bucketzip store only): peak RSS flat as bytes grow?
+  small             --small-count objects of 1-64 KiB, half log text (.json), half random (.dat)
+  small xK          K x --small-count objects (bucketzip auto only): flat as objects grow?
+
+The proxy (bench/servers.py) adds --latency-ms to every request for the small datasets
+(--large-latency-ms, default 0, for the large ones) and serves GETs of the source
+objects from memory, loaded before the first contender: moto reads a whole object for
+each ranged GET and spends ~2.5 ms of CPU per GET under one GIL, S3 does neither.
+Listings and all writes go to moto. An untimed warm-up run comes first; with --repeat N
+the contenders run round robin and the fastest run of each is kept. Also compares the
+deflate backends on a text sample. Targets are checked and printed (PASS/MISS); the
+command does not fail on a MISS (exit 1 only when a contender fails).
 """
 
 from __future__ import annotations
@@ -64,13 +65,13 @@ DEFAULT = {"large_mib": 256, "large_count": 4, "small_count": 2000, "deflate_mib
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[5:]))
+                                     epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("--quick", action="store_true",
                         help=f"small configuration (smoke test, < 2 min): {QUICK}")
     parser.add_argument("--latency-ms", type=float, default=20.0,
                         help="injected per-request latency for the small datasets (default 20)")
     parser.add_argument("--large-latency-ms", type=float, default=0.0,
-                        help="injected per-request latency for the large dataset (default 0: direct to moto)")
+                        help="injected per-request latency for the large datasets (default 0)")
     parser.add_argument("--large-mib", type=int, help=f"MiB per large object (default {DEFAULT['large_mib']})")
     parser.add_argument("--large-count", type=int, help=f"large objects (default {DEFAULT['large_count']})")
     parser.add_argument("--small-count", type=int, help=f"small objects (default {DEFAULT['small_count']})")
@@ -79,11 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="for floor and bucketzip (default 16)")
     parser.add_argument("--part-size", default="16MiB", help="multipart part size, all contenders (default 16MiB)")
     parser.add_argument("--chunk-size", default="8MiB", help="ranged GET size, floor and bucketzip (default 8MiB)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the fastest is kept (default 1)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender, round robin; the fastest is kept, and the highest peak RSS (default 1)")
     parser.add_argument("--deflate-mib", type=int, help=f"text sample for the deflate backends "
                                                         f"(default {DEFAULT['deflate_mib']}; 0 skips)")
     parser.add_argument("--skip", action="append", default=[], choices=("large", "small", "rss", "deflate", "baseline"),
                         help="leave out a part of the run (repeatable)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run")
     parser.add_argument("--moto-reads", action="store_true",
                         help="send whole-object GETs to moto instead of the proxy's memory (its CPU per GET "
                              "then caps the small-object speed-up on small machines); ranged GETs are always "
@@ -125,7 +127,8 @@ class Services:
     def _start(self, args: list[str], name: str) -> str:
         log = open(self.workdir / f"{name}.log", "wb")
         proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "servers.py"), *args],
-                                stdout=subprocess.PIPE, stderr=log, env=child_env(None), cwd=ROOT)
+                                stdout=subprocess.PIPE, stderr=log, env=child_env(None), cwd=ROOT,
+                                preexec_fn=_die_with_parent)
         self.procs.append(proc)
         deadline = time.monotonic() + 60
         line = b""
@@ -173,6 +176,17 @@ class Services:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the server child: SIGTERM when the benchmark dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - elsewhere, stop() at exit still applies
+        pass
 
 
 def child_env(endpoint: str | None, state_dir: Path | None = None) -> dict:
@@ -342,35 +356,32 @@ def contender_cmd(contender: str, dataset: Dataset, endpoint: str, dest_key: str
             "--chunk-size", args.chunk_size, "--quiet", "--json"]
 
 
-def run_contender(contender: str, dataset: Dataset, services: Services, s3, workdir: Path, args) -> Run:
-    run = Run(dataset.name, contender, dataset.objects, dataset.bytes, dataset.latency_ms)
+def run_once(run: Run, contender: str, dataset: Dataset, services: Services, s3, workdir: Path, args,
+             attempt: int) -> None:
+    """One measured run of `contender` on `dataset`, folded into `run`: the fastest wall
+    time (with its CPU figures) and the highest peak RSS over the attempts are kept."""
     endpoint = services.endpoint(dataset.latency_ms)
-    best: Measured | None = None
-    for attempt in range(args.repeat):
-        dest_key = f"{dataset.name.replace(' ', '-')}/{contender.replace(' ', '-')}-{attempt}.zip"
-        state_dir = workdir / "state" / f"{dataset.name}-{contender}-{attempt}".replace(" ", "-")
-        emulator_before = services.cpu_seconds()
-        measured = measure(contender_cmd(contender, dataset, endpoint, dest_key, args),
-                           child_env(endpoint, state_dir), args.timeout)
-        measured.emulator_cpu = services.cpu_seconds() - emulator_before
-        run.walls.append(round(measured.wall, 3))
-        error = _check(contender, dataset, measured)
-        if not error:
-            run.bytes_out = s3.head_object(Bucket=DEST, Key=dest_key)["ContentLength"]
-        for key in (dest_key, dest_key + ".manifest.jsonl"):
-            try:
-                s3.delete_object(Bucket=DEST, Key=key)  # keep moto's memory flat between runs
-            except Exception:  # noqa: BLE001
-                pass
-        if error:
-            run.error = error
-            break
-        if best is None or measured.wall < best.wall:
-            best = measured
-        run.rss_mib = max(run.rss_mib, measured.rss_kib / 1024)
-    if best is not None and not run.error:
-        run.ok, run.wall, run.cpu, run.emulator_cpu = True, best.wall, best.cpu, best.emulator_cpu
-    return run
+    dest_key = f"{dataset.name.replace(' ', '-')}/{contender.replace(' ', '-')}-{attempt}.zip"
+    state_dir = workdir / "state" / f"{dataset.name}-{contender}-{attempt}".replace(" ", "-")
+    emulator_before = services.cpu_seconds()
+    measured = measure(contender_cmd(contender, dataset, endpoint, dest_key, args),
+                       child_env(endpoint, state_dir), args.timeout)
+    measured.emulator_cpu = services.cpu_seconds() - emulator_before
+    error = _check(contender, dataset, measured)
+    if not error:
+        run.bytes_out = s3.head_object(Bucket=DEST, Key=dest_key)["ContentLength"]
+    for key in (dest_key, dest_key + ".manifest.jsonl"):
+        try:
+            s3.delete_object(Bucket=DEST, Key=key)  # keep moto's memory flat between runs
+        except Exception:  # noqa: BLE001
+            pass
+    if error:
+        run.ok, run.error = False, error
+        return
+    run.walls.append(round(measured.wall, 3))
+    if not run.error and (not run.ok or measured.wall < run.wall):
+        run.ok, run.wall, run.cpu, run.emulator_cpu = True, measured.wall, measured.cpu, measured.emulator_cpu
+    run.rss_mib = max(run.rss_mib, measured.rss_kib / 1024)
 
 
 def _check(contender: str, dataset: Dataset, measured: Measured) -> str:
@@ -549,13 +560,22 @@ def main(argv: list[str] | None = None) -> int:
             plan += [(c, small) for c in contenders]
             if "rss" not in args.skip:
                 plan.append(("bucketzip auto", small_k))
-        runs: dict[tuple[str, str], Run] = {}
-        for contender, dataset in plan:
-            log(f"{dataset.name}: {contender} ...")
-            run = run_contender(contender, dataset, services, s3, workdir, args)
-            runs[(dataset.name, contender)] = run
-            log(f"{dataset.name}: {contender}: " + (f"{run.wall:.2f} s, {run.rss_mib:.0f} MiB" if run.ok
-                                                   else f"FAILED {run.error}"))
+        if plan and not args.no_warmup:
+            # moto is slower at its first big multipart uploads after seeding: an untimed
+            # run first, so that whichever contender comes first is not the one to pay.
+            log("warm-up: one untimed floor run on the first dataset")
+            run_once(Run("warm-up", "floor", 0, 0, 0), "floor", plan[0][1], services, s3, workdir, args, -1)
+        runs: dict[tuple[str, str], Run] = {(d.name, c): Run(d.name, c, d.objects, d.bytes, d.latency_ms)
+                                            for c, d in plan}
+        for attempt in range(args.repeat):  # round robin, so that drifts in load spread evenly
+            for contender, dataset in plan:
+                run = runs[(dataset.name, contender)]
+                if run.error:
+                    continue
+                log(f"{dataset.name}: {contender}{f' (run {attempt + 1})' if args.repeat > 1 else ''} ...")
+                run_once(run, contender, dataset, services, s3, workdir, args, attempt)
+                log(f"{dataset.name}: {contender}: " + (f"{run.walls[-1]:.2f} s, {run.rss_mib:.0f} MiB"
+                                                       if not run.error else f"FAILED {run.error}"))
 
         ratios, checks = build_checks(runs, args, {"large-half": large_1.name, "small xK": small_k.name})
         import moto

@@ -21,6 +21,10 @@ from .s3errors import GONE_CODES, error_code
 from .sink import ArchiveSink
 from .state import Fragment, Listed, OpenEntry, RunState
 
+# A step's directory records and manifest lines wait in memory until its commit: ending
+# the step at this size keeps memory independent of how many objects a bucket holds.
+FRAGMENT_BYTES = 4 * 1024 * 1024
+
 
 class StepWriter:
     def __init__(self, s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline, observer=None):
@@ -57,6 +61,9 @@ class StepWriter:
             prefetcher.close()
 
     def _should_stop(self) -> bool:
+        fragment = self.fragment
+        if len(fragment.central) + len(fragment.manifest) + len(fragment.skipped) >= FRAGMENT_BYTES:
+            return True
         step_bytes = self.request.step_bytes
         if step_bytes is not None and self.state.offset - self.start_offset >= step_bytes:
             return True
