@@ -14,10 +14,11 @@ the response back in 1 MiB blocks. Request bodies (at most one part, 16 MiB) are
 whole before forwarding, so a stale keep-alive connection to moto can be retried.
 
 With --cache-bucket, ranged GETs of that bucket's objects are served by the proxy
-itself, from a cache of whole objects fetched once from moto: moto answers every ranged GET by reading the WHOLE object and slicing
-it (moto/s3/responses.py, _handle_range_header), so reading a 256 MiB object in 8 MiB
-ranges would cost moto 32 x 256 MiB, and a benchmark of ranged readers (the floor and
-bucketzip) would measure that. S3 serves a range in time proportional to the range;
+itself, from a cache of whole objects fetched once from moto: moto answers every
+ranged GET by reading the WHOLE object and slicing it (moto/s3/responses.py,
+_handle_range_header), so reading a 256 MiB object in 8 MiB ranges would cost moto
+32 x 256 MiB, and a benchmark of ranged readers (the floor and bucketzip) would
+measure that. S3 serves a range in time proportional to the range;
 so does the cache. The status, headers and conditions (If-Match) are S3's: 206 with
 Content-Range, 412 when If-Match differs from the ETag, checksums dropped as S3 does.
 
@@ -280,7 +281,8 @@ def serve_proxy(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="servers.py proxy")
     parser.add_argument("upstream_port", type=int)
     parser.add_argument("latency_ms", type=float)
-    parser.add_argument("--cache-bucket", default="", help="serve GETs of this (unchanging) bucket's objects from memory")
+    parser.add_argument("--cache-bucket", default="",
+                        help="serve GETs of this (unchanging) bucket's objects from memory")
     parser.add_argument("--cache-bytes", type=int, default=2 << 30)
     parser.add_argument("--cache-whole", action="store_true", help="whole-object GETs too, not only ranges")
     args = parser.parse_args(argv)

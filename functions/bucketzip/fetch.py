@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class ObjectPlan:
     level: int | None = None
     decided: threading.Event = field(default_factory=threading.Event)
     resumed: bool = False
+    start_crc: int = 0              # CRC-32 of the bytes before `start` (a resumed entry's)
 
     @property
     def single_chunk_size(self) -> int:
@@ -54,6 +56,10 @@ class Chunk:
     skip_reason: str | None = None  # the object could not be read as listed
     headers: dict = field(default_factory=dict)
     version_id: str | None = None
+    size: int = 0                   # bytes read (`data` itself is dropped once compressed)
+    crc: int = 0                    # CRC-32 of the object's bytes up to the end of this chunk
+    previous: "Chunk | None" = field(default=None, repr=False)
+    crc_ready: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
 class _Budget:
@@ -116,12 +122,15 @@ class Prefetcher:
             for plan in self._plans():
                 size, step = plan.listed.size, self.request.chunk_size
                 starts = list(range(plan.start, size, step)) or [plan.start]
+                previous = None
                 for index, start in enumerate(starts):
                     length = min(step, size - start)
                     if self.stopping.is_set() or not self.budget.acquire(length):
                         return
-                    chunk = Chunk(plan, start, first=(index == 0), last=(index == len(starts) - 1))
+                    chunk = Chunk(plan, start, first=(index == 0), last=(index == len(starts) - 1),
+                                  previous=previous)
                     self.ordered.put((self.pool.submit(self._fetch, chunk, length), length))
+                    previous = chunk
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, raised there
             failed: Future = Future()
             failed.set_exception(exc)
@@ -133,6 +142,31 @@ class Prefetcher:
     # -- fetching (pool threads) -----------------------------------------------------
 
     def _fetch(self, chunk: Chunk, length: int) -> Chunk:
+        try:
+            self._read(chunk, length)
+        finally:
+            self._chain_crc(chunk)
+        return chunk
+
+    @staticmethod
+    def _chain_crc(chunk: Chunk) -> None:
+        """Continue the object's CRC-32 from the previous chunk's, here on the pool rather
+        than on the writer, then drop the raw bytes a deflate piece replaces: the budget
+        counts raw bytes, so holding both would double the memory of compressed reads."""
+        previous = chunk.previous
+        if previous is None:
+            base = chunk.plan.start_crc
+        else:
+            previous.crc_ready.wait()
+            base = previous.crc
+        chunk.previous = None  # no chain of finished chunks kept alive
+        chunk.size = len(chunk.data) if chunk.skip_reason is None else 0
+        chunk.crc = zlib.crc32(chunk.data, base) if chunk.size else base
+        if chunk.piece is not None:
+            chunk.data = b""
+        chunk.crc_ready.set()
+
+    def _read(self, chunk: Chunk, length: int) -> None:
         plan, request = chunk.plan, self.request
         kwargs = {"Bucket": request.source_bucket, "Key": plan.listed.key}
         if plan.listed.etag:
@@ -152,11 +186,11 @@ class Prefetcher:
                                 action=f"get object {plan.listed.key!r}") from None
             chunk.skip_reason = _reason(exc)
             plan.decided.set()
-            return chunk
+            return
         if len(chunk.data) != length:
             chunk.skip_reason = f"changed after listing: read {len(chunk.data)} bytes, expected {length}"
             plan.decided.set()
-            return chunk
+            return
         if chunk.first:
             chunk.version_id = response.get("VersionId")
             chunk.headers = {name: response[field_] for field_, name in _HEADER_FIELDS.items()
@@ -167,7 +201,6 @@ class Prefetcher:
         plan.decided.wait()
         if plan.level is not None:
             chunk.piece = compress.deflate_piece(chunk.data, plan.level)
-        return chunk
 
     def _decide(self, plan: ObjectPlan, chunk: Chunk) -> None:
         """Pick store or deflate (and the level) for a new object from its first chunk."""

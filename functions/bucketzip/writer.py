@@ -6,7 +6,6 @@ so stopping needs no flush and leaves nothing but the open entry's progress to s
 
 from __future__ import annotations
 
-import zlib
 
 from .compress import FINAL_BLOCK
 from .config import ArchiveRequest, key_selected
@@ -44,7 +43,8 @@ class StepWriter:
         if state.open_entry is not None:
             entry = state.open_entry
             open_plan = ObjectPlan(entry.listed, entry.bytes_read, None, resumed=True,
-                                   level=None if entry.meta.method == STORED else entry.level)
+                                   level=None if entry.meta.method == STORED else entry.level,
+                                   start_crc=entry.meta.crc)
             open_plan.decided.set()
         prefetcher = Prefetcher(self.s3, self.request, open_plan, iter_objects(self.s3, self.request, state.cursor))
         try:
@@ -52,7 +52,7 @@ class StepWriter:
                 entries = state.entries
                 self._write_chunk(chunk)
                 if self.observer is not None:
-                    self.observer(len(chunk.data), state.entries - entries)
+                    self.observer(chunk.size, state.entries - entries)
                 if self._should_stop():
                     return
             if prefetcher.final_cursor is not None:
@@ -89,11 +89,11 @@ class StepWriter:
             return
         entry = state.open_entry
         body = chunk.piece if chunk.piece is not None else chunk.data
-        entry.meta.crc = zlib.crc32(chunk.data, entry.meta.crc)
-        entry.meta.size += len(chunk.data)
+        entry.meta.crc = chunk.crc
+        entry.meta.size += chunk.size
         entry.meta.compressed_size += len(body)
-        entry.bytes_read += len(chunk.data)
-        state.bytes_in += len(chunk.data)
+        entry.bytes_read += chunk.size
+        state.bytes_in += chunk.size
         self.sink.write(body)
         if chunk.last:
             self._close()
@@ -114,8 +114,8 @@ class StepWriter:
             return False
         # The whole object is in this chunk: CRC and sizes go in the local header, no descriptor.
         body = b"" if is_dir else (chunk.data if method == STORED else chunk.piece + FINAL_BLOCK)
-        meta.crc, meta.size, meta.compressed_size = zlib.crc32(chunk.data), len(chunk.data), len(body)
-        state.bytes_in += len(chunk.data)
+        meta.crc, meta.size, meta.compressed_size = chunk.crc, chunk.size, len(body)
+        state.bytes_in += chunk.size
         self.sink.write(local_header(meta) + body)
         self._finish_entry()
         return True
