@@ -40,10 +40,6 @@ class ObjectPlan:
     resumed: bool = False
     start_crc: int = 0              # CRC-32 of the bytes before `start` (a resumed entry's)
 
-    @property
-    def single_chunk_size(self) -> int:
-        return self.listed.size - self.start
-
 
 @dataclass
 class Chunk:

@@ -31,10 +31,6 @@ def entry_name(key: str) -> str:
     return name + "/" if is_dir else name
 
 
-def is_changed(key: str, name: str) -> bool:
-    return key != name
-
-
 def with_suffix(name: str, n: int) -> str:
     """`a/b.txt` -> `a/b~n.txt`, `a/dir/` -> `a/dir~n/`: the n-th alternative name."""
     is_dir = name.endswith("/")
