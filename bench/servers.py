@@ -157,19 +157,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if body is not None and length is None:
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(body))))
-        for attempt in (0, 1):
-            conn = self._upstream(fresh=attempt > 0)
-            try:
-                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    conn.putheader(name, value)
-                conn.endheaders(body)
-                response = conn.getresponse()
-                break
-            except (http.client.RemoteDisconnected, ConnectionError, http.client.CannotSendRequest,
-                    http.client.BadStatusLine):
-                if attempt:
-                    raise
+        response = self._send_upstream(self.command, headers, body)
         self.send_response_only(response.status, response.reason)
         out_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         has_length = any(k.lower() == "content-length" for k, _ in out_headers)
@@ -195,23 +183,28 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if response.will_close:
             self._upstream(fresh=True)
 
-    def _load_whole(self):
-        """GET the whole object from moto: (headers, body), or None when not a plain 200."""
-        headers = [(k, v) for k, v in self.headers.items()
-                   if k.lower() not in HOP_BY_HOP and k.lower() not in ("range", "if-match", "content-length")]
+    def _send_upstream(self, method: str, headers, body):
+        """Send this request's path upstream; a kept-alive connection moto closed meanwhile
+        is retried once on a fresh one."""
         for attempt in (0, 1):
             conn = self._upstream(fresh=attempt > 0)
             try:
-                conn.putrequest("GET", self.path, skip_host=True, skip_accept_encoding=True)
+                conn.putrequest(method, self.path, skip_host=True, skip_accept_encoding=True)
                 for name, value in headers:
                     conn.putheader(name, value)
-                conn.endheaders()
-                response = conn.getresponse()
-                break
+                conn.endheaders(body)
+                return conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionError, http.client.CannotSendRequest,
                     http.client.BadStatusLine):
                 if attempt:
                     raise
+        raise AssertionError("unreachable")
+
+    def _load_whole(self):
+        """GET the whole object from moto: (headers, body), or None when not a plain 200."""
+        headers = [(k, v) for k, v in self.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() not in ("range", "if-match", "content-length")]
+        response = self._send_upstream("GET", headers, None)
         body = response.read()
         if response.will_close:
             self._upstream(fresh=True)
