@@ -141,6 +141,8 @@ class Prefetcher:
         try:
             self._read(chunk, length)
         finally:
+            if chunk.first:  # however the first read ended, the object's later chunks may go on
+                chunk.plan.decided.set()
             self._chain_crc(chunk)
         return chunk
 
@@ -177,15 +179,12 @@ class Prefetcher:
             chunk.data = response["Body"].read()
         except ClientError as exc:
             if error_code(exc) not in GONE_CODES:
-                plan.decided.set()
                 raise translate(exc, bucket=request.source_bucket, role="source",
                                 action=f"get object {plan.listed.key!r}") from None
             chunk.skip_reason = _reason(exc)
-            plan.decided.set()
             return
         if len(chunk.data) != length:
             chunk.skip_reason = f"changed after listing: read {len(chunk.data)} bytes, expected {length}"
-            plan.decided.set()
             return
         if chunk.first:
             chunk.version_id = response.get("VersionId")
@@ -194,31 +193,30 @@ class Prefetcher:
             chunk.headers["metadata"] = response.get("Metadata") or {}
             if not plan.resumed:
                 self._decide(plan, chunk)
+                plan.decided.set()
         plan.decided.wait()
         if plan.level is not None:
             chunk.piece = compress.deflate_piece(chunk.data, plan.level)
 
     def _decide(self, plan: ObjectPlan, chunk: Chunk) -> None:
-        """Pick store or deflate (and the level) for a new object from its first chunk."""
+        """Pick store or deflate (and the level) for a new object from its first chunk
+        The caller sets plan.decided (on a failure too: see `_fetch`)."""
         request = self.request
-        try:
-            level = request.level if request.level is not None else compress.DEFAULT_LEVEL
-            if request.compression == "store" or plan.listed.key.endswith("/"):
-                plan.level = None
-            elif request.compression == "deflate":
-                plan.level = level
-            else:
-                single = chunk.last
-                compressed = compress.looks_compressed(plan.listed.key, chunk.headers.get("content_type"))
-                if not compressed and chunk.data:
-                    sample = compress.deflate_piece(chunk.data[:256 * 1024], level)
-                    compressed = compress.is_incompressible(min(len(chunk.data), 256 * 1024), len(sample))
-                # Stored entries of more than one chunk would need a data descriptor, which
-                # streaming readers (java.util.zip.ZipInputStream) refuse for method 0, so
-                # those become deflate with stored blocks (level 0): same bytes, ~0.01% more.
-                plan.level = (None if single else 0) if compressed else level
-        finally:
-            plan.decided.set()
+        level = request.level if request.level is not None else compress.DEFAULT_LEVEL
+        if request.compression == "store" or plan.listed.key.endswith("/"):
+            plan.level = None
+        elif request.compression == "deflate":
+            plan.level = level
+        else:
+            single = chunk.last
+            compressed = compress.looks_compressed(plan.listed.key, chunk.headers.get("content_type"))
+            if not compressed and chunk.data:
+                sample = compress.deflate_piece(chunk.data[:256 * 1024], level)
+                compressed = compress.is_incompressible(min(len(chunk.data), 256 * 1024), len(sample))
+            # Stored entries of more than one chunk would need a data descriptor, which
+            # streaming readers (java.util.zip.ZipInputStream) refuse for method 0, so
+            # those become deflate with stored blocks (level 0): same bytes, ~0.01% more.
+            plan.level = (None if single else 0) if compressed else level
 
     # -- consuming (writer thread) ---------------------------------------------------
 
