@@ -251,14 +251,11 @@ def test_stale_step_seen_by_the_state_machine_is_retried_not_aborted(
     assert_nothing_left(s3, dynamodb, workflow.table, dest)
 
 
-def test_finish_retried_after_it_completed_still_succeeds(workflow, buckets, s3, dynamodb, tmp_path):
-    """Finish completed the upload and deleted the run state, but its response was lost
-    (a Lambda service error): the retried Finish must report the same archive."""
+def losing_the_first_response():
+    """An interceptor whose function does its work every time but whose first response is
+    lost (a Lambda service error); returns (the responses it produced, the interceptor)."""
     from bucketzip.workflow.lambdas import ServiceError
 
-    source, dest = buckets
-    objects = {"a.txt": b"a" * 1000, "b.txt": b"b" * 2000}
-    seed_bucket(s3, source, objects)
     calls = []
 
     def lose_the_first_response(event, context, call):
@@ -266,6 +263,16 @@ def test_finish_retried_after_it_completed_still_succeeds(workflow, buckets, s3,
         if len(calls) == 1:
             raise ServiceError("ServiceException", 500, "response lost")
         return calls[-1]
+    return calls, lose_the_first_response
+
+
+def test_finish_retried_after_it_completed_still_succeeds(workflow, buckets, s3, dynamodb, tmp_path):
+    """Finish completed the upload and deleted the run state, but its response was lost
+    (a Lambda service error): the retried Finish must report the same archive."""
+    source, dest = buckets
+    objects = {"a.txt": b"a" * 1000, "b.txt": b"b" * 2000}
+    seed_bucket(s3, source, objects)
+    calls, lose_the_first_response = losing_the_first_response()
 
     workflow.intercept("finish", lose_the_first_response)
     outcome = workflow.run({"source_bucket": source, "dest_bucket": dest, "dest_key": "a.zip"})
@@ -283,17 +290,9 @@ def test_a_lost_response_after_the_work_was_done_is_retried_harmlessly(
         function, workflow, buckets, s3, dynamodb, tmp_path):
     """Start created the run / Step committed, then the response was lost: the retry finds
     the run (Start's run id comes from the execution name) or the committed state."""
-    from bucketzip.workflow.lambdas import ServiceError
-
     source, dest = buckets
     objects, execution_input = big_run(s3, source, dest, step_bytes="4MiB")
-    calls = []
-
-    def lose_the_first_response(event, context, call):
-        calls.append(call(event, context))
-        if len(calls) == 1:
-            raise ServiceError("ServiceException", 500, "response lost")
-        return calls[-1]
+    calls, lose_the_first_response = losing_the_first_response()
 
     workflow.intercept(function, lose_the_first_response)
     outcome = workflow.run(execution_input)

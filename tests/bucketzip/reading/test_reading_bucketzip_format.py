@@ -1,6 +1,6 @@
 """Archives in bucketzip's own format: records from bucketzip.records (zip64 local extras
-with zero sizes + 8-byte descriptors, sync-flushed deflate pieces), and, when the engine
-is there, a full archive -> ls / verify --against / restore round trip."""
+with zero sizes + 8-byte descriptors, sync-flushed deflate pieces), and a full archive made
+by the engine -> ls / verify --against / restore round trip."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import zlib
 import pytest
 
 from bucketzip.reading import Archive, BytesRangeReader, extract, list_archive, plan_restore, restore, verify
+from support.archiving import archive as archive_with_engine
 from support.seed import all_keys
+
+from bucketzip.store_local import LocalStateStore
 
 
 def bucketzip_style(files: dict[str, bytes], *, zip64: bool) -> bytes:
@@ -75,27 +78,6 @@ def test_descriptor_width_lie_is_caught():
     assert any("data descriptor compressed size" in p.message for p in report.problems), report.problems
 
 
-def _run_engine(s3, **request):
-    from bucketzip.config import ArchiveRequest
-    from bucketzip.deadline import Deadline
-    from bucketzip.engine import finish_run, run_step, start_run
-    from bucketzip.results import ArchiveResult
-    from bucketzip.store_local import LocalStateStore
-
-    with tempfile.TemporaryDirectory() as state_dir:
-        store = LocalStateStore(state_dir)
-        try:
-            progress = start_run(s3, store, ArchiveRequest.create(**request))
-        except NotImplementedError:
-            pytest.skip("bucketzip.engine is not implemented yet")
-        while not progress.done:
-            progress = run_step(s3, store, progress.run_id, Deadline(600))
-        while True:
-            result = finish_run(s3, store, progress.run_id, Deadline(600))
-            if isinstance(result, ArchiveResult):
-                return result
-
-
 def test_engine_archive_round_trip(s3, bucket_factory, run_cli):
     source, dest, back = bucket_factory("src"), bucket_factory("dst"), bucket_factory("back")
     objects = {"a/one.txt": b"hello " * 10_000, "a/two.bin": os.urandom(300_000), "folder/": b"",
@@ -103,8 +85,9 @@ def test_engine_archive_round_trip(s3, bucket_factory, run_cli):
     for key, body in objects.items():
         s3.put_object(Bucket=source, Key=key, Body=body, ContentType="text/x-test", Metadata={"m": "1"},
                       CacheControl="no-cache")
-    _run_engine(s3, source_bucket=source, dest_bucket=dest, dest_key="arch.zip", step_bytes=100_000,
-                chunk_size=65_536)
+    with tempfile.TemporaryDirectory() as state_dir:
+        archive_with_engine(s3, LocalStateStore(state_dir), source_bucket=source, dest_bucket=dest,
+                            dest_key="arch.zip", step_bytes=100_000, chunk_size=65_536)
 
     code, out, err = run_cli("verify", f"s3://{dest}/arch.zip", "--against", f"s3://{source}")
     assert code == 0, out + err
