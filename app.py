@@ -16,7 +16,8 @@ def build(app: cdk.App) -> BucketzipStack:
     stack = BucketzipStack(app, config.stack_name, config=config)
     if str(app.node.try_get_context("nag")).lower() not in ("false", "0", "no"):
         cdk.Validations.of(app).add_plugins(
-            AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True))
+            AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
+        )
     return stack
 
 

@@ -14,11 +14,13 @@ def _candidates() -> list[tuple[str, object, int]]:
     found: list[tuple[str, object, int]] = [("zlib level 6", zlib, 6), ("zlib level 1", zlib, 1)]
     try:
         from isal import isal_zlib
+
         found.append(("ISA-L level 1 (isal_zlib)", isal_zlib, 1))
     except ImportError:
         found.append(("ISA-L level 1 (isal_zlib)", None, 1))
     try:
         from zlib_ng import zlib_ng
+
         found.append(("zlib-ng level 1", zlib_ng, 1))
     except ImportError:
         found.append(("zlib-ng level 1", None, 1))
@@ -29,7 +31,7 @@ def _compress(module, level: int, data: bytes) -> list[bytes]:
     pieces = []
     for start in range(0, len(data), CHUNK):
         compressor = module.compressobj(level, zlib.DEFLATED, -15)
-        pieces.append(compressor.compress(data[start:start + CHUNK]) + compressor.flush(zlib.Z_SYNC_FLUSH))
+        pieces.append(compressor.compress(data[start : start + CHUNK]) + compressor.flush(zlib.Z_SYNC_FLUSH))
     return pieces
 
 
@@ -47,7 +49,13 @@ def compare(sample: bytes, repeat: int = 3) -> list[dict]:
         stream = b"".join(pieces) + b"\x03\x00"  # the engine's final empty block
         if zlib.decompress(stream, -15) != sample:
             raise AssertionError(f"{name}: round trip failed")
-        rows.append({"backend": name, "available": True, "seconds": round(best, 4),
-                     "mb_per_s": round(len(sample) / best / 1e6, 1),
-                     "ratio": round(len(stream) / len(sample), 4)})
+        rows.append(
+            {
+                "backend": name,
+                "available": True,
+                "seconds": round(best, 4),
+                "mb_per_s": round(len(sample) / best / 1e6, 1),
+                "ratio": round(len(stream) / len(sample), 4),
+            }
+        )
     return rows

@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> None:
 
     def put(data: bytes) -> None:
         number = len(etags) + 1
-        etag = s3.upload_part(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id,
-                              PartNumber=number, Body=data)["ETag"]
+        etag = s3.upload_part(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, PartNumber=number, Body=data)[
+            "ETag"
+        ]
         etags.append({"PartNumber": number, "ETag": etag})
 
     try:
@@ -58,16 +59,22 @@ def main(argv: list[str] | None = None) -> None:
             buffer += data
             bytes_out += len(data)
             if len(buffer) >= args.part_size:
-                put(bytes(buffer[:args.part_size]))
-                del buffer[:args.part_size]
+                put(bytes(buffer[: args.part_size]))
+                del buffer[: args.part_size]
         put(bytes(buffer))
-        s3.complete_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id,
-                                     MultipartUpload={"Parts": etags})
+        s3.complete_multipart_upload(
+            Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, MultipartUpload={"Parts": etags}
+        )
     except BaseException:
         s3.abort_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id)
         raise
-    report(objects=objects, bytes_in=stats["bytes_in"], bytes_out=bytes_out, parts=len(etags),
-           seconds=round(time.perf_counter() - started, 3))
+    report(
+        objects=objects,
+        bytes_in=stats["bytes_in"],
+        bytes_out=bytes_out,
+        parts=len(etags),
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,7 @@ def s3_client(endpoint_url: str, concurrency: int = 1):
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 8},
-                    max_pool_connections=max(10, 2 * concurrency + 4))
+    config = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=max(10, 2 * concurrency + 4))
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
 

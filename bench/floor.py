@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parts: list[tuple[int, Future]] = []
 
     def put(number: int, body: bytes) -> str:
-        return s3.upload_part(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id,
-                              PartNumber=number, Body=body)["ETag"]
+        return s3.upload_part(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, PartNumber=number, Body=body)[
+            "ETag"
+        ]
 
     def cut(body: bytes) -> None:
         slots.acquire()
@@ -111,16 +112,22 @@ def main(argv: list[str] | None = None) -> None:
         if buffer or not parts:
             cut(bytes(buffer))
         etags = [{"PartNumber": number, "ETag": future.result()} for number, future in parts]
-        s3.complete_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id,
-                                     MultipartUpload={"Parts": etags})
+        s3.complete_multipart_upload(
+            Bucket=dest_bucket, Key=dest_key, UploadId=upload_id, MultipartUpload={"Parts": etags}
+        )
     except BaseException:
         s3.abort_multipart_upload(Bucket=dest_bucket, Key=dest_key, UploadId=upload_id)
         raise
     finally:
         gets.shutdown(wait=False, cancel_futures=True)
         puts.shutdown(wait=True)
-    report(objects=objects, bytes_in=bytes_in, bytes_out=bytes_in, parts=len(parts),
-           seconds=round(time.perf_counter() - started, 3))
+    report(
+        objects=objects,
+        bytes_in=bytes_in,
+        bytes_out=bytes_in,
+        parts=len(parts),
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
 if __name__ == "__main__":

@@ -54,43 +54,72 @@ from bench.data import Generator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE, DEST = "bench-source", "bench-dest"
-TARGET_LARGE = 1.2       # bucketzip wall / floor wall on large objects, at most
-TARGET_SMALL = 8.0       # baseline wall / bucketzip wall on small objects with latency, at least
-TARGET_RSS = 1.25        # peak RSS at K x N objects / at N objects, at most ("flat")
+TARGET_LARGE = 1.2  # bucketzip wall / floor wall on large objects, at most
+TARGET_SMALL = 8.0  # baseline wall / bucketzip wall on small objects with latency, at least
+TARGET_RSS = 1.25  # peak RSS at K x N objects / at N objects, at most ("flat")
 
 QUICK = {"large_mib": 32, "large_count": 4, "small_count": 300, "deflate_mib": 8}
 DEFAULT = {"large_mib": 256, "large_count": 4, "small_count": 2000, "deflate_mib": 32}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 2)[2])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"small configuration (smoke test, < 2 min): {QUICK}")
-    parser.add_argument("--latency-ms", type=float, default=20.0,
-                        help="injected per-request latency for the small datasets (default 20)")
-    parser.add_argument("--large-latency-ms", type=float, default=0.0,
-                        help="injected per-request latency for the large datasets (default 0)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    parser.add_argument("--quick", action="store_true", help=f"small configuration (smoke test, < 2 min): {QUICK}")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=20.0,
+        help="injected per-request latency for the small datasets (default 20)",
+    )
+    parser.add_argument(
+        "--large-latency-ms",
+        type=float,
+        default=0.0,
+        help="injected per-request latency for the large datasets (default 0)",
+    )
     parser.add_argument("--large-mib", type=int, help=f"MiB per large object (default {DEFAULT['large_mib']})")
     parser.add_argument("--large-count", type=int, help=f"large objects (default {DEFAULT['large_count']})")
     parser.add_argument("--small-count", type=int, help=f"small objects (default {DEFAULT['small_count']})")
-    parser.add_argument("--rss-factor", type=int, default=4,
-                        help="the RSS check archives this many times --small-count objects too (default 4)")
+    parser.add_argument(
+        "--rss-factor",
+        type=int,
+        default=4,
+        help="the RSS check archives this many times --small-count objects too (default 4)",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="for floor and bucketzip (default 16)")
     parser.add_argument("--part-size", default="16MiB", help="multipart part size, all contenders (default 16MiB)")
     parser.add_argument("--chunk-size", default="8MiB", help="ranged GET size, floor and bucketzip (default 8MiB)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs per contender, round robin; keeps the fastest, and the highest peak RSS (default 1)")
-    parser.add_argument("--deflate-mib", type=int, help=f"text sample for the deflate backends "
-                                                        f"(default {DEFAULT['deflate_mib']}; 0 skips)")
-    parser.add_argument("--skip", action="append", default=[], choices=("large", "small", "rss", "deflate", "baseline"),
-                        help="leave out a part of the run (repeatable)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per contender, round robin; keeps the fastest, and the highest peak RSS (default 1)",
+    )
+    parser.add_argument(
+        "--deflate-mib",
+        type=int,
+        help=f"text sample for the deflate backends (default {DEFAULT['deflate_mib']}; 0 skips)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("large", "small", "rss", "deflate", "baseline"),
+        help="leave out a part of the run (repeatable)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run")
-    parser.add_argument("--moto-reads", action="store_true",
-                        help="send whole-object GETs to moto instead of the proxy's memory (its CPU per GET "
-                             "then caps the small-object speed-up on small machines); ranged GETs are always "
-                             "served by the proxy")
+    parser.add_argument(
+        "--moto-reads",
+        action="store_true",
+        help="send whole-object GETs to moto instead of the proxy's memory (its CPU per GET "
+        "then caps the small-object speed-up on small machines); ranged GETs are always "
+        "served by the proxy",
+    )
     parser.add_argument("--json-out", metavar="PATH", help="also write every figure as JSON to PATH")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per contender run (default 1800)")
     args = parser.parse_args(argv)
@@ -131,9 +160,14 @@ class Services:
 
     def _start(self, args: list[str], name: str) -> str:
         with open(self.workdir / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "servers.py"), *args],
-                                    stdout=subprocess.PIPE, stderr=log, env=child_env(None), cwd=ROOT,
-                                    preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "servers.py"), *args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=child_env(None),
+                cwd=ROOT,
+                preexec_fn=_die_with_parent,
+            )
         self.procs.append(proc)
         deadline = time.monotonic() + 60
         line = b""
@@ -156,8 +190,9 @@ class Services:
             options = ["--cache-bucket", SOURCE, "--cache-bytes", str(self.cache_bytes)]
             if self.cache_whole:
                 options.append("--cache-whole")
-            self.proxies[latency_ms] = self._start(["proxy", port, str(latency_ms), *options],
-                                                   f"proxy-{latency_ms:g}ms")
+            self.proxies[latency_ms] = self._start(
+                ["proxy", port, str(latency_ms), *options], f"proxy-{latency_ms:g}ms"
+            )
         return self.proxies[latency_ms]
 
     def cpu_seconds(self) -> float:
@@ -220,8 +255,11 @@ class Measured:
 def measure(module_and_args: list[str], env: dict, timeout: float) -> Measured:
     """Run `python -m MODULE ARGS...` in a child, through bench/peak.py: its peak RSS is
     the child's own VmHWM, its CPU seconds come from os.wait4 (that child only)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".peak") as peak,
+    ):
         cmd = [sys.executable, "-m", "bench.peak", peak.name, *module_and_args]
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
@@ -236,9 +274,14 @@ def measure(module_and_args: list[str], env: dict, timeout: float) -> Measured:
         out.seek(0)
         err.seek(0)
         peak_kib = int(peak.read().strip() or 0)
-        return Measured(wall=wall, cpu=usage.ru_utime + usage.ru_stime, rss_kib=peak_kib,
-                        returncode=proc.returncode, stdout=out.read().decode(errors="replace"),
-                        stderr=err.read().decode(errors="replace"))
+        return Measured(
+            wall=wall,
+            cpu=usage.ru_utime + usage.ru_stime,
+            rss_kib=peak_kib,
+            returncode=proc.returncode,
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
+        )
 
 
 # -- datasets ---------------------------------------------------------------------------
@@ -259,9 +302,14 @@ def s3_direct(url: str, concurrency: int = 16):
 
     for name, value in FAKE_AWS_ENV.items():
         os.environ.setdefault(name, value)
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=Config(max_pool_connections=concurrency + 4))
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(max_pool_connections=concurrency + 4),
+    )
 
 
 def seed(s3, args) -> list[Dataset]:
@@ -302,15 +350,19 @@ def seed(s3, args) -> list[Dataset]:
     large = Dataset("large", "large/", args.large_count, large_bytes, args.large_latency_ms)
     large_half = Dataset("large-half", "large/a/", half, half * args.large_mib * MIB, args.large_latency_ms)
     small = Dataset("small", "small/g0/", args.small_count, group_bytes, args.latency_ms)
-    small_k = Dataset(f"small x{args.rss_factor}", "small/", args.small_count * args.rss_factor,
-                      sum(sizes), args.latency_ms)
+    small_k = Dataset(
+        f"small x{args.rss_factor}", "small/", args.small_count * args.rss_factor, sum(sizes), args.latency_ms
+    )
     return [large, large_half, small, small_k]
 
 
 def warm_cache(endpoint: str, prefix: str) -> None:
     proxied = s3_direct(endpoint, 32)
-    keys = [item["Key"] for page in proxied.get_paginator("list_objects_v2").paginate(Bucket=SOURCE, Prefix=prefix)
-            for item in page.get("Contents", [])]
+    keys = [
+        item["Key"]
+        for page in proxied.get_paginator("list_objects_v2").paginate(Bucket=SOURCE, Prefix=prefix)
+        for item in page.get("Contents", [])
+    ]
 
     def touch(key: str) -> None:
         proxied.get_object(Bucket=SOURCE, Key=key, Range="bytes=0-0")["Body"].read()
@@ -350,28 +402,54 @@ class Run:
 def contender_cmd(contender: str, dataset: Dataset, endpoint: str, dest_key: str, args) -> list[str]:
     source, dest = f"s3://{SOURCE}/{dataset.prefix}", f"s3://{DEST}/{dest_key}"
     if contender == "floor":
-        return ["bench.floor", source, dest, "--endpoint-url", endpoint,
-                "--concurrency", str(args.concurrency), "--part-size", str(args.part_bytes),
-                "--chunk-size", str(args.chunk_bytes)]
+        return [
+            "bench.floor",
+            source,
+            dest,
+            "--endpoint-url",
+            endpoint,
+            "--concurrency",
+            str(args.concurrency),
+            "--part-size",
+            str(args.part_bytes),
+            "--chunk-size",
+            str(args.chunk_bytes),
+        ]
     if contender == "baseline":
-        return ["bench.baseline", source, dest, "--endpoint-url", endpoint,
-                "--part-size", str(args.part_bytes)]
+        return ["bench.baseline", source, dest, "--endpoint-url", endpoint, "--part-size", str(args.part_bytes)]
     mode = contender.split()[-1]
-    return ["bucketzip.cli", "--endpoint-url", endpoint, "archive", source, dest,
-            "--compression", mode, "--concurrency", str(args.concurrency), "--part-size", args.part_size,
-            "--chunk-size", args.chunk_size, "--quiet", "--json"]
+    return [
+        "bucketzip.cli",
+        "--endpoint-url",
+        endpoint,
+        "archive",
+        source,
+        dest,
+        "--compression",
+        mode,
+        "--concurrency",
+        str(args.concurrency),
+        "--part-size",
+        args.part_size,
+        "--chunk-size",
+        args.chunk_size,
+        "--quiet",
+        "--json",
+    ]
 
 
-def run_once(run: Run, contender: str, dataset: Dataset, services: Services, s3, workdir: Path, args,
-             attempt: int) -> None:
+def run_once(
+    run: Run, contender: str, dataset: Dataset, services: Services, s3, workdir: Path, args, attempt: int
+) -> None:
     """One measured run of `contender` on `dataset`, folded into `run`: the fastest wall
     time (with its CPU figures) and the highest peak RSS over the attempts are kept."""
     endpoint = services.endpoint(dataset.latency_ms)
     dest_key = f"{dataset.name.replace(' ', '-')}/{contender.replace(' ', '-')}-{attempt}.zip"
     state_dir = workdir / "state" / f"{dataset.name}-{contender}-{attempt}".replace(" ", "-")
     emulator_before = services.cpu_seconds()
-    measured = measure(contender_cmd(contender, dataset, endpoint, dest_key, args),
-                       child_env(endpoint, state_dir), args.timeout)
+    measured = measure(
+        contender_cmd(contender, dataset, endpoint, dest_key, args), child_env(endpoint, state_dir), args.timeout
+    )
     measured.emulator_cpu = services.cpu_seconds() - emulator_before
     error = _check(contender, dataset, measured)
     if not error:
@@ -449,7 +527,9 @@ def build_checks(runs: dict, args, names: dict) -> tuple[list[dict], list[dict]]
     add("large  bucketzip/floor  CPU (auto)", ("large", bz_auto), ("large", "floor"), "cpu")
     add("small  bucketzip/floor  CPU (store)", ("small", bz_store), ("small", "floor"), "cpu")
     add("small  bucketzip/floor  CPU (auto)", ("small", bz_auto), ("small", "floor"), "cpu")
-    rss_bytes = add(f"large/{large_half}  peak RSS (bucketzip store)", ("large", bz_store), (large_half, bz_store), "rss")
+    rss_bytes = add(
+        f"large/{large_half}  peak RSS (bucketzip store)", ("large", bz_store), (large_half, bz_store), "rss"
+    )
     rss_objects = add(f"{small_k}/small  peak RSS (bucketzip auto)", (small_k, bz_auto), ("small", bz_auto), "rss")
 
     def check(name, value, target, higher_is_better):
@@ -457,41 +537,62 @@ def build_checks(runs: dict, args, names: dict) -> tuple[list[dict], list[dict]]
             verdict = "SKIP"
         else:
             verdict = "PASS" if (value >= target if higher_is_better else value <= target) else "MISS"
-        checks.append({"target": name, "value": None if value is None else round(value, 3),
-                       "limit": target, "verdict": verdict})
+        checks.append(
+            {"target": name, "value": None if value is None else round(value, 3), "limit": target, "verdict": verdict}
+        )
 
     check(f"large objects: bucketzip (store) <= {TARGET_LARGE}x floor", large_store, TARGET_LARGE, False)
     check(f"large objects: bucketzip (auto) <= {TARGET_LARGE}x floor", large_auto, TARGET_LARGE, False)
-    check(f"small objects at {args.latency_ms:g} ms: bucketzip (auto) >= {TARGET_SMALL:g}x faster than baseline",
-          small_speedup, TARGET_SMALL, True)
+    check(
+        f"small objects at {args.latency_ms:g} ms: bucketzip (auto) >= {TARGET_SMALL:g}x faster than baseline",
+        small_speedup,
+        TARGET_SMALL,
+        True,
+    )
     check(f"peak RSS flat as bytes grow: large / {large_half} <= {TARGET_RSS}x", rss_bytes, TARGET_RSS, False)
     check(f"peak RSS flat as objects grow: {small_k} / small <= {TARGET_RSS}x", rss_objects, TARGET_RSS, False)
     return ratios, checks
 
 
-def print_report(config: dict, datasets: list[Dataset], runs: dict, deflate: list[dict], ratios, checks,
-                 reference_rss: float | None, out=sys.stdout) -> None:
+def print_report(
+    config: dict,
+    datasets: list[Dataset],
+    runs: dict,
+    deflate: list[dict],
+    ratios,
+    checks,
+    reference_rss: float | None,
+    out=sys.stdout,
+) -> None:
     w = out.write
     w("\n== bucketzip benchmark ==\n")
     w(f"machine: {config['machine']}\n")
-    w(f"settings: concurrency {config['concurrency']}, part size {config['part_size']}, chunk size "
-      f"{config['chunk_size']}, repeat {config['repeat']}; moto {config['moto']} in its own process; "
-      f"source reads served by {config['reads']}\n")
+    w(
+        f"settings: concurrency {config['concurrency']}, part size {config['part_size']}, chunk size "
+        f"{config['chunk_size']}, repeat {config['repeat']}; moto {config['moto']} in its own process; "
+        f"source reads served by {config['reads']}\n"
+    )
     for d in datasets:
-        w(f"dataset {d.name:<10} {d.objects:>6} objects, {d.bytes / 1e6:9.1f} MB, prefix {d.prefix:<10} "
-          f"latency {d.latency_ms:g} ms per request\n")
+        w(
+            f"dataset {d.name:<10} {d.objects:>6} objects, {d.bytes / 1e6:9.1f} MB, prefix {d.prefix:<10} "
+            f"latency {d.latency_ms:g} ms per request\n"
+        )
     if reference_rss:
         w(f"reference: a process that only imports boto3 and bucketzip.cli peaks at {reference_rss:.1f} MiB RSS\n")
     w("\n")
-    header = (f"{'dataset':<10} {'contender':<16} {'wall s':>8} {'MB/s':>8} {'obj/s':>9} {'peak RSS MiB':>12} "
-              f"{'CPU s':>7} {'emu CPU':>7} {'out/in':>7}  note\n")
+    header = (
+        f"{'dataset':<10} {'contender':<16} {'wall s':>8} {'MB/s':>8} {'obj/s':>9} {'peak RSS MiB':>12} "
+        f"{'CPU s':>7} {'emu CPU':>7} {'out/in':>7}  note\n"
+    )
     w(header)
     w("-" * (len(header) + 8) + "\n")
     for run in runs.values():
         if run.ok:
-            w(f"{run.dataset:<10} {run.contender:<16} {run.wall:8.2f} {run.mb_per_s:8.1f} {run.objects_per_s:9.1f} "
-              f"{run.rss_mib:12.1f} {run.cpu:7.2f} {run.emulator_cpu:7.2f} {run.bytes_out / run.bytes_in:7.3f}  "
-              f"{'walls ' + str(run.walls) if len(run.walls) > 1 else ''}\n")
+            w(
+                f"{run.dataset:<10} {run.contender:<16} {run.wall:8.2f} {run.mb_per_s:8.1f} {run.objects_per_s:9.1f} "
+                f"{run.rss_mib:12.1f} {run.cpu:7.2f} {run.emulator_cpu:7.2f} {run.bytes_out / run.bytes_in:7.3f}  "
+                f"{'walls ' + str(run.walls) if len(run.walls) > 1 else ''}\n"
+            )
         else:
             w(f"{run.dataset:<10} {run.contender:<16} {'FAILED':>8}  {run.error}\n")
     if deflate:
@@ -510,12 +611,16 @@ def print_report(config: dict, datasets: list[Dataset], runs: dict, deflate: lis
         value = "n/a" if c["value"] is None else f"{c['value']:.2f}x"
         w(f"  {c['verdict']:<5} {c['target']:<70} measured {value}\n")
     if config["quick"]:
-        w("\nnote: --quick is a smoke test: at its sizes interpreter start-up and fixed request costs\n"
-          "      dominate, and every dataset is below the RSS bound below; read the targets from a full run.\n")
+        w(
+            "\nnote: --quick is a smoke test: at its sizes interpreter start-up and fixed request costs\n"
+            "      dominate, and every dataset is below the RSS bound below; read the targets from a full run.\n"
+        )
     bound = config["concurrency"] * (config["part_bytes"] + config["chunk_bytes"])
-    w(f"\nnote: the engine may hold concurrency x (chunk + part) = {bound / MIB:.0f} MiB of data (prefetch plus "
-      f"parts in flight);\n      the RSS checks only show a plateau when both sizes exceed it "
-      f"({', '.join(f'{d.name} {d.bytes / MIB:.0f} MiB' for d in datasets)}).\n")
+    w(
+        f"\nnote: the engine may hold concurrency x (chunk + part) = {bound / MIB:.0f} MiB of data (prefetch plus "
+        f"parts in flight);\n      the RSS checks only show a plateau when both sizes exceed it "
+        f"({', '.join(f'{d.name} {d.bytes / MIB:.0f} MiB' for d in datasets)}).\n"
+    )
     out.flush()
 
 
@@ -534,8 +639,10 @@ def main(argv: list[str] | None = None) -> int:
         seeding = time.perf_counter()
         datasets = seed(s3, args)
         large, large_half, small, small_k = datasets
-        log(f"seeded {large.objects + small_k.objects} objects, "
-            f"{(large.bytes + small_k.bytes) / 1e6:.0f} MB in {time.perf_counter() - seeding:.1f} s")
+        log(
+            f"seeded {large.objects + small_k.objects} objects, "
+            f"{(large.bytes + small_k.bytes) / 1e6:.0f} MB in {time.perf_counter() - seeding:.1f} s"
+        )
 
         # The proxies serve the source's reads from memory (servers.py): load them now, so
         # that no contender pays for it.
@@ -574,8 +681,9 @@ def main(argv: list[str] | None = None) -> int:
             # run first, so that whichever contender comes first is not the one to pay.
             log("warm-up: one untimed floor run on the first dataset")
             run_once(Run("warm-up", "floor", 0, 0, 0), "floor", plan[0][1], services, s3, workdir, args, -1)
-        runs: dict[tuple[str, str], Run] = {(d.name, c): Run(d.name, c, d.objects, d.bytes, d.latency_ms)
-                                            for c, d in plan}
+        runs: dict[tuple[str, str], Run] = {
+            (d.name, c): Run(d.name, c, d.objects, d.bytes, d.latency_ms) for c, d in plan
+        }
         for attempt in range(args.repeat):  # round robin, so that drifts in load spread evenly
             for contender, dataset in plan:
                 run = runs[(dataset.name, contender)]
@@ -583,28 +691,43 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 log(f"{dataset.name}: {contender}{f' (run {attempt + 1})' if args.repeat > 1 else ''} ...")
                 run_once(run, contender, dataset, services, s3, workdir, args, attempt)
-                log(f"{dataset.name}: {contender}: " + (f"{run.walls[-1]:.2f} s, {run.rss_mib:.0f} MiB"
-                                                       if not run.error else f"FAILED {run.error}"))
+                log(
+                    f"{dataset.name}: {contender}: "
+                    + (f"{run.walls[-1]:.2f} s, {run.rss_mib:.0f} MiB" if not run.error else f"FAILED {run.error}")
+                )
 
         ratios, checks = build_checks(runs, args, {"large-half": large_half.name, "small xK": small_k.name})
         import moto
+
         config = {
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-                       f"load average {os.getloadavg()[0]:.1f}",
-            "moto": moto.__version__, "concurrency": args.concurrency, "part_size": args.part_size,
-            "chunk_size": args.chunk_size, "part_bytes": args.part_bytes, "chunk_bytes": args.chunk_bytes,
-            "repeat": args.repeat, "deflate_mib": args.deflate_mib,
-            "latency_ms": args.latency_ms, "large_latency_ms": args.large_latency_ms, "quick": args.quick,
+            f"load average {os.getloadavg()[0]:.1f}",
+            "moto": moto.__version__,
+            "concurrency": args.concurrency,
+            "part_size": args.part_size,
+            "chunk_size": args.chunk_size,
+            "part_bytes": args.part_bytes,
+            "chunk_bytes": args.chunk_bytes,
+            "repeat": args.repeat,
+            "deflate_mib": args.deflate_mib,
+            "latency_ms": args.latency_ms,
+            "large_latency_ms": args.large_latency_ms,
+            "quick": args.quick,
             "reads": "moto (whole GETs), proxy (ranges)" if args.moto_reads else "proxy memory",
         }
         print_report(config, datasets, runs, deflate, ratios, checks, reference_rss)
         if args.json_out:
             payload = {
-                "config": config, "datasets": [asdict(d) for d in datasets],
+                "config": config,
+                "datasets": [asdict(d) for d in datasets],
                 "reference_rss_mib": reference_rss,
-                "runs": [{**asdict(r), "mb_per_s": round(r.mb_per_s, 2), "objects_per_s": round(r.objects_per_s, 2)}
-                         for r in runs.values()],
-                "deflate": deflate, "ratios": ratios, "checks": checks,
+                "runs": [
+                    {**asdict(r), "mb_per_s": round(r.mb_per_s, 2), "objects_per_s": round(r.objects_per_s, 2)}
+                    for r in runs.values()
+                ],
+                "deflate": deflate,
+                "ratios": ratios,
+                "checks": checks,
             }
             Path(args.json_out).write_text(json.dumps(payload, indent=2) + "\n")
             log(f"wrote {args.json_out}")

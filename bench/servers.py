@@ -43,8 +43,20 @@ import time
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                        "trailers", "transfer-encoding", "upgrade", "expect", "proxy-connection"))
+HOP_BY_HOP = frozenset(
+    (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "proxy-connection",
+    )
+)
 BLOCK = 1 << 20
 
 
@@ -194,25 +206,36 @@ class ProxyHandler(BaseHTTPRequestHandler):
                     conn.putheader(name, value)
                 conn.endheaders(body)
                 return conn.getresponse()
-            except (http.client.RemoteDisconnected, ConnectionError, http.client.CannotSendRequest,
-                    http.client.BadStatusLine):
+            except (
+                http.client.RemoteDisconnected,
+                ConnectionError,
+                http.client.CannotSendRequest,
+                http.client.BadStatusLine,
+            ):
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
     def _load_whole(self):
         """GET the whole object from moto: (headers, body), or None when not a plain 200."""
-        headers = [(k, v) for k, v in self.headers.items()
-                   if k.lower() not in HOP_BY_HOP and k.lower() not in ("range", "if-match", "content-length")]
+        headers = [
+            (k, v)
+            for k, v in self.headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() not in ("range", "if-match", "content-length")
+        ]
         response = self._send_upstream("GET", headers, None)
         body = response.read()
         if response.will_close:
             self._upstream(fresh=True)
         if response.status != 200:
             return None
-        kept = [(k, v) for k, v in response.getheaders()
-                if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "content-range", "date")
-                and not k.lower().startswith("x-amz-checksum-")]
+        kept = [
+            (k, v)
+            for k, v in response.getheaders()
+            if k.lower() not in HOP_BY_HOP
+            and k.lower() not in ("content-length", "content-range", "date")
+            and not k.lower().startswith("x-amz-checksum-")
+        ]
         return kept, body
 
     def _serve_cached(self) -> bool:
@@ -234,8 +257,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if_match = self.headers.get("If-Match")
         if if_match is not None and if_match.strip() not in ("*", etag):
             self.send_response_only(412, "Precondition Failed")
-            error = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code>"
-                     b"<Message>At least one of the pre-conditions you specified did not hold</Message></Error>")
+            error = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code>'
+                b"<Message>At least one of the pre-conditions you specified did not hold</Message></Error>"
+            )
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(error)))
             self.end_headers()
@@ -259,7 +284,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         view = memoryview(body)
         for start in range(begin, end + 1, BLOCK):
-            self.wfile.write(view[start:min(start + BLOCK, end + 1)])
+            self.wfile.write(view[start : min(start + BLOCK, end + 1)])
         return True
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _forward
@@ -274,15 +299,23 @@ def serve_proxy(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="servers.py proxy")
     parser.add_argument("upstream_port", type=int)
     parser.add_argument("latency_ms", type=float)
-    parser.add_argument("--cache-bucket", default="",
-                        help="serve GETs of this (unchanging) bucket's objects from memory")
+    parser.add_argument(
+        "--cache-bucket", default="", help="serve GETs of this (unchanging) bucket's objects from memory"
+    )
     parser.add_argument("--cache-bytes", type=int, default=2 << 30)
     parser.add_argument("--cache-whole", action="store_true", help="whole-object GETs too, not only ranges")
     args = parser.parse_args(argv)
-    handler = type("Handler", (ProxyHandler,), {
-        "upstream_port": args.upstream_port, "latency": args.latency_ms / 1000.0,
-        "cache": ObjectCache(args.cache_bytes) if args.cache_bucket else None,
-        "cache_bucket": args.cache_bucket, "cache_whole": args.cache_whole})
+    handler = type(
+        "Handler",
+        (ProxyHandler,),
+        {
+            "upstream_port": args.upstream_port,
+            "latency": args.latency_ms / 1000.0,
+            "cache": ObjectCache(args.cache_bytes) if args.cache_bucket else None,
+            "cache_bucket": args.cache_bucket,
+            "cache_whole": args.cache_whole,
+        },
+    )
     server = _Server(("127.0.0.1", 0), handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()

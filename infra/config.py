@@ -25,22 +25,55 @@ ASL_PATH = ROOT / "statemachine" / "archive.asl.json"
 # so a schedule that deploys is one the Start function accepts.
 if str(FUNCTIONS_DIR) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS_DIR))
+from pydantic import ValidationError  # noqa: E402
+
 from bucketzip.config import STAGING_PREFIX, ArchiveRequest  # noqa: E402
 from bucketzip.errors import InputError  # noqa: E402
 from bucketzip.keys import render_key  # noqa: E402
 from handlers.models import ExecutionInput  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
 
 from .schedule_expression import check_schedule_expression  # noqa: E402
 
 BUNDLE_MODES = ("auto", "pip", "copy")
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
-                      1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 FUNCTION_NAMES = ("start", "step", "finish", "abort")
 # name: (memory MB, timeout seconds); the step and finish run to the 15-minute Lambda maximum.
 FUNCTION_DEFAULTS = {"start": (512, 120), "step": (2048, 900), "finish": (1024, 900), "abort": (512, 300)}
-SCHEDULE_KEYS = ("name", "schedule", "timezone", "description", "enabled", "source_bucket",
-                 "source_prefix", "dest_bucket", "dest_key", "options")
+SCHEDULE_KEYS = (
+    "name",
+    "schedule",
+    "timezone",
+    "description",
+    "enabled",
+    "source_bucket",
+    "source_prefix",
+    "dest_bucket",
+    "dest_key",
+    "options",
+)
 REQUIRED_SCHEDULE_KEYS = ("name", "schedule", "source_bucket", "dest_bucket", "dest_key")
 # Execution-input fields a schedule sets at its top level; every other input field goes in options.
 TOP_LEVEL_INPUT = ("source_bucket", "source_prefix", "dest_bucket", "dest_key")
@@ -117,8 +150,10 @@ def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
 
     stack_name = _string(get("stack_name"), "stack_name", d.stack_name)
     if not _STACK_NAME_RE.match(stack_name):
-        raise ConfigError(f"stack_name: {stack_name!r} must start with a letter and contain only "
-                          "letters, digits and '-' (at most 60 characters)")
+        raise ConfigError(
+            f"stack_name: {stack_name!r} must start with a letter and contain only "
+            "letters, digits and '-' (at most 60 characters)"
+        )
     bundle = _string(get("bundle"), "bundle", d.bundle)
     if bundle not in BUNDLE_MODES:
         raise ConfigError(f"bundle: {bundle!r} is not one of {', '.join(BUNDLE_MODES)}")
@@ -128,8 +163,9 @@ def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
         _check_bucket(dest_bucket, "dest_bucket")
     create = _bool(get("create_dest_bucket"), "create_dest_bucket", d.create_dest_bucket)
     if not create and dest_bucket is None:
-        raise ConfigError("dest_bucket: required when create_dest_bucket is false "
-                          "(name the existing bucket the archives go to)")
+        raise ConfigError(
+            "dest_bucket: required when create_dest_bucket is false (name the existing bucket the archives go to)"
+        )
     dest_prefix = _string(get("dest_prefix"), "dest_prefix", d.dest_prefix).lstrip("/")
     if dest_prefix.startswith(STAGING_PREFIX) or STAGING_PREFIX.startswith(dest_prefix or "\0"):
         raise ConfigError(f"dest_prefix: {dest_prefix!r} overlaps the reserved staging prefix {STAGING_PREFIX!r}")
@@ -152,8 +188,10 @@ def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
         raise ConfigError(f"powertools_layer_arn: {layer!r} is not a Lambda layer version ARN")
     retention = _int(get("log_retention_days"), "log_retention_days", d.log_retention_days, 1, 3653)
     if retention not in LOG_RETENTION_DAYS:
-        raise ConfigError(f"log_retention_days: {retention} is not one CloudWatch Logs accepts "
-                          f"({', '.join(map(str, LOG_RETENTION_DAYS))})")
+        raise ConfigError(
+            f"log_retention_days: {retention} is not one CloudWatch Logs accepts "
+            f"({', '.join(map(str, LOG_RETENTION_DAYS))})"
+        )
     email = _optional_string(get("alarm_email"), "alarm_email")
     if email is not None and not _EMAIL_RE.match(email):
         raise ConfigError(f"alarm_email: {email!r} is not an email address")
@@ -163,21 +201,30 @@ def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
     sources += [(s.input["source_bucket"], s.input.get("source_prefix", "")) for s in schedules]
 
     return Config(
-        stack_name=stack_name, bundle=bundle, dest_bucket=dest_bucket, create_dest_bucket=create,
-        dest_prefix=dest_prefix, dest_kms_key_arn=dest_kms,
+        stack_name=stack_name,
+        bundle=bundle,
+        dest_bucket=dest_bucket,
+        create_dest_bucket=create,
+        dest_prefix=dest_prefix,
+        dest_kms_key_arn=dest_kms,
         staging_expiry_days=_int(get("staging_expiry_days"), "staging_expiry_days", d.staging_expiry_days, 1, 3650),
-        abort_incomplete_upload_days=_int(get("abort_incomplete_upload_days"), "abort_incomplete_upload_days",
-                                          d.abort_incomplete_upload_days, 1, 3650),
-        sources=tuple(dict.fromkeys(sources)), source_kms_key_arns=source_kms,
-        point_in_time_recovery=_bool(get("point_in_time_recovery"), "point_in_time_recovery",
-                                     d.point_in_time_recovery),
+        abort_incomplete_upload_days=_int(
+            get("abort_incomplete_upload_days"), "abort_incomplete_upload_days", d.abort_incomplete_upload_days, 1, 3650
+        ),
+        sources=tuple(dict.fromkeys(sources)),
+        source_kms_key_arns=source_kms,
+        point_in_time_recovery=_bool(get("point_in_time_recovery"), "point_in_time_recovery", d.point_in_time_recovery),
         state_ttl_days=_int(get("state_ttl_days"), "state_ttl_days", d.state_ttl_days, 1, 365),
-        functions=functions, powertools_layer_arn=layer, log_retention_days=retention,
-        alarm_email=email, schedules=tuple(schedules),
+        functions=functions,
+        powertools_layer_arn=layer,
+        log_retention_days=retention,
+        alarm_email=email,
+        schedules=tuple(schedules),
     )
 
 
 # ---------------------------------------------------------------- schedules
+
 
 def _parse_schedules(raw: Any, dest_bucket: str | None, dest_prefix: str) -> list[Schedule]:
     items = _json_value(raw, "schedules", list, [])
@@ -203,13 +250,20 @@ def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix
 
     unknown = sorted(set(item) - set(SCHEDULE_KEYS))
     if unknown:
-        raise fail(unknown[0], f"unknown key (known: {', '.join(SCHEDULE_KEYS)}; "
-                               "execution options go in 'options')")
+        raise fail(unknown[0], f"unknown key (known: {', '.join(SCHEDULE_KEYS)}; execution options go in 'options')")
     for key in REQUIRED_SCHEDULE_KEYS:
         if item.get(key) in (None, ""):
             raise fail(key, "is required")
-    for key in ("name", "schedule", "source_bucket", "dest_bucket", "dest_key", "source_prefix",
-                "timezone", "description"):
+    for key in (
+        "name",
+        "schedule",
+        "source_bucket",
+        "dest_bucket",
+        "dest_key",
+        "source_prefix",
+        "timezone",
+        "description",
+    ):
         if key in item and not isinstance(item[key], str):
             raise fail(key, f"must be a string, got {item[key]!r}")
     name = item["name"]
@@ -229,15 +283,24 @@ def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix
         raise fail("enabled", f"must be true or false, got {enabled!r}")
 
     if dest_bucket is None:
-        raise fail("dest_bucket", "the stack's destination bucket has a generated name; set the "
-                                  "dest_bucket context key to schedule runs into it")
+        raise fail(
+            "dest_bucket",
+            "the stack's destination bucket has a generated name; set the "
+            "dest_bucket context key to schedule runs into it",
+        )
     if item["dest_bucket"] != dest_bucket:
-        raise fail("dest_bucket", f"{item['dest_bucket']!r} is not the stack's destination bucket "
-                                  f"{dest_bucket!r} (the functions may write only there)")
+        raise fail(
+            "dest_bucket",
+            f"{item['dest_bucket']!r} is not the stack's destination bucket "
+            f"{dest_bucket!r} (the functions may write only there)",
+        )
     literal = item["dest_key"].split("{", 1)[0].lstrip("/")  # the part no placeholder can change
     if not literal.startswith(dest_prefix):
-        raise fail("dest_key", f"{item['dest_key']!r} must start with the destination prefix "
-                               f"{dest_prefix!r} (the functions may write only there)")
+        raise fail(
+            "dest_key",
+            f"{item['dest_key']!r} must start with the destination prefix "
+            f"{dest_prefix!r} (the functions may write only there)",
+        )
 
     options = item.get("options", {})
     if not isinstance(options, dict):
@@ -258,23 +321,36 @@ def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix
         model = ExecutionInput.model_validate(run_input)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise fail(field_key(str(error["loc"][0]) if error["loc"] else "options"),
-                   f"{error['msg']} (got {error.get('input')!r})") from None
+        raise fail(
+            field_key(str(error["loc"][0]) if error["loc"] else "options"),
+            f"{error['msg']} (got {error.get('input')!r})",
+        ) from None
     fields = model.model_dump(exclude_unset=True, exclude={"loops_per_execution"})
     try:
-        fields["dest_key"] = render_key(item["dest_key"], source_bucket=item["source_bucket"],
-                                        source_prefix=item.get("source_prefix", ""), run_id="check")
+        fields["dest_key"] = render_key(
+            item["dest_key"],
+            source_bucket=item["source_bucket"],
+            source_prefix=item.get("source_prefix", ""),
+            run_id="check",
+        )
         ArchiveRequest.create(**fields)
     except (InputError, TypeError) as exc:
         key, sep, rest = str(exc).partition(": ")
         if sep and key in input_fields:
             raise fail(field_key(key), rest) from None
         raise ConfigError(f"schedule {label}: {exc}") from None
-    return Schedule(name=name, expression=item["schedule"], timezone=timezone, enabled=enabled,
-                    description=item.get("description") or f"bucketzip run {name}", input=run_input)
+    return Schedule(
+        name=name,
+        expression=item["schedule"],
+        timezone=timezone,
+        enabled=enabled,
+        description=item.get("description") or f"bucketzip run {name}",
+        input=run_input,
+    )
 
 
 # ---------------------------------------------------------------- value parsing
+
 
 def _parse_source(value: str, key: str) -> tuple[str, str]:
     text = value[5:] if value.startswith("s3://") else value
@@ -290,8 +366,10 @@ def _check_bucket(name: str, key: str) -> None:
 
 def _check_kms(arn: str, key: str) -> None:
     if not _KMS_KEY_ARN_RE.match(arn):
-        raise ConfigError(f"{key}: {arn!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; "
-                          "aliases cannot be used in IAM policies)")
+        raise ConfigError(
+            f"{key}: {arn!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; "
+            "aliases cannot be used in IAM policies)"
+        )
 
 
 def _json_value(raw: Any, key: str, kind: type, default: Any) -> Any:

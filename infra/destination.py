@@ -21,7 +21,8 @@ class Destination(Construct):
             return
         key = kms.Key.from_key_arn(self, "Key", config.dest_kms_key_arn) if config.dest_kms_key_arn else None
         self.bucket = s3.Bucket(
-            self, "Bucket",
+            self,
+            "Bucket",
             bucket_name=config.dest_bucket,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
@@ -33,18 +34,24 @@ class Destination(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="abort-incomplete-multipart-uploads",
-                    abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days)),
+                    abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_upload_days),
+                ),
                 s3.LifecycleRule(
-                    id="expire-staging-objects", prefix=STAGING_PREFIX,
+                    id="expire-staging-objects",
+                    prefix=STAGING_PREFIX,
                     expiration=Duration.days(config.staging_expiry_days),
-                    noncurrent_version_expiration=Duration.days(1)),
+                    noncurrent_version_expiration=Duration.days(1),
+                ),
             ],
             # Archives outlive the stack: `cdk destroy` leaves the bucket and its objects.
             removal_policy=RemovalPolicy.RETAIN,
         )
-        suppress(self.bucket, "AwsSolutions-S1",
-                 "Server access logging needs a second bucket; the archiver's own access is traced by "
-                 "Step Functions, Lambda logs and CloudTrail. Enable it on the bucket if your policy asks.")
+        suppress(
+            self.bucket,
+            "AwsSolutions-S1",
+            "Server access logging needs a second bucket; the archiver's own access is traced by "
+            "Step Functions, Lambda logs and CloudTrail. Enable it on the bucket if your policy asks.",
+        )
 
     @property
     def bucket_name(self) -> str:

@@ -20,21 +20,32 @@ METRICS_NAMESPACE = "Bucketzip"
 
 
 class Functions(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: Config, table_name: str,
-                 table_arn: str, dest_bucket_arn: str) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, table_name: str, table_arn: str, dest_bucket_arn: str
+    ) -> None:
         super().__init__(scope, id)
         stack_name = Stack.of(self).stack_name
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                             description="bucketzip functions: read sources, write archives, run state")
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="bucketzip functions: read sources, write archives, run state",
+        )
         statements = function_statements(config, dest_bucket_arn=dest_bucket_arn, table_arn=table_arn)
         for statement in statements:
             self.role.add_to_policy(statement)
         self._suppressions(statements)
 
-        code = lambda_code(config.bundle, config.powertools_layer_arn is not None,
-                           warn=lambda message: Annotations.of(self).add_warning_v2("bucketzip:bundle", message))
-        layers = ([lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", config.powertools_layer_arn)]
-                  if config.powertools_layer_arn else None)
+        code = lambda_code(
+            config.bundle,
+            config.powertools_layer_arn is not None,
+            warn=lambda message: Annotations.of(self).add_warning_v2("bucketzip:bundle", message),
+        )
+        layers = (
+            [lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", config.powertools_layer_arn)]
+            if config.powertools_layer_arn
+            else None
+        )
         environment = {
             "BUCKETZIP_TABLE": table_name,
             "BUCKETZIP_STATE_TTL_DAYS": str(config.state_ttl_days),
@@ -46,30 +57,48 @@ class Functions(Construct):
         for name in FUNCTION_NAMES:
             settings = config.functions[name]
             log_group = logs.LogGroup(
-                self, f"{name.title()}Logs",
+                self,
+                f"{name.title()}Logs",
                 log_group_name=f"/aws/lambda/{stack_name}-{name}",
                 retention=retention(config.log_retention_days),
-                removal_policy=RemovalPolicy.DESTROY)
+                removal_policy=RemovalPolicy.DESTROY,
+            )
             log_arns.append(log_group.log_group_arn)
             self.by_name[name] = lambda_.Function(
-                self, name.title(),
+                self,
+                name.title(),
                 function_name=f"{stack_name}-{name}",
                 description=f"bucketzip {name}",
-                runtime=RUNTIME, architecture=ARCHITECTURE,
-                handler=f"handlers.{name}.handler", code=code, layers=layers,
-                memory_size=settings.memory_mb, timeout=Duration.seconds(settings.timeout_seconds),
-                environment=environment, role=self.role, log_group=log_group,
+                runtime=RUNTIME,
+                architecture=ARCHITECTURE,
+                handler=f"handlers.{name}.handler",
+                code=code,
+                layers=layers,
+                memory_size=settings.memory_mb,
+                timeout=Duration.seconds(settings.timeout_seconds),
+                environment=environment,
+                role=self.role,
+                log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,
             )
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="WriteLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=log_arns))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=log_arns
+            )
+        )
 
     def _suppressions(self, statements: list[iam.PolicyStatement]) -> None:
-        suppress(self.role, "AwsSolutions-IAM5",
-                 "Object-level S3 permissions name objects by prefix (bucket/prefix*): read under each "
-                 "configured source prefix, write under the destination and staging prefixes only.",
-                 findings=[f for f in wildcard_resource_findings(self, statements) if f != "Resource::*"])
-        suppress(self.role, "AwsSolutions-IAM5",
-                 "X-Ray trace writes (xray:PutTraceSegments, xray:PutTelemetryRecords) support no "
-                 "resource-level permissions; AWS documents Resource '*' for them.",
-                 findings=["Resource::*"])
+        suppress(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Object-level S3 permissions name objects by prefix (bucket/prefix*): read under each "
+            "configured source prefix, write under the destination and staging prefixes only.",
+            findings=[f for f in wildcard_resource_findings(self, statements) if f != "Resource::*"],
+        )
+        suppress(
+            self.role,
+            "AwsSolutions-IAM5",
+            "X-Ray trace writes (xray:PutTraceSegments, xray:PutTelemetryRecords) support no "
+            "resource-level permissions; AWS documents Resource '*' for them.",
+            findings=["Resource::*"],
+        )

@@ -45,10 +45,29 @@ def requirements(powertools_from_layer: bool) -> list[str]:
 
 def pip_command(target: str, deps: list[str]) -> list[str]:
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    return [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-compile", "--retries", "1", "--timeout", "20", *platforms,
-            "--implementation", "cp", "--python-version", PYTHON_VERSION,
-            "--only-binary=:all:", "--upgrade", "--target", target, *deps]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--retries",
+        "1",
+        "--timeout",
+        "20",
+        *platforms,
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        "--only-binary=:all:",
+        "--upgrade",
+        "--target",
+        target,
+        *deps,
+    ]
 
 
 def copy_functions(output_dir: str) -> None:
@@ -71,8 +90,10 @@ class LocalBundling:
                 message = f"pip install for the Lambda asset failed: {' | '.join(detail)}"
                 if self.mode == "pip":
                     raise BundlingError(message)
-                self.warn(f"{message}. Bundled functions/ WITHOUT dependencies: do not deploy this "
-                          "(re-run online, or pass -c bundle=pip to make this an error).")
+                self.warn(
+                    f"{message}. Bundled functions/ WITHOUT dependencies: do not deploy this "
+                    "(re-run online, or pass -c bundle=pip to make this an error)."
+                )
                 shutil.rmtree(output_dir, ignore_errors=True)
                 Path(output_dir).mkdir(parents=True, exist_ok=True)
             shutil.rmtree(Path(output_dir) / "bin", ignore_errors=True)  # console scripts, unused

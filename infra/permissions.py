@@ -10,8 +10,13 @@ from aws_cdk import aws_iam as iam
 from .config import STAGING_PREFIX, Config
 
 TABLE_ACTIONS = [  # TransactWriteItems is authorized through the item actions it contains
-    "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
-    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
 ]
 SOURCE_READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
 # PutObject also covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload;
@@ -35,26 +40,44 @@ def function_statements(config: Config, *, dest_bucket_arn: str, table_arn: str)
     statements = []
     for i, (bucket, prefixes) in enumerate(config.source_prefixes().items()):
         statements.append(_list_statement(f"ListSource{i}", bucket_arn(bucket), prefixes))
-        statements.append(iam.PolicyStatement(
-            sid=f"ReadSource{i}", actions=SOURCE_READ_ACTIONS,
-            resources=[f"{bucket_arn(bucket)}/{p}*" for p in prefixes]))
+        statements.append(
+            iam.PolicyStatement(
+                sid=f"ReadSource{i}",
+                actions=SOURCE_READ_ACTIONS,
+                resources=[f"{bucket_arn(bucket)}/{p}*" for p in prefixes],
+            )
+        )
 
     dest_prefixes = [config.dest_prefix, STAGING_PREFIX] if config.dest_prefix else [""]
     # The engine lists the destination only with Prefix=<archive key> or the staging prefix.
     statements.append(_list_statement("ListDestination", dest_bucket_arn, dest_prefixes))
-    statements.append(iam.PolicyStatement(
-        sid="WriteDestination", actions=DEST_WRITE_ACTIONS,
-        resources=[f"{dest_bucket_arn}/{p}*" for p in dest_prefixes]))
-    statements.append(iam.PolicyStatement(
-        sid="DeleteStaging", actions=STAGING_ACTIONS, resources=[f"{dest_bucket_arn}/{STAGING_PREFIX}*"]))
+    statements.append(
+        iam.PolicyStatement(
+            sid="WriteDestination",
+            actions=DEST_WRITE_ACTIONS,
+            resources=[f"{dest_bucket_arn}/{p}*" for p in dest_prefixes],
+        )
+    )
+    statements.append(
+        iam.PolicyStatement(
+            sid="DeleteStaging", actions=STAGING_ACTIONS, resources=[f"{dest_bucket_arn}/{STAGING_PREFIX}*"]
+        )
+    )
 
     statements.append(iam.PolicyStatement(sid="StateTable", actions=TABLE_ACTIONS, resources=[table_arn]))
 
     if config.dest_kms_key_arn:
-        statements.append(iam.PolicyStatement(
-            sid="DestinationKey", actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=[config.dest_kms_key_arn]))
+        statements.append(
+            iam.PolicyStatement(
+                sid="DestinationKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[config.dest_kms_key_arn],
+            )
+        )
     if config.source_kms_key_arns:
-        statements.append(iam.PolicyStatement(
-            sid="SourceKeys", actions=["kms:Decrypt"], resources=sorted(set(config.source_kms_key_arns))))
+        statements.append(
+            iam.PolicyStatement(
+                sid="SourceKeys", actions=["kms:Decrypt"], resources=sorted(set(config.source_kms_key_arns))
+            )
+        )
     return statements

@@ -34,8 +34,10 @@ def check_schedule_expression(expression: str) -> None:
         return
     fields = body.split()
     if len(fields) != 6:
-        raise ValueError(f"{expression!r}: cron needs 6 fields (minutes hours day-of-month month "
-                         f"day-of-week year), got {len(fields)}")
+        raise ValueError(
+            f"{expression!r}: cron needs 6 fields (minutes hours day-of-month month "
+            f"day-of-week year), got {len(fields)}"
+        )
     for value, (name, token, low, high) in zip(fields, _CRON_FIELDS, strict=True):
         if value in ("*", "?"):
             if value == "?" and name not in ("day-of-month", "day-of-week"):

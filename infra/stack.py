@@ -17,17 +17,21 @@ from .table import StateTable
 
 class BucketzipStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: Config, **kwargs) -> None:
-        super().__init__(scope, id, description="bucketzip: archive S3 buckets into one zip, on a schedule",
-                         **kwargs)
+        super().__init__(scope, id, description="bucketzip: archive S3 buckets into one zip, on a schedule", **kwargs)
         self.config = config
         self.table = StateTable(self, "State", point_in_time_recovery=config.point_in_time_recovery).table
         self.destination = Destination(self, "Destination", config=config)
-        self.functions = Functions(self, "Functions", config=config, table_name=self.table.table_name,
-                                   table_arn=self.table.table_arn, dest_bucket_arn=self.destination.bucket_arn)
+        self.functions = Functions(
+            self,
+            "Functions",
+            config=config,
+            table_name=self.table.table_name,
+            table_arn=self.table.table_arn,
+            dest_bucket_arn=self.destination.bucket_arn,
+        )
         self.workflow = ArchiveStateMachine(self, "Archive", config=config, functions=self.functions.by_name)
         self.schedules = Schedules(self, "Schedules", config=config, state_machine=self.workflow.state_machine)
-        self.alarms = FailureAlarms(self, "Alarms", state_machine=self.workflow.state_machine,
-                                    email=config.alarm_email)
+        self.alarms = FailureAlarms(self, "Alarms", state_machine=self.workflow.state_machine, email=config.alarm_email)
         self._outputs()
 
     def _outputs(self) -> None:
@@ -37,8 +41,16 @@ class BucketzipStack(Stack):
         dest = f"s3://{self.destination.bucket_name}/{config.dest_prefix}{bucket}.zip"
         CfnOutput(self, "StateMachineArn", value=self.workflow.arn, description="The archive state machine")
         CfnOutput(self, "TableName", value=self.table.table_name, description="Run state table")
-        CfnOutput(self, "DestinationBucket", value=self.destination.bucket_name,
-                  description=f"Archives go under {config.dest_prefix or '/'} in this bucket")
+        CfnOutput(
+            self,
+            "DestinationBucket",
+            value=self.destination.bucket_name,
+            description=f"Archives go under {config.dest_prefix or '/'} in this bucket",
+        )
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn, description="Failure notifications")
-        CfnOutput(self, "StartCommand", description="Start a run by hand",
-                  value=f"bucketzip start --state-machine {self.workflow.arn} --source {source} --dest {dest}")
+        CfnOutput(
+            self,
+            "StartCommand",
+            description="Start a run by hand",
+            value=f"bucketzip start --state-machine {self.workflow.arn} --source {source} --dest {dest}",
+        )

@@ -15,45 +15,64 @@ from .nag import suppress
 from .retention import retention
 
 # ASL placeholder -> function name (infra.config.FUNCTION_NAMES)
-SUBSTITUTIONS = {"StartFunctionArn": "start", "StepFunctionArn": "step",
-                 "FinishFunctionArn": "finish", "AbortFunctionArn": "abort"}
+SUBSTITUTIONS = {
+    "StartFunctionArn": "start",
+    "StepFunctionArn": "step",
+    "FinishFunctionArn": "finish",
+    "AbortFunctionArn": "abort",
+}
 
 
 def state_machine_arn(scope: Construct, name: str) -> str:
     """The ARN from the fixed name: lets the role allow continue-as-new without a cycle."""
-    return Stack.of(scope).format_arn(service="states", resource="stateMachine", resource_name=name,
-                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+    return Stack.of(scope).format_arn(
+        service="states", resource="stateMachine", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
 
 
 class ArchiveStateMachine(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: Config,
-                 functions: dict[str, lambda_.IFunction]) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: Config, functions: dict[str, lambda_.IFunction]) -> None:
         super().__init__(scope, id)
         log_group = logs.LogGroup(
-            self, "Logs",
+            self,
+            "Logs",
             log_group_name=f"/aws/vendedlogs/states/{config.state_machine_name}",
             retention=retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY)
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         self.state_machine = sfn.StateMachine(
-            self, "StateMachine",
+            self,
+            "StateMachine",
             state_machine_name=config.state_machine_name,
             definition_body=sfn.DefinitionBody.from_string(ASL_PATH.read_text()),
-            definition_substitutions={placeholder: functions[name].function_arn
-                                      for placeholder, name in SUBSTITUTIONS.items()},
+            definition_substitutions={
+                placeholder: functions[name].function_arn for placeholder, name in SUBSTITUTIONS.items()
+            },
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
         )
         role = self.state_machine.role
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="InvokeFunctions", actions=["lambda:InvokeFunction"],
-            resources=[functions[name].function_arn for name in SUBSTITUTIONS.values()]))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ContinueAsNew", actions=["states:StartExecution"],
-            resources=[state_machine_arn(self, config.state_machine_name)]))
-        suppress(role, "AwsSolutions-IAM5",
-                 "CloudWatch Logs delivery (logs:CreateLogDelivery and friends) and X-Ray trace "
-                 "writes support no resource-level permissions; AWS documents Resource '*' for both.",
-                 findings=["Resource::*"])
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeFunctions",
+                actions=["lambda:InvokeFunction"],
+                resources=[functions[name].function_arn for name in SUBSTITUTIONS.values()],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ContinueAsNew",
+                actions=["states:StartExecution"],
+                resources=[state_machine_arn(self, config.state_machine_name)],
+            )
+        )
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "CloudWatch Logs delivery (logs:CreateLogDelivery and friends) and X-Ray trace "
+            "writes support no resource-level permissions; AWS documents Resource '*' for both.",
+            findings=["Resource::*"],
+        )
 
     @property
     def arn(self) -> str:

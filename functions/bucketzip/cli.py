@@ -41,8 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     archive = sub.add_parser("archive", help="archive s3://SRC[/PREFIX] into s3://DEST/KEY.zip")
     archive.add_argument("source", help="s3://BUCKET[/PREFIX]")
     archive.add_argument("dest", help="s3://BUCKET/KEY.zip")
-    archive.add_argument("--include", action="append", default=[], metavar="GLOB",
-                         help="only keys (relative to the prefix) matching GLOB; repeatable")
+    archive.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only keys (relative to the prefix) matching GLOB; repeatable",
+    )
     archive.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip keys matching GLOB")
     archive.add_argument("--compression", choices=("auto", "store", "deflate"), default="auto")
     archive.add_argument("--level", type=int, help="deflate level 0-9 (default 1, ISA-L fast)")
@@ -52,8 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument("--overwrite", action="store_true", help="replace an existing destination key")
     archive.add_argument("--strict", action="store_true", help="fail when an object changed or vanished")
     archive.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
-    archive.add_argument("--step-seconds", type=float, default=300.0,
-                         help="commit state at least this often (each commit is a resume point)")
+    archive.add_argument(
+        "--step-seconds",
+        type=float,
+        default=300.0,
+        help="commit state at least this often (each commit is a resume point)",
+    )
     archive.add_argument("--step-bytes", help="end each step after about this many archive bytes (tests)")
     archive.add_argument("--page-size", type=int, default=1000, help=argparse.SUPPRESS)
     archive.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -73,18 +82,29 @@ def request_from_args(args) -> ArchiveRequest:
     source_bucket, prefix = parse_s3_url(args.source, want_key=False, option="source")
     dest_bucket, dest_key = parse_s3_url(args.dest, want_key=True, option="dest")
     return ArchiveRequest.create(
-        source_bucket=source_bucket, source_prefix=prefix, dest_bucket=dest_bucket, dest_key=dest_key,
-        include=args.include, exclude=args.exclude, compression=args.compression, level=args.level,
-        part_size=args.part_size, chunk_size=args.chunk_size, concurrency=args.concurrency,
-        overwrite=args.overwrite, strict=args.strict, step_bytes=args.step_bytes, page_size=args.page_size)
+        source_bucket=source_bucket,
+        source_prefix=prefix,
+        dest_bucket=dest_bucket,
+        dest_key=dest_key,
+        include=args.include,
+        exclude=args.exclude,
+        compression=args.compression,
+        level=args.level,
+        part_size=args.part_size,
+        chunk_size=args.chunk_size,
+        concurrency=args.concurrency,
+        overwrite=args.overwrite,
+        strict=args.strict,
+        step_bytes=args.step_bytes,
+        page_size=args.page_size,
+    )
 
 
 def _count_source(s3, request: ArchiveRequest, progress: ProgressLine) -> None:
     """Totals for the ETA, listed on a side thread (one request per 1000 keys)."""
     total_bytes = total_objects = 0
     try:
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=request.source_bucket,
-                                                             Prefix=request.source_prefix)
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=request.source_bucket, Prefix=request.source_prefix)
         for page in pages:
             for item in page.get("Contents", []):
                 if key_selected(item["Key"], request):
@@ -119,8 +139,11 @@ def cmd_archive(args, s3) -> int:
             result = engine.finish_run(s3, store, run_id, Deadline(args.step_seconds))
     except KeyboardInterrupt:
         progress.close()
-        print(f"bucketzip: interrupted; the run is saved. Resume: bucketzip archive --resume {run_id} "
-              f"SRC DEST   or discard it: bucketzip abort {run_id}", file=sys.stderr)
+        print(
+            f"bucketzip: interrupted; the run is saved. Resume: bucketzip archive --resume {run_id} "
+            f"SRC DEST   or discard it: bucketzip abort {run_id}",
+            file=sys.stderr,
+        )
         return 130
     except BaseException:
         progress.close()
@@ -132,9 +155,11 @@ def cmd_archive(args, s3) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     elif not args.quiet:
-        print(f"s3://{result.bucket}/{result.key}: {result.entries} entries, {format_size(result.size)}, "
-              f"{result.parts} parts, {result.skipped} skipped, {result.steps} steps, "
-              f"{result.duration_seconds:.1f} s; manifest s3://{result.bucket}/{result.manifest_key}")
+        print(
+            f"s3://{result.bucket}/{result.key}: {result.entries} entries, {format_size(result.size)}, "
+            f"{result.parts} parts, {result.skipped} skipped, {result.steps} steps, "
+            f"{result.duration_seconds:.1f} s; manifest s3://{result.bucket}/{result.manifest_key}"
+        )
     return 0
 
 

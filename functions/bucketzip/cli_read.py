@@ -24,7 +24,6 @@ from .reading.verify import verify_s3
 from .sizes import format_size, parse_size
 from .terminal import ProgressLine, parse_s3_url
 
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -89,14 +88,15 @@ def cmd_ls(args, s3) -> int:
         count += 1
         total += e.size
         packed += e.compressed_size
-        line = (f"{e.size:>12} {e.compressed_size:>12} {e.method_name:<8} {e.crc:08x} "
-                f"{format_time(e.mtime) or '-':<20} {e.name}")
+        line = (
+            f"{e.size:>12} {e.compressed_size:>12} {e.method_name:<8} {e.crc:08x} "
+            f"{format_time(e.mtime) or '-':<20} {e.name}"
+        )
         if with_keys:
             line += f"  <- {item.key if item.key is not None else '(not in manifest)'}"
         _say(line)
     ratio = f", {100 * (1 - packed / total):.0f}% saved" if total else ""
-    out.write(f"{count} entries, {total} bytes ({format_size(total)}), "
-              f"{packed} compressed{ratio}\n")
+    out.write(f"{count} entries, {total} bytes ({format_size(total)}), {packed} compressed{ratio}\n")
     return 0
 
 
@@ -108,10 +108,11 @@ def cmd_extract(args, s3) -> int:
     if args.concurrency < 1:
         return _usage("--workers must be at least 1")
     archive = _open(args, s3)
-    progress = _progress(args, "extract", 0, 0)     # totals set once the selection is known
+    progress = _progress(args, "extract", 0, 0)  # totals set once the selection is known
     try:
-        result = extract(archive, args.to, args.patterns, overwrite=args.overwrite,
-                         workers=args.concurrency, progress=progress)
+        result = extract(
+            archive, args.to, args.patterns, overwrite=args.overwrite, workers=args.concurrency, progress=progress
+        )
     finally:
         progress.close()
     for failure in result.failures:
@@ -119,9 +120,10 @@ def cmd_extract(args, s3) -> int:
     if not _quiet(args):
         for note in result.notes:
             _err(f"bucketzip: note: {note}")
-        print(f"extracted {result.files} files and {result.directories} directories "
-              f"({result.bytes} bytes) to {args.to}"
-              + (f"; {len(result.failures)} failed" if result.failures else ""))
+        print(
+            f"extracted {result.files} files and {result.directories} directories "
+            f"({result.bytes} bytes) to {args.to}" + (f"; {len(result.failures)} failed" if result.failures else "")
+        )
     if args.patterns and result.selected == 0:
         print("bucketzip: no entry matches the given patterns", file=sys.stderr)
         return 1
@@ -149,19 +151,33 @@ def cmd_restore(args, s3) -> int:
         print(f"{len(items)} objects, {total} bytes ({format_size(total)}) would be written; nothing written")
         return 0
     if archive.manifest() is None and not _quiet(args):
-        print("bucketzip: note: no manifest beside the archive: entry names are used as keys, "
-              "headers and metadata cannot be restored", file=sys.stderr)
+        print(
+            "bucketzip: note: no manifest beside the archive: entry names are used as keys, "
+            "headers and metadata cannot be restored",
+            file=sys.stderr,
+        )
     progress = _progress(args, "restore", total, len(items), unit="objects")
     try:
-        result = restore(s3, archive, items, dest_bucket, overwrite=args.overwrite, workers=args.concurrency,
-                         part_size=part_size, keep_storage_class=args.keep_storage_class, progress=progress)
+        result = restore(
+            s3,
+            archive,
+            items,
+            dest_bucket,
+            overwrite=args.overwrite,
+            workers=args.concurrency,
+            part_size=part_size,
+            keep_storage_class=args.keep_storage_class,
+            progress=progress,
+        )
     finally:
         progress.close()
     for failure in result.failures:
         _err(f"bucketzip: {failure.message}")
-    print(f"restored {result.objects} of {result.planned} objects ({result.bytes} bytes, "
-          f"{format_size(result.bytes)}) to s3://{dest_bucket}/{dest_prefix}"
-          + (f"; {len(result.failures)} failed" if result.failures else ""))
+    print(
+        f"restored {result.objects} of {result.planned} objects ({result.bytes} bytes, "
+        f"{format_size(result.bytes)}) to s3://{dest_bucket}/{dest_prefix}"
+        + (f"; {len(result.failures)} failed" if result.failures else "")
+    )
     return 0 if result.ok else 1
 
 
@@ -171,10 +187,9 @@ def cmd_verify(args, s3) -> int:
         against = parse_s3_url(args.against, want_key=False) if args.against else None
     except InputError as exc:
         return _usage(str(exc))
-    progress = _progress(args, "verify", 0, 0)     # totals set once the directory is read
+    progress = _progress(args, "verify", 0, 0)  # totals set once the directory is read
     try:
-        report = verify_s3(s3, bucket, key, use_manifest=not args.no_manifest, against=against,
-                           progress=progress)
+        report = verify_s3(s3, bucket, key, use_manifest=not args.no_manifest, against=against, progress=progress)
     finally:
         progress.close()
     if args.json:
@@ -196,8 +211,11 @@ def _print_report(report, *, quiet: bool) -> None:
         out.write(f"PROBLEM ... and {report.dropped} more problems\n")
     drift = report.drift
     if drift is not None:
-        for label, keys in (("missing from source", drift.missing), ("changed in source", drift.changed),
-                            ("new in source", drift.new)):
+        for label, keys in (
+            ("missing from source", drift.missing),
+            ("changed in source", drift.changed),
+            ("new in source", drift.new),
+        ):
             for k in keys:
                 _say(f"DIFF [{label}] {k}")
         if drift.skipped and not quiet:
@@ -206,85 +224,118 @@ def _print_report(report, *, quiet: bool) -> None:
         for note in report.notes:
             _say(f"note: {note}")
     if report.ok:
-        out.write(f"OK {report.archive}: {report.entries} entries, {report.data_bytes} bytes checked "
-                  f"({checks})\n")
+        out.write(f"OK {report.archive}: {report.entries} entries, {report.data_bytes} bytes checked ({checks})\n")
     else:
         n = len(report.problems) + report.dropped
         parts = [f"{n} problem{'s' if n != 1 else ''}"]
         if drift is not None and not drift.clean:
-            parts.append(f"{len(drift.missing)} missing, {len(drift.changed)} changed, "
-                         f"{len(drift.new)} new in {drift.source}")
-        out.write(f"FAILED {report.archive}: {'; '.join(parts)} ({report.entries} entries, "
-                  f"{report.checked} checked)\n")
+            parts.append(
+                f"{len(drift.missing)} missing, {len(drift.changed)} changed, {len(drift.new)} new in {drift.source}"
+            )
+        out.write(f"FAILED {report.archive}: {'; '.join(parts)} ({report.entries} entries, {report.checked} checked)\n")
 
 
 # ----------------------------------------------------------------------------------
 def _add_common(parser: argparse.ArgumentParser, *, patterns: bool = True) -> None:
     parser.add_argument("archive", metavar="s3://BUCKET/KEY.zip", help="the archive")
     if patterns:
-        parser.add_argument("patterns", nargs="*", metavar="PATTERN",
-                            help="shell globs on entry names or source keys ('*' crosses '/'); "
-                                 "a plain directory name selects its contents; default: everything")
+        parser.add_argument(
+            "patterns",
+            nargs="*",
+            metavar="PATTERN",
+            help="shell globs on entry names or source keys ('*' crosses '/'); "
+            "a plain directory name selects its contents; default: everything",
+        )
 
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-q", "--quiet", dest="read_quiet", action="store_true",
-                        help="no progress line, no notes")
+    parser.add_argument("-q", "--quiet", dest="read_quiet", action="store_true", help="no progress line, no notes")
 
 
 def register(subparsers: Any) -> None:
     """Add `ls`, `extract`, `restore` and `verify` to the main CLI's subparsers."""
     p = subparsers.add_parser(
-        "ls", help="list an archive's entries (ranged reads of its directory only)",
+        "ls",
+        help="list an archive's entries (ranged reads of its directory only)",
         description="List the entries of an archive in S3 from its central directory, read with a few "
-                    "ranged GETs: name, size, compressed size, method, CRC-32, modified time; the "
-                    "original source key too when the archive has a manifest.")
+        "ranged GETs: name, size, compressed size, method, CRC-32, modified time; the "
+        "original source key too when the archive has a manifest.",
+    )
     _add_common(p)
     p.add_argument("--json", action="store_true", help="one JSON object per entry per line (JSON Lines)")
     p.add_argument("--no-manifest", action="store_true", help="do not read the manifest")
     p.set_defaults(func=cmd_ls)
 
     p = subparsers.add_parser(
-        "extract", help="extract entries to a local directory",
+        "extract",
+        help="extract entries to a local directory",
         description="Extract entries with one ranged GET each, decompressed as they stream, CRC-checked. "
-                    "Refuses names that would escape DIR; never overwrites unless --overwrite.")
+        "Refuses names that would escape DIR; never overwrites unless --overwrite.",
+    )
     _add_common(p)
     p.add_argument("--to", required=True, metavar="DIR", help="destination directory (created if missing)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
-    p.add_argument("-j", "--workers", "--concurrency", dest="concurrency", type=int, default=8,
-                   help="entries fetched at once (default 8)")
+    p.add_argument(
+        "-j",
+        "--workers",
+        "--concurrency",
+        dest="concurrency",
+        type=int,
+        default=8,
+        help="entries fetched at once (default 8)",
+    )
     _add_quiet(p)
     p.set_defaults(func=cmd_extract)
 
     p = subparsers.add_parser(
-        "restore", help="write entries back to S3 under their original keys",
+        "restore",
+        help="write entries back to S3 under their original keys",
         description="Write entries back as S3 objects under their original keys (from the manifest; "
-                    "entry names otherwise) below s3://DEST[/PREFIX], with their Content-Type, other "
-                    "standard headers and user metadata. Each entry streams from a ranged GET into a "
-                    "(multipart when large) upload.")
+        "entry names otherwise) below s3://DEST[/PREFIX], with their Content-Type, other "
+        "standard headers and user metadata. Each entry streams from a ranged GET into a "
+        "(multipart when large) upload.",
+    )
     p.add_argument("archive", metavar="s3://BUCKET/KEY.zip", help="the archive")
     p.add_argument("dest", metavar="s3://DEST[/PREFIX]", help="destination bucket and optional key prefix")
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="as for extract")
     p.add_argument("--dry-run", action="store_true", help="list what would be written, write nothing")
     p.add_argument("--overwrite", action="store_true", help="replace existing objects")
-    p.add_argument("-j", "--workers", "--concurrency", dest="concurrency", type=int, default=8,
-                   help="objects written at once (default 8)")
-    p.add_argument("--part-size", default=f"{DEFAULT_PART_SIZE // (1024 * 1024)}MiB",
-                   help="multipart part size; larger objects use multipart uploads (default 16MiB)")
-    p.add_argument("--keep-storage-class", action="store_true",
-                   help="restore each object's original storage class (default: the bucket's default)")
+    p.add_argument(
+        "-j",
+        "--workers",
+        "--concurrency",
+        dest="concurrency",
+        type=int,
+        default=8,
+        help="objects written at once (default 8)",
+    )
+    p.add_argument(
+        "--part-size",
+        default=f"{DEFAULT_PART_SIZE // (1024 * 1024)}MiB",
+        help="multipart part size; larger objects use multipart uploads (default 16MiB)",
+    )
+    p.add_argument(
+        "--keep-storage-class",
+        action="store_true",
+        help="restore each object's original storage class (default: the bucket's default)",
+    )
     _add_quiet(p)
     p.set_defaults(func=cmd_restore)
 
     p = subparsers.add_parser(
-        "verify", help="check an archive completely (CRCs, sizes, structure, manifest)",
+        "verify",
+        help="check an archive completely (CRCs, sizes, structure, manifest)",
         description="Stream the archive once and check every entry's CRC-32 and size, the structure "
-                    "(local headers agree with the central directory, no overlaps, no gaps) and the "
-                    "manifest; with --against, compare with the source's current listing. Exit 0 only "
-                    "when everything is sound.")
+        "(local headers agree with the central directory, no overlaps, no gaps) and the "
+        "manifest; with --against, compare with the source's current listing. Exit 0 only "
+        "when everything is sound.",
+    )
     p.add_argument("archive", metavar="s3://BUCKET/KEY.zip", help="the archive")
-    p.add_argument("--against", metavar="s3://SRC[/PREFIX]",
-                   help="also compare with the source's current objects (missing / changed / new)")
+    p.add_argument(
+        "--against",
+        metavar="s3://SRC[/PREFIX]",
+        help="also compare with the source's current objects (missing / changed / new)",
+    )
     p.add_argument("--json", action="store_true", help="the report as one JSON document")
     p.add_argument("--no-manifest", action="store_true", help="do not compare with the manifest")
     _add_quiet(p)

@@ -27,22 +27,33 @@ Next, on AWS (see the README, "Deploy"):
 
 def register(subparsers) -> None:
     demo = subparsers.add_parser(
-        "demo", help="run the serverless workflow end to end on this machine (moto, no AWS account)",
+        "demo",
+        help="run the serverless workflow end to end on this machine (moto, no AWS account)",
         description="Start an embedded moto server, seed a sample bucket, run the real state machine "
-                    "(statemachine/archive.asl.json) with the Lambda handlers in-process, verify the archive.")
+        "(statemachine/archive.asl.json) with the Lambda handlers in-process, verify the archive.",
+    )
     demo.add_argument("--objects", type=int, default=300, help="sample objects to seed (default 300)")
     demo.add_argument("--step-bytes", default="1MiB", help="archive bytes per step: small makes the loop loop")
-    demo.add_argument("--loops-per-execution", type=int, default=5,
-                      help="steps before continuing as a new execution (default 5, to show it)")
+    demo.add_argument(
+        "--loops-per-execution",
+        type=int,
+        default=5,
+        help="steps before continuing as a new execution (default 5, to show it)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     start = subparsers.add_parser(
-        "start", help="start an execution of a deployed bucketzip state machine",
-        description="Build the execution input from the options (and/or --input) and StartExecution.")
+        "start",
+        help="start an execution of a deployed bucketzip state machine",
+        description="Build the execution input from the options (and/or --input) and StartExecution.",
+    )
     start.add_argument("--state-machine", required=True, metavar="ARN")
     start.add_argument("--source", metavar="s3://BUCKET/[PREFIX]", help="what to archive")
-    start.add_argument("--dest", metavar="s3://BUCKET/KEY_TEMPLATE",
-                       help="the archive; placeholders {source_bucket} {source_prefix} {run_id} {date:FMT}")
+    start.add_argument(
+        "--dest",
+        metavar="s3://BUCKET/KEY_TEMPLATE",
+        help="the archive; placeholders {source_bucket} {source_prefix} {run_id} {date:FMT}",
+    )
     start.add_argument("--input", metavar="JSON|@FILE", help="execution input; the options override its fields")
     start.add_argument("--include", action="append", metavar="GLOB")
     start.add_argument("--exclude", action="append", metavar="GLOB")
@@ -60,31 +71,41 @@ def register(subparsers) -> None:
     start.set_defaults(func=cmd_start)
 
     watch = subparsers.add_parser(
-        "watch", help="follow an execution (and those it continues as) with a progress line",
-        description="Poll the execution and the run state; exit 0 if the run succeeded, 1 otherwise.")
+        "watch",
+        help="follow an execution (and those it continues as) with a progress line",
+        description="Poll the execution and the run state; exit 0 if the run succeeded, 1 otherwise.",
+    )
     watch.add_argument("execution_arn", metavar="EXECUTION_ARN")
-    watch.add_argument("--table", help="state table (default: $BUCKETZIP_TABLE, else the stack's, from its Start function)")
+    watch.add_argument(
+        "--table", help="state table (default: $BUCKETZIP_TABLE, else the stack's, from its Start function)"
+    )
     watch.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
     watch.set_defaults(func=cmd_watch)
 
 
 # -- demo ------------------------------------------------------------------------------
 
+
 def cmd_demo(args, s3=None) -> int:
     from .workflow.demo import run_demo
 
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     print("bucketzip demo: the serverless workflow on this machine (moto; no AWS account needed)")
-    summary = run_demo(count=args.objects, step_bytes=args.step_bytes,
-                       loops_per_execution=args.loops_per_execution, on_event=say)
+    summary = run_demo(
+        count=args.objects, step_bytes=args.step_bytes, loops_per_execution=args.loops_per_execution, on_event=say
+    )
     archive = summary.archive
     continued = summary.executions - 1
     print()
     print(f"Archived {summary.objects} objects ({format_size(summary.source_bytes)}) into {summary.location}")
-    print(f"  archive    {format_size(archive['size'])}, {archive['entries']} entries, {archive['parts']} parts;"
-          f" manifest s3://{archive['bucket']}/{archive['manifest_key']}")
-    print(f"  workflow   {summary.steps} Step invocations in {summary.executions} execution(s)"
-          f" ({continued} continue-as-new, every {args.loops_per_execution} steps), {summary.seconds:.1f} s")
+    print(
+        f"  archive    {format_size(archive['size'])}, {archive['entries']} entries, {archive['parts']} parts;"
+        f" manifest s3://{archive['bucket']}/{archive['manifest_key']}"
+    )
+    print(
+        f"  workflow   {summary.steps} Step invocations in {summary.executions} execution(s)"
+        f" ({continued} continue-as-new, every {args.loops_per_execution} steps), {summary.seconds:.1f} s"
+    )
     if summary.verified:
         print("  verified   every object read back byte for byte; CRCs checked")
     else:
@@ -95,6 +116,7 @@ def cmd_demo(args, s3=None) -> int:
 
 
 # -- start -----------------------------------------------------------------------------
+
 
 def execution_input(args) -> dict:
     """The execution input from --input and the options (options win)."""
@@ -117,8 +139,20 @@ def execution_input(args) -> dict:
             data["source_prefix"] = prefix
     if args.dest:
         data["dest_bucket"], data["dest_key"] = parse_s3_url(args.dest, want_key=True, option="--dest")
-    for option in ("include", "exclude", "compression", "level", "part_size", "chunk_size", "step_bytes",
-                   "prefetch_bytes", "concurrency", "loops_per_execution", "overwrite", "strict"):
+    for option in (
+        "include",
+        "exclude",
+        "compression",
+        "level",
+        "part_size",
+        "chunk_size",
+        "step_bytes",
+        "prefetch_bytes",
+        "concurrency",
+        "loops_per_execution",
+        "overwrite",
+        "strict",
+    ):
         value = getattr(args, option)
         if value is not None:
             data[option] = value
@@ -149,10 +183,12 @@ def cmd_start(args, s3=None) -> int:
 
 # -- watch -----------------------------------------------------------------------------
 
+
 def cmd_watch(args, s3=None) -> int:
     with _aws_errors("watch"):
-        return _watch(_client("stepfunctions", args), args.execution_arn, table=args.table,
-                      interval=args.interval, args=args)
+        return _watch(
+            _client("stepfunctions", args), args.execution_arn, table=args.table, interval=args.interval, args=args
+        )
     return 1
 
 
@@ -199,9 +235,11 @@ def _watch(sfn, execution_arn: str, *, table: str | None, interval: float, args=
     line.close()
     if outcome.succeeded:
         out = outcome.output or {}
-        print(f"SUCCEEDED s3://{out.get('bucket')}/{out.get('key')}: {format_size(out.get('size') or 0)}, "
-              f"{out.get('entries')} entries, {out.get('parts')} parts, {out.get('skipped')} skipped, "
-              f"{out.get('duration_seconds')} s ({len(outcome.executions)} execution(s))")
+        print(
+            f"SUCCEEDED s3://{out.get('bucket')}/{out.get('key')}: {format_size(out.get('size') or 0)}, "
+            f"{out.get('entries')} entries, {out.get('parts')} parts, {out.get('skipped')} skipped, "
+            f"{out.get('duration_seconds')} s ({len(outcome.executions)} execution(s))"
+        )
         print(json.dumps(out, indent=2))
     else:
         print(f"{outcome.status} {outcome.execution_arn}")
@@ -224,9 +262,11 @@ class WatchLine:
         if progress is None:
             text = f"{execution}: {update.status}"
         else:
-            text = (f"{execution}: {progress.phase} step {progress.steps}: {progress.objects:,} objects, "
-                    f"{format_size(progress.bytes_in)} read, {format_size(progress.bytes_out)} archived, "
-                    f"{progress.parts} parts" + (f", {progress.skipped} skipped" if progress.skipped else ""))
+            text = (
+                f"{execution}: {progress.phase} step {progress.steps}: {progress.objects:,} objects, "
+                f"{format_size(progress.bytes_in)} read, {format_size(progress.bytes_out)} archived, "
+                f"{progress.parts} parts" + (f", {progress.skipped} skipped" if progress.skipped else "")
+            )
         if self.tty:
             self.ticks += 1
             self.stream.write(f"\r{self.SPINNER[self.ticks % 4]} {text}\033[K")

@@ -7,8 +7,7 @@ from botocore.config import Config
 
 
 def s3_client(endpoint_url: str | None = None, concurrency: int = 8):
-    config = Config(retries={"mode": "standard", "max_attempts": 8},
-                    max_pool_connections=max(10, 2 * concurrency + 4))
+    config = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=max(10, 2 * concurrency + 4))
     return boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
 
 

@@ -21,14 +21,28 @@ except ImportError:  # pragma: no cover
 FINAL_BLOCK = b"\x03\x00"
 DEFAULT_LEVEL = 1
 # Names whose content is compressed already: deflating them is wasted CPU.
-_COMPRESSED_EXTENSIONS = frozenset("""
+_COMPRESSED_EXTENSIONS = frozenset(
+    """
     7z apk avif br bz2 deb docx epub flac gif gz heic jar jpeg jpg lz lz4 lzma m4a m4v mkv mov mp3
     mp4 odt ogg opus parquet pdf png pptx rar rpm tbz tgz txz webm webp whl xlsx xz zip zst
-""".split())
-_COMPRESSED_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/", "audio/",
-                     "application/zip", "application/gzip", "application/x-gzip",
-                     "application/x-7z", "application/x-bzip2", "application/x-xz",
-                     "application/zstd", "application/x-rar")
+""".split()
+)
+_COMPRESSED_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "video/",
+    "audio/",
+    "application/zip",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-7z",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/zstd",
+    "application/x-rar",
+)
 # A sample that deflates to more than this fraction of its size is stored instead.
 INCOMPRESSIBLE_RATIO = 0.97
 

@@ -22,6 +22,7 @@ MANIFEST_SUFFIX = ".manifest.jsonl"
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
 
+
 @dataclass(frozen=True)
 class ArchiveRequest:
     """One run's settings. Construct with `ArchiveRequest.create(...)` to validate."""
@@ -48,7 +49,7 @@ class ArchiveRequest:
     page_size: int = 1000
 
     @classmethod
-    def create(cls, **fields) -> "ArchiveRequest":
+    def create(cls, **fields) -> ArchiveRequest:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(fields) - known)
         if unknown:
@@ -101,8 +102,9 @@ class ArchiveRequest:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "ArchiveRequest":
+    def from_json(cls, data: dict) -> ArchiveRequest:
         return cls.create(**data)
+
 
 def check_glob(pattern: str, field_name: str = "include") -> None:
     """Reject globs fnmatch would misread (unbalanced brackets, empty)."""
@@ -121,12 +123,14 @@ def check_glob(pattern: str, field_name: str = "include") -> None:
     except re.error as exc:
         raise InputError(f"{field_name}: bad glob {pattern!r} ({exc})") from None
 
+
 def key_selected(key: str, request: ArchiveRequest) -> bool:
     """Glob filters apply to the key relative to the source prefix."""
-    relative = key[len(request.source_prefix):]
+    relative = key[len(request.source_prefix) :]
     if request.include and not any(fnmatch.fnmatchcase(relative, p) for p in request.include):
         return False
     return not any(fnmatch.fnmatchcase(relative, p) for p in request.exclude)
+
 
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(ArchiveRequest)]

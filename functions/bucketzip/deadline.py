@@ -14,7 +14,7 @@ class Deadline:
     _start: float = field(default_factory=time.monotonic, repr=False)
 
     @classmethod
-    def from_lambda_context(cls, context, margin_seconds: float = 60.0) -> "Deadline":
+    def from_lambda_context(cls, context, margin_seconds: float = 60.0) -> Deadline:
         remaining = context.get_remaining_time_in_millis() / 1000.0
         return cls(max(1.0, remaining - margin_seconds))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
@@ -31,17 +31,25 @@ from .writer import StepWriter
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:12]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:12]
 
 
 def progress_of(state: RunState, warnings: list[str] | None = None) -> Progress:
     archiving_done = state.cursor.exhausted and state.open_entry is None
-    return Progress(run_id=state.run_id, phase=state.phase,
-                    done=archiving_done if state.phase == ARCHIVING else state.phase == COMPLETE,
-                    objects=state.entries, skipped=state.skipped, bytes_in=state.bytes_in,
-                    bytes_out=state.offset, parts=state.next_part - 1, steps=state.steps,
-                    dest_bucket=state.request.dest_bucket, dest_key=state.request.dest_key,
-                    warnings=warnings or [])
+    return Progress(
+        run_id=state.run_id,
+        phase=state.phase,
+        done=archiving_done if state.phase == ARCHIVING else state.phase == COMPLETE,
+        objects=state.entries,
+        skipped=state.skipped,
+        bytes_in=state.bytes_in,
+        bytes_out=state.offset,
+        parts=state.next_part - 1,
+        steps=state.steps,
+        dest_bucket=state.request.dest_bucket,
+        dest_key=state.request.dest_key,
+        warnings=warnings or [],
+    )
 
 
 def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> Progress:
@@ -56,8 +64,9 @@ def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> 
     _check_source(s3, request)
     _check_destination(s3, request)
     try:
-        upload_id = s3.create_multipart_upload(Bucket=request.dest_bucket, Key=request.dest_key,
-                                               ContentType="application/zip")["UploadId"]
+        upload_id = s3.create_multipart_upload(
+            Bucket=request.dest_bucket, Key=request.dest_key, ContentType="application/zip"
+        )["UploadId"]
     except ClientError as exc:
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="create upload") from None
     state = RunState(run_id=run_id, request=request, upload_id=upload_id, started_at=time.time())
@@ -87,8 +96,10 @@ def _check_destination(s3, request: ArchiveRequest) -> None:
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="list objects") from None
     taken = any(item["Key"] == request.dest_key for item in page.get("Contents", []))
     if taken and not request.overwrite:
-        raise DestinationExists(f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
-                                "(ask for overwrite: --overwrite, or \"overwrite\": true)")
+        raise DestinationExists(
+            f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
+            '(ask for overwrite: --overwrite, or "overwrite": true)'
+        )
 
 
 def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progress:
@@ -111,8 +122,7 @@ def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progr
     return progress_of(state, writer.warnings)
 
 
-def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: Fragment,
-            old_tail: str | None) -> None:
+def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: Fragment, old_tail: str | None) -> None:
     pieces = store.put_fragment(state.run_id, attempt, fragment.to_bytes())
     store.commit(state, expected, attempt, pieces)
     if old_tail and old_tail != state.tail.staging_key:
@@ -158,10 +168,19 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
     finish.write_manifest(s3, store, state)
     _delete_staging(s3, state)
     request = state.request
-    result = ArchiveResult(run_id=run_id, bucket=request.dest_bucket, key=request.dest_key, size=state.offset,
-                           entries=state.entries, parts=state.next_part - 1, skipped=state.skipped,
-                           manifest_key=request.dest_key + MANIFEST_SUFFIX, etag=state.etag, steps=state.steps,
-                           duration_seconds=round(time.time() - state.started_at, 3))
+    result = ArchiveResult(
+        run_id=run_id,
+        bucket=request.dest_bucket,
+        key=request.dest_key,
+        size=state.offset,
+        entries=state.entries,
+        parts=state.next_part - 1,
+        skipped=state.skipped,
+        manifest_key=request.dest_key + MANIFEST_SUFFIX,
+        etag=state.etag,
+        steps=state.steps,
+        duration_seconds=round(time.time() - state.started_at, 3),
+    )
     store.delete_run(run_id)
     store.record_result(run_id, result.to_json())
     return result

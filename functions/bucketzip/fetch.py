@@ -23,9 +23,14 @@ from .config import ArchiveRequest
 from .s3errors import GONE_CODES, error_code, translate
 from .state import Cursor, Listed
 
-_HEADER_FIELDS = {"ContentType": "content_type", "ContentEncoding": "content_encoding",
-                  "ContentLanguage": "content_language", "ContentDisposition": "content_disposition",
-                  "CacheControl": "cache_control", "ExpiresString": "expires"}
+_HEADER_FIELDS = {
+    "ContentType": "content_type",
+    "ContentEncoding": "content_encoding",
+    "ContentLanguage": "content_language",
+    "ContentDisposition": "content_disposition",
+    "CacheControl": "cache_control",
+    "ExpiresString": "expires",
+}
 
 
 @dataclass
@@ -33,12 +38,12 @@ class ObjectPlan:
     """How one object's bytes become entry data. `level` None: stored (method 0)."""
 
     listed: Listed
-    start: int                      # first byte to read (non-zero when resuming inside it)
-    cursor_after: Cursor | None     # listing position after it (None: the resumed open entry)
+    start: int  # first byte to read (non-zero when resuming inside it)
+    cursor_after: Cursor | None  # listing position after it (None: the resumed open entry)
     level: int | None = None
     decided: threading.Event = field(default_factory=threading.Event)
     resumed: bool = False
-    start_crc: int = 0              # CRC-32 of the bytes before `start` (a resumed entry's)
+    start_crc: int = 0  # CRC-32 of the bytes before `start` (a resumed entry's)
 
 
 @dataclass
@@ -46,15 +51,15 @@ class Chunk:
     plan: ObjectPlan
     start: int
     data: bytes = b""
-    piece: bytes | None = None      # deflate piece of `data` (None when stored)
+    piece: bytes | None = None  # deflate piece of `data` (None when stored)
     first: bool = False
     last: bool = False
     skip_reason: str | None = None  # the object could not be read as listed
     headers: dict = field(default_factory=dict)
     version_id: str | None = None
-    size: int = 0                   # bytes read (`data` itself is dropped once compressed)
-    crc: int = 0                    # CRC-32 of the object's bytes up to the end of this chunk
-    previous: "Chunk | None" = field(default=None, repr=False)
+    size: int = 0  # bytes read (`data` itself is dropped once compressed)
+    crc: int = 0  # CRC-32 of the object's bytes up to the end of this chunk
+    previous: Chunk | None = field(default=None, repr=False)
     crc_ready: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
@@ -90,8 +95,9 @@ class _Budget:
 class Prefetcher:
     """Iterate `chunks()`; call `close()` when stopping early (or done)."""
 
-    def __init__(self, s3, request: ArchiveRequest, open_plan: ObjectPlan | None,
-                 listing: Iterator[tuple[Listed | None, Cursor]]):
+    def __init__(
+        self, s3, request: ArchiveRequest, open_plan: ObjectPlan | None, listing: Iterator[tuple[Listed | None, Cursor]]
+    ):
         self.s3, self.request = s3, request
         self.open_plan, self.listing = open_plan, listing
         self.budget = _Budget(request.effective_prefetch_bytes)
@@ -123,8 +129,7 @@ class Prefetcher:
                     length = min(step, size - start)
                     if self.stopping.is_set() or not self.budget.acquire(length):
                         return
-                    chunk = Chunk(plan, start, first=(index == 0), last=(index == len(starts) - 1),
-                                  previous=previous)
+                    chunk = Chunk(plan, start, first=(index == 0), last=(index == len(starts) - 1), previous=previous)
                     self.ordered.put((self.pool.submit(self._fetch, chunk, length), length))
                     previous = chunk
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, raised there
@@ -179,8 +184,9 @@ class Prefetcher:
             chunk.data = response["Body"].read()
         except ClientError as exc:
             if error_code(exc) not in GONE_CODES:
-                raise translate(exc, bucket=request.source_bucket, role="source",
-                                action=f"get object {plan.listed.key!r}") from None
+                raise translate(
+                    exc, bucket=request.source_bucket, role="source", action=f"get object {plan.listed.key!r}"
+                ) from None
             chunk.skip_reason = _reason(exc)
             return
         if len(chunk.data) != length:
@@ -188,8 +194,7 @@ class Prefetcher:
             return
         if chunk.first:
             chunk.version_id = response.get("VersionId")
-            chunk.headers = {name: response[field_] for field_, name in _HEADER_FIELDS.items()
-                             if response.get(field_)}
+            chunk.headers = {name: response[field_] for field_, name in _HEADER_FIELDS.items() if response.get(field_)}
             chunk.headers["metadata"] = response.get("Metadata") or {}
             if not plan.resumed:
                 self._decide(plan, chunk)
@@ -211,7 +216,7 @@ class Prefetcher:
             single = chunk.last
             compressed = compress.looks_compressed(plan.listed.key, chunk.headers.get("content_type"))
             if not compressed and chunk.data:
-                sample = compress.deflate_piece(chunk.data[:256 * 1024], level)
+                sample = compress.deflate_piece(chunk.data[: 256 * 1024], level)
                 compressed = compress.is_incompressible(min(len(chunk.data), 256 * 1024), len(sample))
             # Stored entries of more than one chunk would need a data descriptor, which
             # streaming readers (java.util.zip.ZipInputStream) refuse for method 0, so

@@ -58,16 +58,20 @@ def check_parts(s3, state: RunState, parts: list[list]) -> None:
     if bad:
         raise IntegrityError(f"run {state.run_id}: parts {bad[:10]} in S3 differ from the recorded ones")
     if sum(size for _, _, size in parts) != state.offset:
-        raise IntegrityError(f"run {state.run_id}: parts add up to {sum(s for *_, s in parts)} bytes, "
-                             f"archive is {state.offset}")
+        raise IntegrityError(
+            f"run {state.run_id}: parts add up to {sum(s for *_, s in parts)} bytes, archive is {state.offset}"
+        )
 
 
 def complete_upload(s3, state: RunState, parts: list[list]) -> str:
     request = state.request
     try:
         response = s3.complete_multipart_upload(
-            Bucket=request.dest_bucket, Key=request.dest_key, UploadId=state.upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts]})
+            Bucket=request.dest_bucket,
+            Key=request.dest_key,
+            UploadId=state.upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts]},
+        )
     except ClientError as exc:
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="complete upload") from None
     return response.get("ETag", "")
@@ -75,9 +79,15 @@ def complete_upload(s3, state: RunState, parts: list[list]) -> str:
 
 def manifest_lines(store, state: RunState):
     request = state.request
-    yield header_line(archive_bucket=request.dest_bucket, archive_key=request.dest_key,
-                      source_bucket=request.source_bucket, source_prefix=request.source_prefix,
-                      created=state.started_at, entries=state.entries, skipped=state.skipped)
+    yield header_line(
+        archive_bucket=request.dest_bucket,
+        archive_key=request.dest_key,
+        source_bucket=request.source_bucket,
+        source_prefix=request.source_prefix,
+        created=state.started_at,
+        entries=state.entries,
+        skipped=state.skipped,
+    )
     for name in ("manifest", "skipped"):
         for _, blob in store.iter_fragments(state.run_id):
             data = getattr(Fragment.from_bytes(blob), name)
@@ -94,19 +104,22 @@ def write_manifest(s3, store, state: RunState) -> str:
             buffer += data
             while len(buffer) >= MANIFEST_PART_BYTES:
                 if upload_id is None:
-                    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key,
-                                                           ContentType="application/x-ndjson")["UploadId"]
+                    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/x-ndjson")[
+                        "UploadId"
+                    ]
                 body = bytes(buffer[:MANIFEST_PART_BYTES])
                 del buffer[:MANIFEST_PART_BYTES]
-                etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
-                                      PartNumber=len(parts) + 1, Body=body)["ETag"]
+                etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=body)[
+                    "ETag"
+                ]
                 parts.append({"PartNumber": len(parts) + 1, "ETag": etag})
         if upload_id is None:
             s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), ContentType="application/x-ndjson")
             return key
         if buffer:
-            etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
-                                  PartNumber=len(parts) + 1, Body=bytes(buffer))["ETag"]
+            etag = s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=bytes(buffer)
+            )["ETag"]
             parts.append({"PartNumber": len(parts) + 1, "ETag": etag})
         s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
         return key
@@ -132,4 +145,3 @@ def already_completed(s3, state: RunState) -> str | None:
             return None
         raise
     return head["ETag"] if head["ContentLength"] == state.offset else None
-

@@ -41,8 +41,13 @@ def _page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
 
 
 def _listed(item: dict) -> Listed:
-    return Listed(key=item["Key"], size=int(item.get("Size", 0)), etag=item.get("ETag", ""),
-                  last_modified=item["LastModified"].timestamp(), storage_class=item.get("StorageClass"))
+    return Listed(
+        key=item["Key"],
+        size=int(item.get("Size", 0)),
+        etag=item.get("ETag", ""),
+        last_modified=item["LastModified"].timestamp(),
+        storage_class=item.get("StorageClass"),
+    )
 
 
 def iter_objects(s3, request: ArchiveRequest, cursor: Cursor) -> Iterator[tuple[Listed, Cursor]]:

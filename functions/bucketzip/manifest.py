@@ -4,18 +4,24 @@ headers and metadata a restore puts back, and every skipped object with its reas
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .records import STORED, EntryMeta
 from .state import Listed
 
 FORMAT = "bucketzip-manifest/1"
-HEADER_NAMES = ("content_type", "content_encoding", "content_language", "content_disposition",
-                "cache_control", "expires")
+HEADER_NAMES = (
+    "content_type",
+    "content_encoding",
+    "content_language",
+    "content_disposition",
+    "cache_control",
+    "expires",
+)
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _line(data: dict) -> bytes:
@@ -24,12 +30,19 @@ def _line(data: dict) -> bytes:
 
 def entry_line(listed: Listed, meta: EntryMeta, headers: dict, truncated: bool = False) -> bytes:
     data = {
-        "type": "entry", "name": meta.name, "key": listed.key, "version_id": listed.version_id,
-        "etag": listed.etag, "size": meta.size, "last_modified": _iso(listed.last_modified),
+        "type": "entry",
+        "name": meta.name,
+        "key": listed.key,
+        "version_id": listed.version_id,
+        "etag": listed.etag,
+        "size": meta.size,
+        "last_modified": _iso(listed.last_modified),
         "storage_class": listed.storage_class,
         **{name: headers.get(name) for name in HEADER_NAMES},
         "metadata": headers.get("metadata") or {},
-        "crc32": meta.crc, "compressed_size": meta.compressed_size, "offset": meta.header_offset,
+        "crc32": meta.crc,
+        "compressed_size": meta.compressed_size,
+        "offset": meta.header_offset,
         "method": "store" if meta.method == STORED else "deflate",
     }
     if truncated:
@@ -41,9 +54,24 @@ def skipped_line(listed: Listed, reason: str) -> bytes:
     return _line({"type": "skipped", "key": listed.key, "version_id": listed.version_id, "reason": reason})
 
 
-def header_line(*, archive_bucket: str, archive_key: str, source_bucket: str, source_prefix: str,
-                created: float, entries: int, skipped: int) -> bytes:
-    return _line({"type": "archive", "format": FORMAT,
-                  "archive": {"bucket": archive_bucket, "key": archive_key},
-                  "source": {"bucket": source_bucket, "prefix": source_prefix},
-                  "created": _iso(created), "entries": entries, "skipped": skipped})
+def header_line(
+    *,
+    archive_bucket: str,
+    archive_key: str,
+    source_bucket: str,
+    source_prefix: str,
+    created: float,
+    entries: int,
+    skipped: int,
+) -> bytes:
+    return _line(
+        {
+            "type": "archive",
+            "format": FORMAT,
+            "archive": {"bucket": archive_bucket, "key": archive_key},
+            "source": {"bucket": source_bucket, "prefix": source_prefix},
+            "created": _iso(created),
+            "entries": entries,
+            "skipped": skipped,
+        }
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from zipstream.ng import ZIP64_LIMIT, ZipStreamInfo
 
@@ -21,7 +21,7 @@ DATA_DESCRIPTOR_FLAG = 0x08
 _EXT_TIME = struct.Struct("<HHBl")
 _FILE_MODE = 0o100644 << 16
 _DIR_MODE = (0o40755 << 16) | 0x10
-_DOS_MIN, _DOS_MAX = datetime(1980, 1, 1, tzinfo=timezone.utc), datetime(2107, 12, 31, 23, 59, 58, tzinfo=timezone.utc)
+_DOS_MIN, _DOS_MAX = datetime(1980, 1, 1, tzinfo=UTC), datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC)
 
 
 @dataclass
@@ -29,7 +29,7 @@ class EntryMeta:
     """What the central directory needs to know about one written entry."""
 
     name: str
-    mtime: float          # UTC epoch seconds
+    mtime: float  # UTC epoch seconds
     method: int
     header_offset: int
     uses_descriptor: bool
@@ -49,7 +49,7 @@ def needs_zip64(size: int) -> bool:
 
 
 def _info(meta: EntryMeta) -> ZipStreamInfo:
-    when = datetime.fromtimestamp(meta.mtime, tz=timezone.utc)
+    when = datetime.fromtimestamp(meta.mtime, tz=UTC)
     when = min(max(when, _DOS_MIN), _DOS_MAX)
     info = ZipStreamInfo(meta.name, date_time=when.timetuple()[:6])
     info.compress_type = meta.method
@@ -81,11 +81,22 @@ def end_records(entries: int, cd_offset: int, cd_size: int) -> bytes:
     out = b""
     if entries >= 0xFFFF or cd_offset > ZIP64_LIMIT or cd_size > ZIP64_LIMIT:
         zip64_end_offset = cd_offset + cd_size
-        out += struct.pack(zipfile.structEndArchive64, zipfile.stringEndArchive64, 44,
-                           45, 45, 0, 0, entries, entries, cd_size, cd_offset)
-        out += struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator,
-                           0, zip64_end_offset, 1)
+        out += struct.pack(
+            zipfile.structEndArchive64,
+            zipfile.stringEndArchive64,
+            44,
+            45,
+            45,
+            0,
+            0,
+            entries,
+            entries,
+            cd_size,
+            cd_offset,
+        )
+        out += struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator, 0, zip64_end_offset, 1)
         entries, cd_size, cd_offset = min(entries, 0xFFFF), min(cd_size, 0xFFFFFFFF), min(cd_offset, 0xFFFFFFFF)
-    out += struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0,
-                       entries, entries, cd_size, cd_offset, 0)
+    out += struct.pack(
+        zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0, entries, entries, cd_size, cd_offset, 0
+    )
     return out

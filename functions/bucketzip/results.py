@@ -9,14 +9,14 @@ from dataclasses import dataclass
 @dataclass
 class Progress:
     run_id: str
-    phase: str            # "archiving" | "finishing" | "complete"
-    done: bool            # True when the phase needs no more steps
-    objects: int          # entries written so far
-    skipped: int          # objects skipped (changed, vanished, unreadable storage class)
-    bytes_in: int         # source bytes read
-    bytes_out: int        # archive bytes produced
-    parts: int            # parts uploaded (committed)
-    steps: int            # committed steps
+    phase: str  # "archiving" | "finishing" | "complete"
+    done: bool  # True when the phase needs no more steps
+    objects: int  # entries written so far
+    skipped: int  # objects skipped (changed, vanished, unreadable storage class)
+    bytes_in: int  # source bytes read
+    bytes_out: int  # archive bytes produced
+    parts: int  # parts uploaded (committed)
+    steps: int  # committed steps
     dest_bucket: str = ""
     dest_key: str = ""
     warnings: list[str] = dataclasses.field(default_factory=list)

@@ -6,8 +6,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import AccessDenied, BucketzipError, DestinationNotFound, RetryableError, SourceNotFound
 
-RETRYABLE_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout",
-                   "RequestTimeTooSkewed", "Throttling", "ThrottlingException", "503", "500"}
+RETRYABLE_CODES = {
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "Throttling",
+    "ThrottlingException",
+    "503",
+    "500",
+}
 GONE_CODES = {"NoSuchKey", "NoSuchVersion", "404", "PreconditionFailed", "412", "InvalidObjectState"}
 
 
@@ -31,8 +40,15 @@ def translate(exc: BaseException, *, bucket: str, role: str, action: str) -> Buc
     if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and action == "head_bucket"):
         cls = SourceNotFound if role == "source" else DestinationNotFound
         return cls(f"{role} bucket {bucket!r} does not exist")
-    if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId",
-                "SignatureDoesNotMatch", "ExpiredToken"):
+    if code in (
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+    ):
         return AccessDenied(f"access denied: {action} on {role} bucket {bucket!r} ({code})")
     if code in RETRYABLE_CODES or status(exc) >= 500 or isinstance(exc, BotoCoreError):
         return RetryableError(f"{action} on {role} bucket {bucket!r} failed, retry: {code or exc}")

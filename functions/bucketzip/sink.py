@@ -50,8 +50,9 @@ class ArchiveSink:
                 if self.store.current_version(self.state.run_id) != self.expected_version:
                     # The step that replaced this state removed its tail: we are a zombie.
                     raise StaleState(f"run {self.state.run_id}: another step committed first") from None
-                raise translate(exc, bucket=self.request.dest_bucket, role="destination",
-                                action="read staged tail") from None
+                raise translate(
+                    exc, bucket=self.request.dest_bucket, role="destination", action="read staged tail"
+                ) from None
         if len(data) != tail.length or tail.length != self.state.offset - self.state.uploaded:
             raise StaleState(f"run {self.state.run_id}: staged tail is {len(data)} bytes, state expects {tail.length}")
         return data
@@ -65,8 +66,7 @@ class ArchiveSink:
         try:
             self.s3.put_object(Bucket=self.request.dest_bucket, Key=key, Body=data)
         except ClientError as exc:
-            raise translate(exc, bucket=self.request.dest_bucket, role="destination",
-                            action="stage tail") from None
+            raise translate(exc, bucket=self.request.dest_bucket, role="destination", action="stage tail") from None
         return Tail(staging_key=key, length=len(data))
 
     # -- writing ---------------------------------------------------------------------
@@ -101,11 +101,17 @@ class ArchiveSink:
         if self.store.current_version(self.state.run_id) != self.expected_version:
             raise StaleState(f"run {self.state.run_id}: another step committed; not uploading part {number}")
         try:
-            response = self.s3.upload_part(Bucket=self.request.dest_bucket, Key=self.request.dest_key,
-                                           UploadId=self.state.upload_id, PartNumber=number, Body=body)
+            response = self.s3.upload_part(
+                Bucket=self.request.dest_bucket,
+                Key=self.request.dest_key,
+                UploadId=self.state.upload_id,
+                PartNumber=number,
+                Body=body,
+            )
         except ClientError as exc:
-            raise translate(exc, bucket=self.request.dest_bucket, role="destination",
-                            action=f"upload part {number}") from None
+            raise translate(
+                exc, bucket=self.request.dest_bucket, role="destination", action=f"upload part {number}"
+            ) from None
         return response["ETag"]
 
     def _raise_failed(self) -> None:

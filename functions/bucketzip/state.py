@@ -22,7 +22,7 @@ class Listed:
     key: str
     size: int
     etag: str
-    last_modified: float          # epoch seconds, UTC
+    last_modified: float  # epoch seconds, UTC
     storage_class: str | None = None
     version_id: str | None = None  # from the first GET; later ranged GETs pin to it
 
@@ -46,9 +46,9 @@ class OpenEntry:
 
     listed: Listed
     meta: EntryMeta
-    level: int                   # deflate level of its pieces (0: stored blocks)
+    level: int  # deflate level of its pieces (0: stored blocks)
     bytes_read: int = 0
-    headers: dict = field(default_factory=dict)   # standard headers + metadata for the manifest
+    headers: dict = field(default_factory=dict)  # standard headers + metadata for the manifest
 
 
 @dataclass
@@ -69,8 +69,8 @@ class RunState:
     version: int = 0
     phase: str = ARCHIVING
     next_part: int = 1
-    uploaded: int = 0            # archive bytes in committed parts (= start of the next part)
-    offset: int = 0              # archive bytes produced (uploaded + tail)
+    uploaded: int = 0  # archive bytes in committed parts (= start of the next part)
+    offset: int = 0  # archive bytes produced (uploaded + tail)
     entries: int = 0
     skipped: int = 0
     bytes_in: int = 0
@@ -78,9 +78,9 @@ class RunState:
     cursor: Cursor = field(default_factory=Cursor)
     open_entry: OpenEntry | None = None
     tail: Tail = field(default_factory=Tail)
-    cd_offset: int = 0           # finishing: where the central directory starts
-    cd_commits_done: int = 0     # finishing: commits whose directory records are written
-    etag: str = ""               # of the completed archive
+    cd_offset: int = 0  # finishing: where the central directory starts
+    cd_commits_done: int = 0  # finishing: commits whose directory records are written
+    etag: str = ""  # of the completed archive
 
     # -- serialization -------------------------------------------------------------
 
@@ -91,7 +91,7 @@ class RunState:
         return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "RunState":
+    def from_bytes(cls, blob: bytes) -> RunState:
         data = json.loads(zlib.decompress(blob))
         data["request"] = ArchiveRequest.from_json(data["request"])
         data["cursor"] = Cursor(**data["cursor"])
@@ -99,9 +99,13 @@ class RunState:
         data["tail"] = Tail(base64.b64decode(tail["inline"]), tail["staging_key"], tail["length"])
         entry = data.get("open_entry")
         if entry:
-            data["open_entry"] = OpenEntry(listed=Listed(**entry["listed"]), meta=EntryMeta(**entry["meta"]),
-                                           level=entry["level"], bytes_read=entry["bytes_read"],
-                                           headers=entry["headers"])
+            data["open_entry"] = OpenEntry(
+                listed=Listed(**entry["listed"]),
+                meta=EntryMeta(**entry["meta"]),
+                level=entry["level"],
+                bytes_read=entry["bytes_read"],
+                headers=entry["headers"],
+            )
         return cls(**data)
 
 
@@ -110,9 +114,9 @@ class Fragment:
     """What one committed step added: directory records, manifest lines, parts."""
 
     central: bytes = b""
-    manifest: bytes = b""                           # entry lines
-    skipped: bytes = b""                            # skipped-object lines
-    parts: list = field(default_factory=list)      # [[part_number, etag, size], ...]
+    manifest: bytes = b""  # entry lines
+    skipped: bytes = b""  # skipped-object lines
+    parts: list = field(default_factory=list)  # [[part_number, etag, size], ...]
 
     def to_bytes(self) -> bytes:
         data = {name: base64.b64encode(getattr(self, name)).decode() for name in ("central", "manifest", "skipped")}
@@ -120,6 +124,6 @@ class Fragment:
         return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "Fragment":
+    def from_bytes(cls, blob: bytes) -> Fragment:
         data = json.loads(zlib.decompress(blob))
         return cls(*(base64.b64decode(data[name]) for name in ("central", "manifest", "skipped")), data["parts"])

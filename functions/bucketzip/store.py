@@ -20,7 +20,7 @@ PIECE_BYTES = 350_000
 
 
 def split_pieces(blob: bytes) -> list[bytes]:
-    return [blob[i:i + PIECE_BYTES] for i in range(0, len(blob), PIECE_BYTES)] or [b""]
+    return [blob[i : i + PIECE_BYTES] for i in range(0, len(blob), PIECE_BYTES)] or [b""]
 
 
 class StateStore(ABC):
@@ -60,6 +60,7 @@ class StateStore(ABC):
     def record_result(self, run_id: str, result: dict) -> None:
         """Keep a finished run's result (only) so that a retried Finish can answer it.
         Stores with a single caller (the CLI) keep nothing."""
+        return None
 
     def load_result(self, run_id: str) -> dict | None:
         return None

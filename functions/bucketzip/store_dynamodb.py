@@ -46,10 +46,17 @@ class DynamoStateStore(StateStore):
 
     def create(self, state: RunState) -> None:
         try:
-            self._call("put_item", Item={
-                "run_id": {"S": state.run_id}, "sk": {"S": "state"}, "version": {"N": str(state.version)},
-                "data": {"B": state.to_bytes()}, "expires_at": self._expires()},
-                ConditionExpression="attribute_not_exists(run_id)")
+            self._call(
+                "put_item",
+                Item={
+                    "run_id": {"S": state.run_id},
+                    "sk": {"S": "state"},
+                    "version": {"N": str(state.version)},
+                    "data": {"B": state.to_bytes()},
+                    "expires_at": self._expires(),
+                },
+                ConditionExpression="attribute_not_exists(run_id)",
+            )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 raise RunExists(f"run {state.run_id}: state exists already") from None
@@ -62,40 +69,66 @@ class DynamoStateStore(StateStore):
         return RunState.from_bytes(item["data"]["B"])
 
     def current_version(self, run_id: str) -> int | None:
-        item = self._call("get_item", Key=self._key(run_id, "state"), ConsistentRead=True,
-                          ProjectionExpression="version").get("Item")
+        item = self._call(
+            "get_item", Key=self._key(run_id, "state"), ConsistentRead=True, ProjectionExpression="version"
+        ).get("Item")
         return int(item["version"]["N"]) if item else None
 
     def put_fragment(self, run_id: str, attempt: str, blob: bytes) -> int:
         pieces = split_pieces(blob)
         for index, piece in enumerate(pieces):
-            self._call("put_item", Item={
-                **self._key(run_id, f"frag#{attempt}#{index:04d}"), "data": {"B": piece},
-                "expires_at": self._expires()})
+            self._call(
+                "put_item",
+                Item={
+                    **self._key(run_id, f"frag#{attempt}#{index:04d}"),
+                    "data": {"B": piece},
+                    "expires_at": self._expires(),
+                },
+            )
         return len(pieces)
 
     def commit(self, state: RunState, expected_version: int, attempt: str | None, pieces: int) -> None:
         new_version = expected_version + 1
         state.version = new_version
-        update = {"Update": {
-            "TableName": self.table, "Key": self._key(state.run_id, "state"),
-            "UpdateExpression": "SET #d = :d, version = :new, expires_at = :exp",
-            "ConditionExpression": "version = :old",
-            "ExpressionAttributeNames": {"#d": "data"},
-            "ExpressionAttributeValues": {":d": {"B": state.to_bytes()}, ":new": {"N": str(new_version)},
-                                          ":old": {"N": str(expected_version)}, ":exp": self._expires()}}}
+        update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._key(state.run_id, "state"),
+                "UpdateExpression": "SET #d = :d, version = :new, expires_at = :exp",
+                "ConditionExpression": "version = :old",
+                "ExpressionAttributeNames": {"#d": "data"},
+                "ExpressionAttributeValues": {
+                    ":d": {"B": state.to_bytes()},
+                    ":new": {"N": str(new_version)},
+                    ":old": {"N": str(expected_version)},
+                    ":exp": self._expires(),
+                },
+            }
+        }
         items = [update]
         if attempt is not None:
-            items.append({"Put": {"TableName": self.table, "Item": {
-                **self._key(state.run_id, f"commit#{new_version:012d}"), "attempt": {"S": attempt},
-                "pieces": {"N": str(pieces)}, "expires_at": self._expires()}}})
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **self._key(state.run_id, f"commit#{new_version:012d}"),
+                            "attempt": {"S": attempt},
+                            "pieces": {"N": str(pieces)},
+                            "expires_at": self._expires(),
+                        },
+                    }
+                }
+            )
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if _code(exc) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
                 state.version = expected_version
-                raise StaleState(f"run {state.run_id}: another step committed first "
-                                 f"(this step started from version {expected_version})") from None
+                raise StaleState(
+                    f"run {state.run_id}: another step committed first "
+                    f"(this step started from version {expected_version})"
+                ) from None
             raise
 
     def _query(self, run_id: str, prefix: str, **extra) -> Iterator[dict]:
@@ -104,8 +137,12 @@ class DynamoStateStore(StateStore):
         if prefix:
             condition += " AND begins_with(sk, :p)"
             values[":p"] = {"S": prefix}
-        kwargs = {"KeyConditionExpression": condition, "ExpressionAttributeValues": values,
-                  "ConsistentRead": True, **extra}
+        kwargs = {
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+            **extra,
+        }
         while True:
             page = self._call("query", **kwargs)
             yield from page.get("Items", [])
@@ -126,8 +163,11 @@ class DynamoStateStore(StateStore):
     def claim_name(self, run_id: str, name: str, key: str) -> bool:
         item_key = self._key(run_id, "name#" + hashlib.sha256(name.encode()).hexdigest())
         try:
-            self._call("put_item", Item={**item_key, "key": {"S": key}, "expires_at": self._expires()},
-                       ConditionExpression="attribute_not_exists(run_id)")
+            self._call(
+                "put_item",
+                Item={**item_key, "key": {"S": key}, "expires_at": self._expires()},
+                ConditionExpression="attribute_not_exists(run_id)",
+            )
             return True
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
@@ -136,18 +176,22 @@ class DynamoStateStore(StateStore):
         return item.get("key", {}).get("S") == key
 
     def delete_run(self, run_id: str) -> None:
-        keys = [{"run_id": item["run_id"], "sk": item["sk"]}
-                for item in self._query(run_id, "", ProjectionExpression="run_id, sk")]
+        keys = [
+            {"run_id": item["run_id"], "sk": item["sk"]}
+            for item in self._query(run_id, "", ProjectionExpression="run_id, sk")
+        ]
         for i in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": k}} for k in keys[i:i + 25]]
+            requests = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + 25]]
             while requests:
                 response = self.client.batch_write_item(RequestItems={self.table: requests})
                 requests = response.get("UnprocessedItems", {}).get(self.table, [])
 
     def record_result(self, run_id: str, result: dict) -> None:
         """Written after delete_run: the run's one remaining item, gone with the TTL."""
-        self._call("put_item", Item={**self._key(run_id, "result"), "data": {"S": json.dumps(result)},
-                                     "expires_at": self._expires()})
+        self._call(
+            "put_item",
+            Item={**self._key(run_id, "result"), "data": {"S": json.dumps(result)}, "expires_at": self._expires()},
+        )
 
     def load_result(self, run_id: str) -> dict | None:
         item = self._call("get_item", Key=self._key(run_id, "result"), ConsistentRead=True).get("Item")

@@ -70,8 +70,9 @@ class LocalStateStore(StateStore):
         with self._locked(state.run_id) as folder:
             stored = RunState.from_bytes((folder / "state").read_bytes()).version
             if stored != expected_version:
-                raise StaleState(f"run {state.run_id}: state is at version {stored}, "
-                                 f"this step started from {expected_version}")
+                raise StaleState(
+                    f"run {state.run_id}: state is at version {stored}, this step started from {expected_version}"
+                )
             state.version = expected_version + 1
             if attempt is not None:
                 # Two renames are not one atomic write: a line whose state write never

@@ -34,8 +34,16 @@ class ProgressLine:
     """A one-line progress display on stderr (TTY only), redrawn at most 5 times a second.
     Totals may be unknown (0) at first and set later (`set_totals`)."""
 
-    def __init__(self, label: str, total_bytes: int = 0, total_entries: int = 0, *, enabled: bool,
-                 stream: TextIO | None = None, unit: str = "entries"):
+    def __init__(
+        self,
+        label: str,
+        total_bytes: int = 0,
+        total_entries: int = 0,
+        *,
+        enabled: bool,
+        stream: TextIO | None = None,
+        unit: str = "entries",
+    ):
         self.label, self.total_bytes, self.total_entries, self.unit = label, total_bytes, total_entries, unit
         self.enabled = enabled
         self.stream = stream or sys.stderr
@@ -79,8 +87,10 @@ class ProgressLine:
             eta = f" ETA {_eta(elapsed / fraction - elapsed)}" if 0 < fraction < 1 else ""
         totals = f"/{format_size(self.total_bytes)}" if self.total_bytes else ""
         count = f"/{self.total_entries}" if self.total_entries else ""
-        self.stream.write(f"\r{self.label} [{bar}] {percent} {format_size(self.bytes)}{totals}"
-                          f" {self.entries}{count} {self.unit} {format_size(rate)}/s{eta}  ")
+        self.stream.write(
+            f"\r{self.label} [{bar}] {percent} {format_size(self.bytes)}{totals}"
+            f" {self.entries}{count} {self.unit} {format_size(rate)}/s{eta}  "
+        )
         self.stream.flush()
         self._drawn = True
 

@@ -6,7 +6,6 @@ so stopping needs no flush and leaves nothing but the open entry's progress to s
 
 from __future__ import annotations
 
-
 from .compress import FINAL_BLOCK
 from .config import ArchiveRequest, key_selected
 from .deadline import Deadline
@@ -42,9 +41,14 @@ class StepWriter:
         open_plan = None
         if state.open_entry is not None:
             entry = state.open_entry
-            open_plan = ObjectPlan(entry.listed, entry.bytes_read, None, resumed=True,
-                                   level=None if entry.meta.method == STORED else entry.level,
-                                   start_crc=entry.meta.crc)
+            open_plan = ObjectPlan(
+                entry.listed,
+                entry.bytes_read,
+                None,
+                resumed=True,
+                level=None if entry.meta.method == STORED else entry.level,
+                start_crc=entry.meta.crc,
+            )
             open_plan.decided.set()
         prefetcher = Prefetcher(self.s3, self.request, open_plan, iter_objects(self.s3, self.request, state.cursor))
         try:
@@ -106,8 +110,14 @@ class StepWriter:
         is_dir = listed.key.endswith("/") and listed.size == 0
         name = self._name(listed.key, folder_with_content=listed.key.endswith("/") and not is_dir)
         method = STORED if plan.level is None else DEFLATED
-        meta = EntryMeta(name=name, mtime=listed.last_modified, method=method, header_offset=state.offset,
-                         uses_descriptor=not chunk.last, zip64=not is_dir and needs_zip64(listed.size))
+        meta = EntryMeta(
+            name=name,
+            mtime=listed.last_modified,
+            method=method,
+            header_offset=state.offset,
+            uses_descriptor=not chunk.last,
+            zip64=not is_dir and needs_zip64(listed.size),
+        )
         state.open_entry = OpenEntry(listed=listed, meta=meta, level=plan.level or 0, headers=chunk.headers)
         if meta.uses_descriptor:
             self.sink.write(local_header(meta))

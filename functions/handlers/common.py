@@ -118,6 +118,7 @@ def fenced(store, run_id: str, work):
         except Exception:  # the check itself failed: report the original error
             raise exc from None
         if before is not None and after is not None and after != before:
-            raise StaleState(f"run {run_id}: another invocation committed during this one "
-                             f"({type(exc).__name__}: {exc})") from exc
+            raise StaleState(
+                f"run {run_id}: another invocation committed during this one ({type(exc).__name__}: {exc})"
+            ) from exc
         raise

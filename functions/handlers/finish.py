@@ -22,8 +22,9 @@ def handler(event, context):
     logger.append_keys(run_id=finish.run_id, execution=finish.execution_name)
     deadline = common.deadline(context)
     store = common.state_store()
-    outcome = common.fenced(store, finish.run_id,
-                            lambda: engine.finish_run(common.s3_client(), store, finish.run_id, deadline))
+    outcome = common.fenced(
+        store, finish.run_id, lambda: engine.finish_run(common.s3_client(), store, finish.run_id, deadline)
+    )
     if not isinstance(outcome, ArchiveResult):
         logger.info("finish continues", extra={"progress": outcome.to_json()})
         return {"complete": False, "progress": outcome.to_json()}

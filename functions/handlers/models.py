@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_LOOPS_PER_EXECUTION = 2000   # ~9 history events per loop: 18,000 of the 25,000 allowed, room for retries
+MAX_LOOPS_PER_EXECUTION = 2000  # ~9 history events per loop: 18,000 of the 25,000 allowed, room for retries
 
 
 class ExecutionInput(BaseModel):
@@ -61,7 +61,7 @@ class StartEvent(BaseModel):
 class StepEvent(BaseModel):
     run_id: str = Field(min_length=1)
     execution_name: str | None = None
-    previous: dict[str, Any] | None = None    # the progress before this step (for metrics)
+    previous: dict[str, Any] | None = None  # the progress before this step (for metrics)
 
 
 class FinishEvent(BaseModel):
@@ -71,5 +71,5 @@ class FinishEvent(BaseModel):
 
 class AbortEvent(BaseModel):
     execution_name: str = Field(min_length=1)
-    execution_input: Any = None                # $$.Execution.Input
-    error: dict[str, Any] | None = None        # {"Error", "Cause"} that sent the run to Abort
+    execution_input: Any = None  # $$.Execution.Input
+    error: dict[str, Any] | None = None  # {"Error", "Cause"} that sent the run to Abort

@@ -35,12 +35,18 @@ def handler(event, context):
     logger.append_keys(run_id=run_id)
     fields = execution_input.model_dump(exclude_unset=True, exclude={"loops_per_execution"})
     fields["dest_key"] = render_key(
-        execution_input.dest_key, source_bucket=execution_input.source_bucket,
-        source_prefix=execution_input.source_prefix, run_id=run_id, now=start.execution_start_time)
+        execution_input.dest_key,
+        source_bucket=execution_input.source_bucket,
+        source_prefix=execution_input.source_prefix,
+        run_id=run_id,
+        now=start.execution_start_time,
+    )
     request = ArchiveRequest.create(**fields)
     progress = engine.start_run(common.s3_client(), common.state_store(), request, run_id=run_id)
-    logger.info("run started", extra={"source_bucket": request.source_bucket,
-                                      "dest": f"s3://{request.dest_bucket}/{request.dest_key}"})
+    logger.info(
+        "run started",
+        extra={"source_bucket": request.source_bucket, "dest": f"s3://{request.dest_bucket}/{request.dest_key}"},
+    )
     metrics.add_metric(name="RunsStarted", unit="Count", value=1)
     loops = execution_input.loops_per_execution or common.default_loops_per_execution()
     return state_data(run_id, 0, loops, progress.to_json())
@@ -57,5 +63,10 @@ def resume(resume_input) -> dict:
 
 
 def state_data(run_id: str, generation: int, loops_per_execution: int, progress: dict) -> dict:
-    return {"run_id": run_id, "generation": generation, "loops": 0,
-            "loops_per_execution": loops_per_execution, "progress": progress}
+    return {
+        "run_id": run_id,
+        "generation": generation,
+        "loops": 0,
+        "loops_per_execution": loops_per_execution,
+        "progress": progress,
+    }

@@ -11,8 +11,12 @@ from . import common
 from .common import logger, metrics, tracer
 from .models import StepEvent
 
-COUNTERS = {"objects": ("Objects", "Count"), "bytes_in": ("Bytes", "Bytes"),
-            "parts": ("Parts", "Count"), "skipped": ("Skipped", "Count")}
+COUNTERS = {
+    "objects": ("Objects", "Count"),
+    "bytes_in": ("Bytes", "Bytes"),
+    "parts": ("Parts", "Count"),
+    "skipped": ("Skipped", "Count"),
+}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -25,8 +29,9 @@ def handler(event, context):
     deadline = common.deadline(context)
     started = time.monotonic()
     store = common.state_store()
-    progress = common.fenced(store, step.run_id,
-                             lambda: engine.run_step(common.s3_client(), store, step.run_id, deadline))
+    progress = common.fenced(
+        store, step.run_id, lambda: engine.run_step(common.s3_client(), store, step.run_id, deadline)
+    )
     elapsed = time.monotonic() - started
     result = progress.to_json()
     record_metrics(step.previous or {}, result, elapsed)

@@ -20,20 +20,57 @@ def test_quick_benchmark_prints_ratios(tmp_path):
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--large-mib", "2", "--large-count", "2",
-         "--small-count", "40", "--rss-factor", "2", "--latency-ms", "5", "--concurrency", "8",
-         "--deflate-mib", "1", "--json-out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--large-mib",
+            "2",
+            "--large-count",
+            "2",
+            "--small-count",
+            "40",
+            "--rss-factor",
+            "2",
+            "--latency-ms",
+            "5",
+            "--concurrency",
+            "8",
+            "--deflate-mib",
+            "1",
+            "--json-out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
-    for line in ("bucketzip/floor  (store)", "bucketzip/floor  (auto)", "baseline/bucketzip  (auto)", "CPU (store)",
-                 "peak RSS", "ISA-L level 1"):
+    for line in (
+        "bucketzip/floor  (store)",
+        "bucketzip/floor  (auto)",
+        "baseline/bucketzip  (auto)",
+        "CPU (store)",
+        "peak RSS",
+        "ISA-L level 1",
+    ):
         assert line in text, f"{line!r} missing from:\n{text}"
     assert "FAILED" not in text
     assert text.count("PASS") + text.count("MISS") == 5, text
     result = json.loads(out.read_text())
     assert {(r["dataset"], r["contender"]) for r in result["runs"]} >= {
-        ("large", "floor"), ("large", "bucketzip store"), ("large", "bucketzip auto"), ("large", "baseline"),
-        ("small", "floor"), ("small", "bucketzip auto"), ("small", "baseline"), ("small x2", "bucketzip auto"),
-        ("large-half", "bucketzip store")}
+        ("large", "floor"),
+        ("large", "bucketzip store"),
+        ("large", "bucketzip auto"),
+        ("large", "baseline"),
+        ("small", "floor"),
+        ("small", "bucketzip auto"),
+        ("small", "baseline"),
+        ("small x2", "bucketzip auto"),
+        ("large-half", "bucketzip store"),
+    }
     assert all(r["ok"] for r in result["runs"])

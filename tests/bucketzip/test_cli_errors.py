@@ -9,10 +9,10 @@ import os
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from support.seed import all_keys, list_multipart_uploads, seed_bucket
 
 from bucketzip import cli
 from bucketzip.clients import s3_client
+from support.seed import all_keys, list_multipart_uploads, seed_bucket
 
 MIB = 1024 * 1024
 
@@ -27,6 +27,7 @@ def run_cli(tmp_path, monkeypatch, capsys):
         code = cli.main([str(a) for a in argv])
         out, err = capsys.readouterr()
         return code, out, err
+
     return run
 
 
@@ -43,10 +44,15 @@ def _denying_client(operation: str, key: str | None = None):
 
     def deny(params, **_):  # params: the request dict; the key is the URL path's end
         if key is None or params["url_path"].split("?")[0].endswith("/" + key):
-            return (AWSResponse("https://denied", 403, {}, None),
-                    {"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
-                     "ResponseMetadata": {"HTTPStatusCode": 403}})
+            return (
+                AWSResponse("https://denied", 403, {}, None),
+                {
+                    "Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                    "ResponseMetadata": {"HTTPStatusCode": 403},
+                },
+            )
         return None
+
     client.meta.events.register(f"before-call.s3.{operation}", deny)
     return client
 
@@ -78,12 +84,15 @@ def test_existing_key_is_refused_unless_overwrite(s3, bucket_factory, run_cli, t
     assert code == 0 and json.loads(out)["entries"] == 1
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--include", "[oops"], "include: bad glob '[oops'"),
-    (["--part-size", "1MB"], "part_size: 1000000 is not between 5 MiB and 5 GiB"),
-    (["--part-size", "lots"], "part_size: 'lots' is not a size"),
-    (["--compression", "zstd"], "invalid choice: 'zstd'"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--include", "[oops"], "include: bad glob '[oops'"),
+        (["--part-size", "1MB"], "part_size: 1000000 is not between 5 MiB and 5 GiB"),
+        (["--part-size", "lots"], "part_size: 'lots' is not a size"),
+        (["--compression", "zstd"], "invalid choice: 'zstd'"),
+    ],
+)
 def test_bad_usage_exits_2(s3, bucket_factory, run_cli, argv, needle, capsys):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     try:
@@ -102,18 +111,31 @@ def test_bad_urls_exit_2(run_cli):
 def test_access_denied_on_listing(s3, bucket_factory, run_cli, tmp_path):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     seed_bucket(s3, source, {"a": b"a"})
-    code, _, err = run_cli("archive", f"s3://{source}", f"s3://{dest}/a.zip",
-                           client=_denying_client("ListObjectsV2"))
-    assert code == 1 and err.strip() == f"bucketzip: error: access denied: list objects on source bucket '{source}' (AccessDenied)"
+    code, _, err = run_cli("archive", f"s3://{source}", f"s3://{dest}/a.zip", client=_denying_client("ListObjectsV2"))
+    assert (
+        code == 1
+        and err.strip() == f"bucketzip: error: access denied: list objects on source bucket '{source}' (AccessDenied)"
+    )
     _nothing_left(s3, dest, tmp_path)
 
 
 def test_access_denied_after_parts_were_uploaded_aborts_everything(s3, bucket_factory, run_cli, tmp_path):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     seed_bucket(s3, source, {"a.bin": os.urandom(7 * MIB), "b.bin": os.urandom(7 * MIB), "z.txt": b"late"})
-    code, _, err = run_cli("archive", f"s3://{source}", f"s3://{dest}/a.zip", "--part-size", "5MiB",
-                           "--step-bytes", "3MiB", "--chunk-size", "1MiB", "--compression", "store",
-                           client=_denying_client("GetObject", key="z.txt"))
+    code, _, err = run_cli(
+        "archive",
+        f"s3://{source}",
+        f"s3://{dest}/a.zip",
+        "--part-size",
+        "5MiB",
+        "--step-bytes",
+        "3MiB",
+        "--chunk-size",
+        "1MiB",
+        "--compression",
+        "store",
+        client=_denying_client("GetObject", key="z.txt"),
+    )
     assert code == 1 and "access denied: get object 'z.txt'" in err
     assert all_keys(s3, dest) == []
     _nothing_left(s3, dest, tmp_path)
@@ -127,6 +149,7 @@ def _deleting_client(victim_bucket: str, victim: str):
     def vanish(params, **_):
         if params["url_path"].split("?")[0].endswith("/" + victim):
             deleter.delete_object(Bucket=victim_bucket, Key=victim)
+
     client.meta.events.register("before-call.s3.GetObject", vanish)
     return client
 
@@ -134,8 +157,9 @@ def _deleting_client(victim_bucket: str, victim: str):
 def test_object_deleted_after_listing_is_skipped_and_reported(s3, bucket_factory, run_cli, tmp_path):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     seed_bucket(s3, source, {"a": b"a", "gone": b"gone", "z": b"z"})
-    code, out, err = run_cli("archive", f"s3://{source}", f"s3://{dest}/a.zip", "--json",
-                             client=_deleting_client(source, "gone"))
+    code, out, err = run_cli(
+        "archive", f"s3://{source}", f"s3://{dest}/a.zip", "--json", client=_deleting_client(source, "gone")
+    )
     assert code == 0 and json.loads(out)["skipped"] == 1 and json.loads(out)["entries"] == 2
     assert "warning: skipped 'gone': deleted after listing" in err
     lines = [json.loads(x) for x in s3.get_object(Bucket=dest, Key="a.zip.manifest.jsonl")["Body"].read().splitlines()]
@@ -146,8 +170,15 @@ def test_object_deleted_after_listing_is_skipped_and_reported(s3, bucket_factory
 def test_object_deleted_after_listing_fails_with_strict(s3, bucket_factory, run_cli, tmp_path):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     seed_bucket(s3, source, {"a": os.urandom(6 * MIB), "gone": b"gone"})
-    code, _, err = run_cli("archive", f"s3://{source}", f"s3://{dest}/a.zip", "--strict", "--part-size", "5MiB",
-                           client=_deleting_client(source, "gone"))
+    code, _, err = run_cli(
+        "archive",
+        f"s3://{source}",
+        f"s3://{dest}/a.zip",
+        "--strict",
+        "--part-size",
+        "5MiB",
+        client=_deleting_client(source, "gone"),
+    )
     assert code == 1 and "object 'gone': deleted after listing (--strict)" in err
     assert all_keys(s3, dest) == []
     _nothing_left(s3, dest, tmp_path)

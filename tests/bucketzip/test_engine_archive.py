@@ -7,12 +7,12 @@ import os
 import random
 
 import pytest
-from support.archiving import archive, contents_by_key, fetch, manifest
-from support.readers import ALL_READERS, check_archive
-from support.seed import list_multipart_uploads, seed_bucket, state_items
 
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
+from support.archiving import archive, contents_by_key, fetch, manifest
+from support.readers import ALL_READERS, check_archive
+from support.seed import list_multipart_uploads, seed_bucket, state_items
 
 MIB = 1024 * 1024
 
@@ -52,8 +52,16 @@ def _seed(s3, bucket_factory, objects):
 
 def test_hostile_keys_open_in_every_reader(s3, bucket_factory, local_store, tmp_path):
     source, dest = _seed(s3, bucket_factory, HOSTILE)
-    result, steps = archive(s3, local_store, source_bucket=source, dest_bucket=dest, dest_key="hostile.zip",
-                            part_size="5MiB", chunk_size="1MiB", step_bytes=MIB)
+    result, steps = archive(
+        s3,
+        local_store,
+        source_bucket=source,
+        dest_bucket=dest,
+        dest_key="hostile.zip",
+        part_size="5MiB",
+        chunk_size="1MiB",
+        step_bytes=MIB,
+    )
     assert steps > 3 and result.parts >= 2
     by_key = contents_by_key(s3, dest, "hostile.zip")
     assert by_key == HOSTILE
@@ -75,12 +83,22 @@ def test_hostile_keys_open_in_every_reader(s3, bucket_factory, local_store, tmp_
 @pytest.mark.parametrize("compression", ["auto", "store", "deflate"])
 def test_many_steps_equal_one_step_byte_for_byte(s3, bucket_factory, local_store, compression):
     rnd = random.Random(7)
-    objects = {f"d{i % 4}/o{i:03d}": (os.urandom(rnd.randint(0, 40_000)) if i % 3 == 0
-                                      else b"abc%d" % i * rnd.randint(0, 20_000)) for i in range(60)}
+    objects = {
+        f"d{i % 4}/o{i:03d}": (
+            os.urandom(rnd.randint(0, 40_000)) if i % 3 == 0 else b"abc%d" % i * rnd.randint(0, 20_000)
+        )
+        for i in range(60)
+    }
     objects["large"] = os.urandom(3 * MIB)
     source, dest = _seed(s3, bucket_factory, objects)
-    common = dict(source_bucket=source, dest_bucket=dest, compression=compression, part_size="5MiB",
-                  chunk_size="256KiB", page_size=7)
+    common = dict(
+        source_bucket=source,
+        dest_bucket=dest,
+        compression=compression,
+        part_size="5MiB",
+        chunk_size="256KiB",
+        page_size=7,
+    )
     one, steps_one = archive(s3, local_store, dest_key="one.zip", **common)
     many, steps_many = archive(s3, local_store, dest_key="many.zip", step_bytes=40_000, **common)
     assert steps_one == 1 and steps_many > 15
@@ -92,21 +110,39 @@ def test_dynamodb_store_and_objects_larger_than_parts(s3, dynamodb, bucket_facto
     objects = {"a.bin": os.urandom(12 * MIB + 5), "b.txt": b"x" * (7 * MIB), "c.txt": b"small"}
     source, dest = _seed(s3, bucket_factory, objects)
     store = DynamoStateStore(state_table, client=dynamodb)
-    result, steps = archive(s3, store, source_bucket=source, dest_bucket=dest, dest_key="big.zip",
-                            part_size="5MiB", chunk_size="1MiB", step_bytes=2 * MIB)
+    result, steps = archive(
+        s3,
+        store,
+        source_bucket=source,
+        dest_bucket=dest,
+        dest_key="big.zip",
+        part_size="5MiB",
+        chunk_size="1MiB",
+        step_bytes=2 * MIB,
+    )
     assert steps > 5 and result.parts >= 3
     path = tmp_path / "big.zip"
     path.write_bytes(fetch(s3, dest, "big.zip"))
     check_archive(path, objects)
     assert state_items(dynamodb, state_table) == ["result"]  # only the finished run's result
     assert list_multipart_uploads(s3, dest) == []
-    assert [k["Key"] for k in s3.list_objects_v2(Bucket=dest).get("Contents", [])] == ["big.zip", "big.zip.manifest.jsonl"]
+    assert [k["Key"] for k in s3.list_objects_v2(Bucket=dest).get("Contents", [])] == [
+        "big.zip",
+        "big.zip.manifest.jsonl",
+    ]
 
 
 def test_manifest_keeps_headers_and_metadata(s3, bucket_factory, local_store):
     source, dest = _seed(s3, bucket_factory, {})
-    s3.put_object(Bucket=source, Key="doc.html", Body=b"<p>hi</p>", ContentType="text/html",
-                  CacheControl="max-age=60", ContentDisposition="inline", Metadata={"owner": "ops"})
+    s3.put_object(
+        Bucket=source,
+        Key="doc.html",
+        Body=b"<p>hi</p>",
+        ContentType="text/html",
+        CacheControl="max-age=60",
+        ContentDisposition="inline",
+        Metadata={"owner": "ops"},
+    )
     archive(s3, local_store, source_bucket=source, dest_bucket=dest, dest_key="m.zip")
     header, entry = manifest(s3, dest, "m.zip")
     assert header["type"] == "archive" and header["entries"] == 1 and header["format"] == "bucketzip-manifest/1"
@@ -117,10 +153,29 @@ def test_manifest_keeps_headers_and_metadata(s3, bucket_factory, local_store):
 
 def test_prefix_globs_and_own_keys_are_honoured(s3, bucket_factory, local_store):
     bucket = bucket_factory("same")
-    seed_bucket(s3, bucket, {"data/a.txt": b"a", "data/b.log": b"b", "data/sub/c.txt": b"c", "other/d.txt": b"d",
-                             "data/out.zip": b"old archive", ".bucketzip-staging/x/tail": b"staging"})
-    archive(s3, local_store, source_bucket=bucket, source_prefix="data/", dest_bucket=bucket,
-            dest_key="data/out.zip", include=["*.txt", "*.zip"], exclude=["sub/*"], overwrite=True)
+    seed_bucket(
+        s3,
+        bucket,
+        {
+            "data/a.txt": b"a",
+            "data/b.log": b"b",
+            "data/sub/c.txt": b"c",
+            "other/d.txt": b"d",
+            "data/out.zip": b"old archive",
+            ".bucketzip-staging/x/tail": b"staging",
+        },
+    )
+    archive(
+        s3,
+        local_store,
+        source_bucket=bucket,
+        source_prefix="data/",
+        dest_bucket=bucket,
+        dest_key="data/out.zip",
+        include=["*.txt", "*.zip"],
+        exclude=["sub/*"],
+        overwrite=True,
+    )
     assert set(contents_by_key(s3, bucket, "data/out.zip")) == {"data/a.txt"}
 
 

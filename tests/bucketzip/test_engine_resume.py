@@ -13,8 +13,6 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.archiving import archive, contents_by_key, fetch
-from support.seed import all_keys, list_multipart_uploads, seed_bucket, state_items
 
 from bucketzip import engine
 from bucketzip.config import ArchiveRequest
@@ -23,6 +21,8 @@ from bucketzip.errors import StaleState
 from bucketzip.results import ArchiveResult
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
+from support.archiving import archive, contents_by_key, fetch
+from support.seed import all_keys, list_multipart_uploads, seed_bucket, state_items
 
 KIB = 1024
 
@@ -37,7 +37,9 @@ def _buckets(s3):
 object_sets = st.dictionaries(
     keys=st.text(alphabet="ab/._-é ", min_size=1, max_size=12).filter(lambda k: not k.startswith("/")),
     values=st.tuples(st.integers(0, 300 * KIB), st.sampled_from(["zero", "text", "random"])),
-    min_size=0, max_size=12)
+    min_size=0,
+    max_size=12,
+)
 
 
 def _body(size: int, kind: str, seed: int) -> bytes:
@@ -48,24 +50,37 @@ def _body(size: int, kind: str, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
-@given(spec=object_sets, chunk_kib=st.sampled_from([64, 128, 192]), step_bytes=st.integers(1, 400 * KIB),
-       compression=st.sampled_from(["auto", "store", "deflate"]), page_size=st.integers(1, 5))
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    spec=object_sets,
+    chunk_kib=st.sampled_from([64, 128, 192]),
+    step_bytes=st.integers(1, 400 * KIB),
+    compression=st.sampled_from(["auto", "store", "deflate"]),
+    page_size=st.integers(1, 5),
+)
 def test_random_step_boundaries_give_the_one_step_archive(s3, spec, chunk_kib, step_bytes, compression, page_size):
     objects = {key: _body(size, kind, i) for i, (key, (size, kind)) in enumerate(spec.items())}
     source, dest = _buckets(s3)
     seed_bucket(s3, source, objects)
-    common = dict(source_bucket=source, dest_bucket=dest, chunk_size=chunk_kib * KIB, compression=compression,
-                  part_size="5MiB", page_size=page_size)
+    common = dict(
+        source_bucket=source,
+        dest_bucket=dest,
+        chunk_size=chunk_kib * KIB,
+        compression=compression,
+        part_size="5MiB",
+        page_size=page_size,
+    )
     with tempfile.TemporaryDirectory() as state_dir:
         store = LocalStateStore(state_dir)
         archive(s3, store, dest_key="one.zip", **common)
         archive(s3, store, dest_key="split.zip", step_bytes=step_bytes, **common)
     assert fetch(s3, dest, "split.zip") == fetch(s3, dest, "one.zip")
     extracted = contents_by_key(s3, dest, "split.zip")
-    assert extracted == {k: v for k, v in objects.items() if not (k.endswith("/") and not v)} | \
-        {k: b"" for k, v in objects.items() if k.endswith("/") and not v}
+    assert extracted == {k: v for k, v in objects.items() if not (k.endswith("/") and not v)} | {
+        k: b"" for k, v in objects.items() if k.endswith("/") and not v
+    }
 
 
 class Crash(Exception):
@@ -91,6 +106,7 @@ class Flaky:
             if crash:
                 raise Crash(f"injected crash at call {self._fail_at} ({name})")
             return target(*args, **kwargs)
+
         return call
 
 
@@ -119,8 +135,9 @@ def _run_with_crashes(s3, dynamodb, table, request, rnd) -> tuple[ArchiveResult,
 
 def test_steps_killed_at_random_points_converge(s3, dynamodb, state_table):
     rnd = random.Random(11)
-    objects = {f"k{i:02d}": rnd.randbytes(rnd.randint(0, 200 * KIB)) if i % 2 else b"t%d" % i * 30_000
-               for i in range(25)}
+    objects = {
+        f"k{i:02d}": rnd.randbytes(rnd.randint(0, 200 * KIB)) if i % 2 else b"t%d" % i * 30_000 for i in range(25)
+    }
     objects["big"] = os.urandom(11 * 1024 * KIB)
     source, dest = _buckets(s3)
     seed_bucket(s3, source, objects)
@@ -160,11 +177,12 @@ def test_a_zombie_step_cannot_commit(s3, dynamodb, state_table, zombie_uploads):
         archive(s3, LocalStateStore(state_dir), dest_key="clean.zip", **common)
     store = DynamoStateStore(state_table, client=dynamodb)
     step_bytes = 6 * 1024 * KIB if zombie_uploads else 200 * KIB
-    run_id = engine.start_run(s3, store, ArchiveRequest.create(dest_key="z.zip", step_bytes=step_bytes,
-                                                              **common)).run_id
+    run_id = engine.start_run(
+        s3, store, ArchiveRequest.create(dest_key="z.zip", step_bytes=step_bytes, **common)
+    ).run_id
     engine.run_step(s3, store, run_id, Deadline(None))
     before = store.load(run_id)
-    engine.run_step(s3, store, run_id, Deadline(None))          # the retry that won
+    engine.run_step(s3, store, run_id, Deadline(None))  # the retry that won
     with pytest.raises(StaleState):
         engine.run_step(s3, StaleLoad(store, before), run_id, Deadline(None))  # the zombie
     assert store.load(run_id).version == before.version + 1

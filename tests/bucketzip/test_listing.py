@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import dataclasses
 
-from support.seed import seed_bucket
-
 from bucketzip.clients import s3_client
 from bucketzip.config import ArchiveRequest
 from bucketzip.listing import iter_objects
 from bucketzip.state import Cursor
+from support.seed import seed_bucket
 
 KEYS = [f"k{i:03d}" for i in range(23)] + ["skip.tmp", "z/last"]
 
 
 def _request(bucket):
-    return ArchiveRequest.create(source_bucket=bucket, dest_bucket=bucket, dest_key="out.zip", page_size=5,
-                                 exclude=["*.tmp"])
+    return ArchiveRequest.create(
+        source_bucket=bucket, dest_bucket=bucket, dest_key="out.zip", page_size=5, exclude=["*.tmp"]
+    )
 
 
 def _recording_client(calls):
     client = s3_client()
-    client.meta.events.register("provide-client-params.s3.ListObjectsV2",
-                                lambda params, **_: calls.append(dict(params)))
+    client.meta.events.register(
+        "provide-client-params.s3.ListObjectsV2", lambda params, **_: calls.append(dict(params))
+    )
     return client
 
 

@@ -6,7 +6,7 @@ import io
 import os
 import zipfile
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,18 +16,38 @@ from bucketzip.errors import InputError
 from bucketzip.keys import render_key
 from bucketzip.names import entry_name, with_suffix
 from bucketzip.parts import MAX_PARTS, capacity, part_size
-from bucketzip.records import (DEFLATED, STORED, EntryMeta, central_record, data_descriptor, end_records,
-                               local_header, needs_zip64)
+from bucketzip.records import (
+    DEFLATED,
+    STORED,
+    EntryMeta,
+    central_record,
+    data_descriptor,
+    end_records,
+    local_header,
+    needs_zip64,
+)
 from bucketzip.sizes import parse_size
 
 MIB, GIB, TIB = 1 << 20, 1 << 30, 1 << 40
 
 
-@pytest.mark.parametrize("key,name", [
-    ("a/b.txt", "a/b.txt"), ("/a/b", "a/b"), ("a//b", "a/b"), ("a/./b", "a/b"), ("a/../b", "a/__/b"),
-    ("..", "__"), ("a\\b", "a_b"), ("a\x00\x1fb\x7f", "a__b_"), ("dir/", "dir/"), ("/", "_/"), ("", "_"),
-    ("é/ü.txt", "é/ü.txt"),
-])
+@pytest.mark.parametrize(
+    "key,name",
+    [
+        ("a/b.txt", "a/b.txt"),
+        ("/a/b", "a/b"),
+        ("a//b", "a/b"),
+        ("a/./b", "a/b"),
+        ("a/../b", "a/__/b"),
+        ("..", "__"),
+        ("a\\b", "a_b"),
+        ("a\x00\x1fb\x7f", "a__b_"),
+        ("dir/", "dir/"),
+        ("/", "_/"),
+        ("", "_"),
+        ("é/ü.txt", "é/ü.txt"),
+    ],
+)
 def test_entry_names_are_safe(key, name):
     assert entry_name(key) == name
 
@@ -57,8 +77,9 @@ def test_part_policy_fits_s3_limits():
         part_size(10_001, 8 * MIB)
 
 
-@pytest.mark.parametrize("text,value", [("8MiB", 8 * MIB), ("64MB", 64_000_000), ("1048576", MIB),
-                                        ("1.5GiB", 3 * GIB // 2), (123, 123)])
+@pytest.mark.parametrize(
+    "text,value", [("8MiB", 8 * MIB), ("64MB", 64_000_000), ("1048576", MIB), ("1.5GiB", 3 * GIB // 2), (123, 123)]
+)
 def test_sizes(text, value):
     assert parse_size(text) == value
 
@@ -71,10 +92,15 @@ def test_bad_sizes_name_the_field(bad):
 
 def test_request_validation_names_the_field():
     good = dict(source_bucket="src", dest_bucket="dst", dest_key="a.zip")
-    for field, value, needle in [("source_bucket", "Bad_Bucket!", "source_bucket"), ("dest_key", "dir/", "dest_key"),
-                                 ("compression", "zstd", "compression"), ("level", 12, "level"),
-                                 ("concurrency", 0, "concurrency"), ("include", ["[x"], "include"),
-                                 ("dest_key", ".bucketzip-staging/x.zip", "reserved")]:
+    for field, value, needle in [
+        ("source_bucket", "Bad_Bucket!", "source_bucket"),
+        ("dest_key", "dir/", "dest_key"),
+        ("compression", "zstd", "compression"),
+        ("level", 12, "level"),
+        ("concurrency", 0, "concurrency"),
+        ("include", ["[x"], "include"),
+        ("dest_key", ".bucketzip-staging/x.zip", "reserved"),
+    ]:
         with pytest.raises(InputError, match=needle):
             ArchiveRequest.create(**{**good, field: value})
     with pytest.raises(InputError, match="unknown field"):
@@ -82,9 +108,11 @@ def test_request_validation_names_the_field():
 
 
 def test_key_templates():
-    now = datetime(2026, 11, 25, 3, 4, 5, tzinfo=timezone.utc)
-    assert render_key("backups/{source_bucket}/{date:%Y-%m-%d}.zip", source_bucket="photos", now=now) == \
-        "backups/photos/2026-11-25.zip"
+    now = datetime(2026, 11, 25, 3, 4, 5, tzinfo=UTC)
+    assert (
+        render_key("backups/{source_bucket}/{date:%Y-%m-%d}.zip", source_bucket="photos", now=now)
+        == "backups/photos/2026-11-25.zip"
+    )
     assert render_key("/{source_prefix}/x.zip", source_bucket="b", source_prefix="logs/", now=now) == "logs/x.zip"
     with pytest.raises(InputError, match=r"unknown placeholder\(s\) \{bucket\}"):
         render_key("{bucket}.zip", source_bucket="b")
@@ -95,7 +123,7 @@ def test_key_templates():
 def test_sync_flushed_pieces_concatenate_into_one_deflate_stream():
     data = b"".join(b"row %d\n" % i for i in range(100_000)) + os.urandom(200_000)
     for level in (0, 1, 6, 9):
-        pieces = [deflate_piece(data[i:i + 65536], level) for i in range(0, len(data), 65536)]
+        pieces = [deflate_piece(data[i : i + 65536], level) for i in range(0, len(data), 65536)]
         inflater = zlib.decompressobj(-15)
         assert inflater.decompress(b"".join(pieces) + FINAL_BLOCK) == data and inflater.eof
 
@@ -113,8 +141,17 @@ def test_zip64_only_when_an_entry_may_pass_4_gib():
 def test_records_make_a_zip_python_reads():
     body = b"hello " * 1000
     piece = deflate_piece(body, 1) + FINAL_BLOCK
-    meta = EntryMeta("dir/é.txt", 1_700_000_000, DEFLATED, 0, uses_descriptor=False, zip64=False,
-                     crc=zlib.crc32(body), compressed_size=len(piece), size=len(body))
+    meta = EntryMeta(
+        "dir/é.txt",
+        1_700_000_000,
+        DEFLATED,
+        0,
+        uses_descriptor=False,
+        zip64=False,
+        crc=zlib.crc32(body),
+        compressed_size=len(piece),
+        size=len(body),
+    )
     stored = EntryMeta("s.bin", 1_700_000_000, STORED, 0, uses_descriptor=True, zip64=False)
     first = local_header(meta) + piece
     stored.header_offset = len(first)

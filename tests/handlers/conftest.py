@@ -9,8 +9,19 @@ from bucketzip.workflow.lambdas import LambdaContext
 
 
 def progress(run_id: str = "run-1", **fields) -> Progress:
-    values = dict(run_id=run_id, phase="archiving", done=False, objects=0, skipped=0, bytes_in=0,
-                  bytes_out=0, parts=0, steps=0, dest_bucket="dst", dest_key="out.zip")
+    values = dict(
+        run_id=run_id,
+        phase="archiving",
+        done=False,
+        objects=0,
+        skipped=0,
+        bytes_in=0,
+        bytes_out=0,
+        parts=0,
+        steps=0,
+        dest_bucket="dst",
+        dest_key="out.zip",
+    )
     values.update(fields)
     return Progress(**values)
 
@@ -22,8 +33,18 @@ class FakeEngine:
         self.calls: list[tuple] = []
         self.step_result = progress(objects=3, bytes_in=300, parts=1, steps=1)
         self.finish_result: ArchiveResult | Progress = ArchiveResult(
-            run_id="run-1", bucket="dst", key="out.zip", size=1234, entries=3, parts=1, skipped=0,
-            manifest_key="out.zip.manifest.jsonl", etag='"abc-1"', steps=2, duration_seconds=1.5)
+            run_id="run-1",
+            bucket="dst",
+            key="out.zip",
+            size=1234,
+            entries=3,
+            parts=1,
+            skipped=0,
+            manifest_key="out.zip.manifest.jsonl",
+            etag='"abc-1"',
+            steps=2,
+            duration_seconds=1.5,
+        )
 
     progress = staticmethod(progress)
 
@@ -72,5 +93,6 @@ def fake_engine(monkeypatch):
 
 @pytest.fixture
 def context():
-    return LambdaContext("bucketzip-step", "arn:aws:lambda:us-east-1:123456789012:function:bucketzip-step",
-                         timeout_seconds=900)
+    return LambdaContext(
+        "bucketzip-step", "arn:aws:lambda:us-east-1:123456789012:function:bucketzip-step", timeout_seconds=900
+    )

@@ -20,16 +20,20 @@ def start_event(execution_input, name="nightly-2026-03-04"):
     return {"input": execution_input, "execution_name": name, "execution_start_time": START_TIME}
 
 
-GOOD = {"source_bucket": "photos", "dest_bucket": "archives",
-        "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}-{run_id}.zip"}
+GOOD = {
+    "source_bucket": "photos",
+    "dest_bucket": "archives",
+    "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}-{run_id}.zip",
+}
 
 
 # -- start --------------------------------------------------------------------------
 
+
 def test_start_renders_the_key_at_the_execution_start_and_names_the_run_after_it(fake_engine, context):
     result = start.handler(start_event({**GOOD, "include": "*.jpg", "part_size": "8MiB"}), context)
 
-    (_, request, run_id), = fake_engine.calls
+    ((_, request, run_id),) = fake_engine.calls
     assert run_id == "nightly-2026-03-04"
     assert request.dest_key == "backups/photos/2026-03-04-nightly-2026-03-04.zip"
     assert request.include == ("*.jpg",) and request.part_size == 8 * 1024 * 1024
@@ -41,23 +45,30 @@ def test_start_renders_the_key_at_the_execution_start_and_names_the_run_after_it
 def test_start_ignores_the_parent_execution_marker_and_takes_loops_per_execution(fake_engine, context, monkeypatch):
     monkeypatch.setenv("BUCKETZIP_LOOPS_PER_EXECUTION", "77")
     parent = "arn:aws:states:us-east-1:1:execution:parent:x"
-    assert start.handler(start_event({**GOOD, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": parent}),
-                         context)["loops_per_execution"] == 77
+    assert (
+        start.handler(start_event({**GOOD, "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": parent}), context)[
+            "loops_per_execution"
+        ]
+        == 77
+    )
     assert start.handler(start_event({**GOOD, "loops_per_execution": 3}), context)["loops_per_execution"] == 3
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"dest_bucket": None}, ["dest_bucket", "Field required"]),
-    ({"sorce_bucket": "x"}, ["sorce_bucket", "Extra inputs are not permitted"]),
-    ({"level": "high"}, ["level"]),
-    ({"compression": "zstd"}, ["compression", "'auto', 'store' or 'deflate'"]),
-    ({"overwrite": "perhaps"}, ["overwrite"]),
-    ({"loops_per_execution": 0}, ["loops_per_execution", "greater than or equal to 1"]),
-    ({"part_size": "1KiB"}, ["part_size", "between 5 MiB and 5 GiB"]),
-    ({"source_bucket": "Not_A_Bucket!"}, ["source_bucket", "not a valid bucket name"]),
-    ({"dest_key": "{nope}.zip"}, ["dest_key", "{nope}"]),
-    ({"include": ["[abc"]}, ["include", "[abc"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"dest_bucket": None}, ["dest_bucket", "Field required"]),
+        ({"sorce_bucket": "x"}, ["sorce_bucket", "Extra inputs are not permitted"]),
+        ({"level": "high"}, ["level"]),
+        ({"compression": "zstd"}, ["compression", "'auto', 'store' or 'deflate'"]),
+        ({"overwrite": "perhaps"}, ["overwrite"]),
+        ({"loops_per_execution": 0}, ["loops_per_execution", "greater than or equal to 1"]),
+        ({"part_size": "1KiB"}, ["part_size", "between 5 MiB and 5 GiB"]),
+        ({"source_bucket": "Not_A_Bucket!"}, ["source_bucket", "not a valid bucket name"]),
+        ({"dest_key": "{nope}.zip"}, ["dest_key", "{nope}"]),
+        ({"include": ["[abc"]}, ["include", "[abc"]),
+    ],
+)
 def test_start_rejects_bad_input_naming_the_field(change, words, fake_engine, context):
     execution_input = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     with pytest.raises(InputError) as error:
@@ -66,11 +77,14 @@ def test_start_rejects_bad_input_naming_the_field(change, words, fake_engine, co
     assert fake_engine.calls == []
 
 
-@pytest.mark.parametrize("event, words", [
-    ({"input": ["not", "an", "object"], "execution_name": "x"}, ["input", "dictionary"]),
-    ({"input": GOOD}, ["execution_name", "Field required"]),
-    ("not even a dict", ["Start event"]),
-])
+@pytest.mark.parametrize(
+    "event, words",
+    [
+        ({"input": ["not", "an", "object"], "execution_name": "x"}, ["input", "dictionary"]),
+        ({"input": GOOD}, ["execution_name", "Field required"]),
+        ("not even a dict", ["Start event"]),
+    ],
+)
 def test_start_rejects_malformed_events(event, words, fake_engine, context):
     with pytest.raises(InputError) as error:
         start.handler(event, context)
@@ -78,12 +92,21 @@ def test_start_rejects_malformed_events(event, words, fake_engine, context):
 
 
 def test_start_resumes_a_continued_run(fake_engine, context):
-    event = start_event({"resume": {"run_id": "nightly", "generation": 4, "loops_per_execution": 9},
-                         "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": "arn:..."}, name="nightly-4")
+    event = start_event(
+        {
+            "resume": {"run_id": "nightly", "generation": 4, "loops_per_execution": 9},
+            "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": "arn:...",
+        },
+        name="nightly-4",
+    )
     result = start.handler(event, context)
     assert fake_engine.calls == [("get_progress", "nightly")]
-    assert (result["run_id"], result["generation"], result["loops"], result["loops_per_execution"]) == \
-        ("nightly", 4, 0, 9)
+    assert (result["run_id"], result["generation"], result["loops"], result["loops_per_execution"]) == (
+        "nightly",
+        4,
+        0,
+        9,
+    )
     assert result["progress"]["steps"] == 7
 
 
@@ -101,10 +124,11 @@ def test_the_execution_input_offers_every_archive_request_field():
 
 # -- step ---------------------------------------------------------------------------
 
+
 def test_step_deadline_is_the_remaining_time_minus_the_safety_margin(fake_engine, context, monkeypatch):
     monkeypatch.setenv("BUCKETZIP_SAFETY_MARGIN_SECONDS", "100")
     result = step.handler({"run_id": "run-1", "execution_name": "x"}, context)
-    (_, run_id, deadline), = fake_engine.calls
+    ((_, run_id, deadline),) = fake_engine.calls
     assert run_id == "run-1"
     assert 790 < deadline.remaining() <= 800
     assert result == fake_engine.step_result.to_json()
@@ -115,8 +139,8 @@ def test_short_lambda_timeouts_keep_most_of_their_time(fake_engine, monkeypatch)
     from bucketzip.workflow.lambdas import LambdaContext
 
     step.handler({"run_id": "run-1"}, LambdaContext("f", "arn:f", timeout_seconds=20))
-    (_, _, deadline), = fake_engine.calls
-    assert 14 < deadline.remaining() <= 15          # the margin is at most a quarter
+    ((_, _, deadline),) = fake_engine.calls
+    assert 14 < deadline.remaining() <= 15  # the margin is at most a quarter
 
 
 def test_step_metrics_are_per_step_deltas(fake_engine, context, capsys):
@@ -139,10 +163,10 @@ def test_a_step_failing_while_another_invocation_committed_is_stale(fake_engine,
         raise RuntimeError("staged tail vanished")
 
     monkeypatch.setattr("bucketzip.engine.run_step", trips_over_newer_state)
-    fake_engine.store.versions = [3, 4]          # version moved during the step
+    fake_engine.store.versions = [3, 4]  # version moved during the step
     with pytest.raises(StaleState, match="another invocation committed"):
         step.handler({"run_id": "run-1"}, context)
-    fake_engine.store.versions = [4, 4]          # nobody else committed: the error as is
+    fake_engine.store.versions = [4, 4]  # nobody else committed: the error as is
     with pytest.raises(RuntimeError, match="staged tail vanished"):
         step.handler({"run_id": "run-1"}, context)
 
@@ -158,11 +182,13 @@ def test_retryable_errors_keep_their_class_name(fake_engine, context, monkeypatc
 
 # -- finish -------------------------------------------------------------------------
 
+
 def test_finish_returns_the_archive_when_complete(fake_engine, context):
     result = finish.handler({"run_id": "run-1", "execution_name": "x"}, context)
     assert result == {"complete": True, "archive": fake_engine.finish_result.to_json()}
-    assert {"bucket", "key", "size", "entries", "parts", "manifest_key", "skipped", "duration_seconds"} \
-        <= result["archive"].keys()
+    assert {"bucket", "key", "size", "entries", "parts", "manifest_key", "skipped", "duration_seconds"} <= result[
+        "archive"
+    ].keys()
 
 
 def test_finish_asks_to_be_called_again(fake_engine, context):
@@ -173,17 +199,24 @@ def test_finish_asks_to_be_called_again(fake_engine, context):
 
 # -- abort --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("execution_input, name, run_id", [
-    ({"source_bucket": "a"}, "nightly-2026-03-04", "nightly-2026-03-04"),   # a fresh run
-    ({"run_id": "someone-else"}, "mine", "mine"),                            # input is not trusted
-    ({"resume": {"run_id": "nightly", "generation": 2}}, "nightly-2", "nightly"),  # a continuation
-    ("not an object", "x" * 80, None),                                       # derived, capped
-])
+
+@pytest.mark.parametrize(
+    "execution_input, name, run_id",
+    [
+        ({"source_bucket": "a"}, "nightly-2026-03-04", "nightly-2026-03-04"),  # a fresh run
+        ({"run_id": "someone-else"}, "mine", "mine"),  # input is not trusted
+        ({"resume": {"run_id": "nightly", "generation": 2}}, "nightly-2", "nightly"),  # a continuation
+        ("not an object", "x" * 80, None),  # derived, capped
+    ],
+)
 def test_abort_cleans_the_run_of_the_execution(execution_input, name, run_id, fake_engine, context):
-    event = {"execution_name": name, "execution_input": execution_input,
-             "error": {"Error": "InputError", "Cause": "{}"}}
+    event = {
+        "execution_name": name,
+        "execution_input": execution_input,
+        "error": {"Error": "InputError", "Cause": "{}"},
+    }
     result = abort.handler(event, context)
-    (_, aborted), = fake_engine.calls
+    ((_, aborted),) = fake_engine.calls
     assert aborted == result["run_id"] and result["aborted"] is True
     if run_id is not None:
         assert aborted == run_id

@@ -21,7 +21,7 @@ def test_run_ids_are_safe_short_and_deterministic(name):
     run_id = run_id_for_execution(name)
     assert SAFE.match(run_id) and len(run_id) <= MAX_RUN_ID
     assert run_id == run_id_for_execution(name)
-    assert len(f"{run_id}-{10**6}") <= 80          # continuation names stay valid
+    assert len(f"{run_id}-{10**6}") <= 80  # continuation names stay valid
 
 
 @given(st.text(min_size=1, max_size=80), st.text(min_size=1, max_size=80))

@@ -32,14 +32,26 @@ MAIN_CONTEXT = {
     "sources": ["s3://acme-misc/reports/"],
     "alarm_email": "ops@example.com",
     "schedules": [
-        {"name": "photos-nightly", "schedule": "cron(0 3 * * ? *)", "timezone": "Europe/Paris",
-         "source_bucket": "acme-photos", "dest_bucket": DEST_BUCKET,
-         "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}.zip",
-         "options": {"exclude": ["*.tmp", "cache/*"], "compression": "auto", "concurrency": 16}},
-        {"name": "logs-weekly", "schedule": "cron(30 1 ? * SUN *)", "source_bucket": "acme-logs",
-         "source_prefix": "app/", "dest_bucket": DEST_BUCKET, "dest_key": "backups/logs/{date:%G-W%V}.zip",
-         "description": "Weekly application logs", "enabled": False,
-         "options": {"compression": "deflate", "level": 9, "part_size": "64MiB", "overwrite": True}},
+        {
+            "name": "photos-nightly",
+            "schedule": "cron(0 3 * * ? *)",
+            "timezone": "Europe/Paris",
+            "source_bucket": "acme-photos",
+            "dest_bucket": DEST_BUCKET,
+            "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}.zip",
+            "options": {"exclude": ["*.tmp", "cache/*"], "compression": "auto", "concurrency": 16},
+        },
+        {
+            "name": "logs-weekly",
+            "schedule": "cron(30 1 ? * SUN *)",
+            "source_bucket": "acme-logs",
+            "source_prefix": "app/",
+            "dest_bucket": DEST_BUCKET,
+            "dest_key": "backups/logs/{date:%G-W%V}.zip",
+            "description": "Weekly application logs",
+            "enabled": False,
+            "options": {"compression": "deflate", "level": 9, "part_size": "64MiB", "overwrite": True},
+        },
     ],
 }
 
@@ -82,9 +94,12 @@ def synthesize(overrides: dict, outdir: Path) -> Synth:
     from app import build
     from infra.config import cdk_json_context
 
-    context = {**cdk_json_context(), **overrides,
-               # collect cdk-nag findings in validation-report.json instead of raising
-               "@aws-cdk/core:failSynthOnValidationErrors": False}
+    context = {
+        **cdk_json_context(),
+        **overrides,
+        # collect cdk-nag findings in validation-report.json instead of raising
+        "@aws-cdk/core:failSynthOnValidationErrors": False,
+    }
     app = cdk.App(context=context, outdir=str(outdir))
     stack = build(app)
     assembly = app.synth()
@@ -98,7 +113,7 @@ def render(value) -> str:
     (logical ids without their hash suffix)."""
     if isinstance(value, str):
         return value
-    (fn, arg), = value.items()
+    ((fn, arg),) = value.items()
     if fn == "Ref":
         return "${" + strip_hash(arg) + "}"
     if fn == "Fn::GetAtt":

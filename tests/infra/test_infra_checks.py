@@ -14,14 +14,16 @@ from infra_support import ROOT
 
 def test_cfn_lint_reports_no_errors(any_synth):
     matches = lint_all(json.dumps(any_synth.template))
-    errors = [f"{m.rule.id} {m.message} at {'/'.join(map(str, m.path))}" for m in matches
-              if m.rule.id.startswith("E")]
+    errors = [f"{m.rule.id} {m.message} at {'/'.join(map(str, m.path))}" for m in matches if m.rule.id.startswith("E")]
     assert not errors, "cfn-lint errors:\n" + "\n".join(errors)
 
 
 def test_cdk_nag_reports_nothing_unacknowledged(any_synth):
-    violations = [f"{v['ruleName']} at {[c['constructPath'] for c in v['violatingConstructs']]}"
-                  for report in any_synth.report["pluginReports"] for v in report["violations"]]
+    violations = [
+        f"{v['ruleName']} at {[c['constructPath'] for c in v['violatingConstructs']]}"
+        for report in any_synth.report["pluginReports"]
+        for v in report["violations"]
+    ]
     assert not violations, "cdk-nag AwsSolutions findings:\n" + "\n".join(violations)
 
 
@@ -40,9 +42,12 @@ def test_every_acknowledgment_carries_a_reason(any_synth):
 def test_iam5_acknowledgments_are_per_finding(main):
     """Wildcards are acknowledged one by one (prefix-scoped S3 objects, X-Ray/log delivery '*'),
     never the whole rule."""
-    findings = {r["id"] for res in main.template["Resources"].values()
-                for r in res.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
-                if r["id"].startswith("AwsSolutions-IAM5")}
+    findings = {
+        r["id"]
+        for res in main.template["Resources"].values()
+        for r in res.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+        if r["id"].startswith("AwsSolutions-IAM5")
+    }
     assert "AwsSolutions-IAM5" not in findings
     assert "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::acme-photos/*]" in findings
     assert all("s3:::" in f or "DestinationBucket" in f or f.endswith("[Resource::*]") for f in findings), findings
@@ -66,11 +71,15 @@ def test_cdk_nag_catches_a_violation(tmp_path):
 def test_python_app_py_synthesizes_offline_with_default_cdk_json(tmp_path):
     """`python app.py` with cdk.json as is; pip cannot reach any index, so `bundle: auto`
     falls back to the plain functions/ asset and says so."""
-    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
-           "PIP_FIND_LINKS": ""}
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": "",
+    }
     env.pop("CDK_CONTEXT_JSON", None)
-    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     template = json.loads((tmp_path / "Bucketzip.template.json").read_text())
     assert {"StateMachineArn", "TableName", "StartCommand"} <= set(template["Outputs"])
@@ -82,13 +91,22 @@ def test_python_app_py_synthesizes_offline_with_default_cdk_json(tmp_path):
 
 def test_invalid_context_fails_synth_naming_schedule_and_field(tmp_path):
     """As `cdk synth -c schedules='[...]'` runs it: the CLI passes its context in CDK_CONTEXT_JSON."""
-    bad = {"dest_bucket": "acme-archives", "bundle": "copy", "schedules": [
-        {"name": "nightly", "schedule": "cron(0 3 * * ? *)", "source_bucket": "acme-photos",
-         "dest_key": "backups/x.zip"}]}
+    bad = {
+        "dest_bucket": "acme-archives",
+        "bundle": "copy",
+        "schedules": [
+            {
+                "name": "nightly",
+                "schedule": "cron(0 3 * * ? *)",
+                "source_bucket": "acme-photos",
+                "dest_key": "backups/x.zip",
+            }
+        ],
+    }
     env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps(bad)}
-    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert ("bucketzip: invalid cdk.json context: "
-            "schedule schedules[0] ('nightly'): dest_bucket: is required") in result.stderr
+    assert (
+        "bucketzip: invalid cdk.json context: schedule schedules[0] ('nightly'): dest_bucket: is required"
+    ) in result.stderr
     assert "Traceback" not in result.stderr

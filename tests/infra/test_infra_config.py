@@ -10,8 +10,13 @@ from infra_support import ROOT
 from infra.config import ConfigError, cdk_json_context, load_config
 from infra.schedule_expression import check_schedule_expression
 
-GOOD = {"name": "nightly", "schedule": "cron(0 3 * * ? *)", "source_bucket": "acme-photos",
-        "dest_bucket": "acme-archives", "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}.zip"}
+GOOD = {
+    "name": "nightly",
+    "schedule": "cron(0 3 * * ? *)",
+    "source_bucket": "acme-photos",
+    "dest_bucket": "acme-archives",
+    "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}.zip",
+}
 
 
 def with_schedule(**changes):
@@ -22,7 +27,11 @@ def with_schedule(**changes):
 def test_default_cdk_json_is_valid():
     config = load_config(cdk_json_context())
     assert (config.stack_name, config.bundle, config.dest_bucket, config.create_dest_bucket) == (
-        "Bucketzip", "auto", None, True)
+        "Bucketzip",
+        "auto",
+        None,
+        True,
+    )
     assert config.schedules == () and config.sources == ()
     assert config.functions["step"].timeout_seconds == 900
     assert json.loads((ROOT / "cdk.json").read_text())["app"] == "python3 app.py"
@@ -33,9 +42,17 @@ def test_empty_context_means_defaults():
 
 
 def test_cli_strings_are_parsed():
-    config = load_config({"dest_bucket": "acme-archives", "create_dest_bucket": "false", "step_memory_mb": "4096",
-                          "point_in_time_recovery": "yes", "sources": "s3://a-bucket/x/,b-bucket",
-                          "schedules": json.dumps([GOOD]), "alarm_email": "null"})
+    config = load_config(
+        {
+            "dest_bucket": "acme-archives",
+            "create_dest_bucket": "false",
+            "step_memory_mb": "4096",
+            "point_in_time_recovery": "yes",
+            "sources": "s3://a-bucket/x/,b-bucket",
+            "schedules": json.dumps([GOOD]),
+            "alarm_email": "null",
+        }
+    )
     assert config.create_dest_bucket is False and config.point_in_time_recovery is True
     assert config.functions["step"].memory_mb == 4096
     assert config.sources == (("a-bucket", "x/"), ("b-bucket", ""), ("acme-photos", ""))
@@ -51,71 +68,104 @@ def test_sources_group_by_bucket():
 S = "schedule schedules[0] ('nightly'): "
 
 
-@pytest.mark.parametrize("context,message", [
-    (with_schedule(dest_bucket=None), S + "dest_bucket: is required"),
-    (with_schedule(dest_key=None), S + "dest_key: is required"),
-    (with_schedule(schedule=None), S + "schedule: is required"),
-    (with_schedule(schedule="cron(0 3 * * ?)"), S + "schedule: 'cron(0 3 * * ?)': cron needs 6 fields"),
-    (with_schedule(schedule="cron(0 3 * * MON *)"), S + "schedule: 'cron(0 3 * * MON *)': exactly one of"),
-    (with_schedule(schedule="cron(61 3 * * ? *)"), S + "schedule: 'cron(61 3 * * ? *)': minutes value '61'"),
-    (with_schedule(schedule="cron(0 3 * FOO ? *)"), S + "schedule: 'cron(0 3 * FOO ? *)': bad month value"),
-    (with_schedule(schedule="rate(1 days)"), S + "schedule: 'rate(1 days)': use a singular unit"),
-    (with_schedule(schedule="every day"), S + "schedule: 'every day' is not cron(...), rate(...) or at(...)"),
-    (with_schedule(timezone="Mars/Olympus"), S + "timezone: 'Mars/Olympus' is not an IANA time zone"),
-    (with_schedule(dest_bucket="other-bucket"), S + "dest_bucket: 'other-bucket' is not the stack's destination"),
-    (with_schedule(dest_key="{source_bucket}/x.zip"), S + "dest_key: '{source_bucket}/x.zip' must start with"),
-    (with_schedule(dest_key="backups/{bucket}.zip"), S + "dest_key: unknown placeholder(s) {bucket}"),
-    (with_schedule(dest_key="backups/"), S + "dest_key: template 'backups/' renders to 'backups/', not an object key"),
-    (with_schedule(source_bucket="Bad_Bucket"), S + "source_bucket: 'Bad_Bucket' is not a valid bucket name"),
-    (with_schedule(options={"level": 12}), S + "options.level: 12 is not between 0 and 9"),
-    (with_schedule(options={"compression": "zstd"}), S + "options.compression: Input should be"),
-    (with_schedule(options={"part_size": "1MiB"}), S + "options.part_size: 1048576 is not between 5 MiB and 5 GiB"),
-    (with_schedule(options={"exclude": ["[abc"]}), S + "options.exclude: bad glob '[abc'"),
-    (with_schedule(options={"colour": "blue"}), S + "options.colour: unknown option"),
-    (with_schedule(options={"dest_key": "x.zip"}), S + "options.dest_key: unknown option (set it at the"),
-    (with_schedule(options=["store"]), S + "options: must be an object"),
-    (with_schedule(enabled="maybe"), S + "enabled: must be true or false"),
-    (with_schedule(cron="cron(0 3 * * ? *)"), S + "cron: unknown key"),
-    (with_schedule(name="night ly"), "schedule schedules[0]: name: 'night ly' must be 1-64 letters"),
-    ({"dest_bucket": "acme-archives", "schedules": [GOOD, GOOD]},
-     "schedule schedules[1] ('nightly'): name: 'nightly' is used by another schedule"),
-    ({"schedules": [GOOD]}, S + "dest_bucket: the stack's destination bucket has a generated name"),
-    ({"schedules": "[{"}, "schedules: not valid JSON"),
-    ({"schedules": {"name": "x"}}, "schedules: must be a list"),
-    ({"create_dest_bucket": False}, "dest_bucket: required when create_dest_bucket is false"),
-    ({"dest_bucket": "a..b"}, "dest_bucket: 'a..b' is not a valid S3 bucket name"),
-    ({"dest_prefix": ".bucketzip-staging/x/"}, "dest_prefix: '.bucketzip-staging/x/' overlaps the reserved"),
-    ({"dest_kms_key_arn": "alias/archive"}, "dest_kms_key_arn: 'alias/archive' is not a KMS key ARN"),
-    ({"source_kms_key_arns": ["nope"]}, "source_kms_key_arns[0]: 'nope' is not a KMS key ARN"),
-    ({"sources": ["s3://UPPER/x"]}, "sources[0]: 'UPPER' is not a valid S3 bucket name"),
-    ({"step_memory_mb": 64}, "step_memory_mb: 64 is not between 128 and 10240"),
-    ({"step_timeout_seconds": "901"}, "step_timeout_seconds: 901 is not between 1 and 900"),
-    ({"start_memory_mb": "lots"}, "start_memory_mb: must be an integer"),
-    ({"log_retention_days": 10}, "log_retention_days: 10 is not one CloudWatch Logs accepts"),
-    ({"alarm_email": "ops"}, "alarm_email: 'ops' is not an email address"),
-    ({"bundle": "docker"}, "bundle: 'docker' is not one of auto, pip, copy"),
-    ({"stack_name": "1bad"}, "stack_name: '1bad' must start with a letter"),
-    ({"point_in_time_recovery": "sometimes"}, "point_in_time_recovery: must be true or false"),
-    ({"powertools_layer_arn": "AWSLambdaPowertools"}, "powertools_layer_arn: 'AWSLambdaPowertools' is not a Lambda"),
-])
+@pytest.mark.parametrize(
+    "context,message",
+    [
+        (with_schedule(dest_bucket=None), S + "dest_bucket: is required"),
+        (with_schedule(dest_key=None), S + "dest_key: is required"),
+        (with_schedule(schedule=None), S + "schedule: is required"),
+        (with_schedule(schedule="cron(0 3 * * ?)"), S + "schedule: 'cron(0 3 * * ?)': cron needs 6 fields"),
+        (with_schedule(schedule="cron(0 3 * * MON *)"), S + "schedule: 'cron(0 3 * * MON *)': exactly one of"),
+        (with_schedule(schedule="cron(61 3 * * ? *)"), S + "schedule: 'cron(61 3 * * ? *)': minutes value '61'"),
+        (with_schedule(schedule="cron(0 3 * FOO ? *)"), S + "schedule: 'cron(0 3 * FOO ? *)': bad month value"),
+        (with_schedule(schedule="rate(1 days)"), S + "schedule: 'rate(1 days)': use a singular unit"),
+        (with_schedule(schedule="every day"), S + "schedule: 'every day' is not cron(...), rate(...) or at(...)"),
+        (with_schedule(timezone="Mars/Olympus"), S + "timezone: 'Mars/Olympus' is not an IANA time zone"),
+        (with_schedule(dest_bucket="other-bucket"), S + "dest_bucket: 'other-bucket' is not the stack's destination"),
+        (with_schedule(dest_key="{source_bucket}/x.zip"), S + "dest_key: '{source_bucket}/x.zip' must start with"),
+        (with_schedule(dest_key="backups/{bucket}.zip"), S + "dest_key: unknown placeholder(s) {bucket}"),
+        (
+            with_schedule(dest_key="backups/"),
+            S + "dest_key: template 'backups/' renders to 'backups/', not an object key",
+        ),
+        (with_schedule(source_bucket="Bad_Bucket"), S + "source_bucket: 'Bad_Bucket' is not a valid bucket name"),
+        (with_schedule(options={"level": 12}), S + "options.level: 12 is not between 0 and 9"),
+        (with_schedule(options={"compression": "zstd"}), S + "options.compression: Input should be"),
+        (with_schedule(options={"part_size": "1MiB"}), S + "options.part_size: 1048576 is not between 5 MiB and 5 GiB"),
+        (with_schedule(options={"exclude": ["[abc"]}), S + "options.exclude: bad glob '[abc'"),
+        (with_schedule(options={"colour": "blue"}), S + "options.colour: unknown option"),
+        (with_schedule(options={"dest_key": "x.zip"}), S + "options.dest_key: unknown option (set it at the"),
+        (with_schedule(options=["store"]), S + "options: must be an object"),
+        (with_schedule(enabled="maybe"), S + "enabled: must be true or false"),
+        (with_schedule(cron="cron(0 3 * * ? *)"), S + "cron: unknown key"),
+        (with_schedule(name="night ly"), "schedule schedules[0]: name: 'night ly' must be 1-64 letters"),
+        (
+            {"dest_bucket": "acme-archives", "schedules": [GOOD, GOOD]},
+            "schedule schedules[1] ('nightly'): name: 'nightly' is used by another schedule",
+        ),
+        ({"schedules": [GOOD]}, S + "dest_bucket: the stack's destination bucket has a generated name"),
+        ({"schedules": "[{"}, "schedules: not valid JSON"),
+        ({"schedules": {"name": "x"}}, "schedules: must be a list"),
+        ({"create_dest_bucket": False}, "dest_bucket: required when create_dest_bucket is false"),
+        ({"dest_bucket": "a..b"}, "dest_bucket: 'a..b' is not a valid S3 bucket name"),
+        ({"dest_prefix": ".bucketzip-staging/x/"}, "dest_prefix: '.bucketzip-staging/x/' overlaps the reserved"),
+        ({"dest_kms_key_arn": "alias/archive"}, "dest_kms_key_arn: 'alias/archive' is not a KMS key ARN"),
+        ({"source_kms_key_arns": ["nope"]}, "source_kms_key_arns[0]: 'nope' is not a KMS key ARN"),
+        ({"sources": ["s3://UPPER/x"]}, "sources[0]: 'UPPER' is not a valid S3 bucket name"),
+        ({"step_memory_mb": 64}, "step_memory_mb: 64 is not between 128 and 10240"),
+        ({"step_timeout_seconds": "901"}, "step_timeout_seconds: 901 is not between 1 and 900"),
+        ({"start_memory_mb": "lots"}, "start_memory_mb: must be an integer"),
+        ({"log_retention_days": 10}, "log_retention_days: 10 is not one CloudWatch Logs accepts"),
+        ({"alarm_email": "ops"}, "alarm_email: 'ops' is not an email address"),
+        ({"bundle": "docker"}, "bundle: 'docker' is not one of auto, pip, copy"),
+        ({"stack_name": "1bad"}, "stack_name: '1bad' must start with a letter"),
+        ({"point_in_time_recovery": "sometimes"}, "point_in_time_recovery: must be true or false"),
+        (
+            {"powertools_layer_arn": "AWSLambdaPowertools"},
+            "powertools_layer_arn: 'AWSLambdaPowertools' is not a Lambda",
+        ),
+    ],
+)
 def test_invalid_context_names_the_field(context, message):
     with pytest.raises(ConfigError) as caught:
         load_config(context)
     assert str(caught.value).startswith(message), str(caught.value)
 
 
-@pytest.mark.parametrize("expression", [
-    "cron(0 3 * * ? *)", "cron(30 1 ? * SUN *)", "cron(0/15 8-18 ? * MON-FRI *)", "cron(0 0 L * ? *)",
-    "cron(0 12 ? * 6#3 *)", "cron(0 2 1,15 JAN,JUL ? 2027)", "cron(0 4 15W * ? *)",
-    "rate(1 day)", "rate(12 hours)", "rate(5 minutes)", "at(2027-01-01T00:00:00)",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "cron(0 3 * * ? *)",
+        "cron(30 1 ? * SUN *)",
+        "cron(0/15 8-18 ? * MON-FRI *)",
+        "cron(0 0 L * ? *)",
+        "cron(0 12 ? * 6#3 *)",
+        "cron(0 2 1,15 JAN,JUL ? 2027)",
+        "cron(0 4 15W * ? *)",
+        "rate(1 day)",
+        "rate(12 hours)",
+        "rate(5 minutes)",
+        "at(2027-01-01T00:00:00)",
+    ],
+)
 def test_valid_schedule_expressions(expression):
     check_schedule_expression(expression)
 
 
 def test_schedule_fields():
-    (schedule,) = load_config(with_schedule(timezone="Europe/Paris", enabled=False, description="d",
-                                            options={"exclude": "*.tmp", "loops_per_execution": 100})).schedules
+    (schedule,) = load_config(
+        with_schedule(
+            timezone="Europe/Paris",
+            enabled=False,
+            description="d",
+            options={"exclude": "*.tmp", "loops_per_execution": 100},
+        )
+    ).schedules
     assert (schedule.name, schedule.expression, schedule.timezone, schedule.enabled, schedule.description) == (
-        "nightly", "cron(0 3 * * ? *)", "Europe/Paris", False, "d")
+        "nightly",
+        "cron(0 3 * * ? *)",
+        "Europe/Paris",
+        False,
+        "d",
+    )
     assert schedule.input["exclude"] == "*.tmp" and schedule.input["loops_per_execution"] == 100

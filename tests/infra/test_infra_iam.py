@@ -7,18 +7,34 @@ from infra_support import KMS_DEST, KMS_SOURCE, as_list, render, strip_hash
 
 S3_READ = ["s3:GetObject", "s3:GetObjectVersion"]
 S3_WRITE = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"]
-TABLE = ["dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
-         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+TABLE = [
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+]
 XRAY = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 LOG_GROUPS = [f"${{Functions{n}Logs.Arn}}" for n in ("Abort", "Finish", "Start", "Step")]
 FUNCTIONS = [f"${{Functions{n}.Arn}}" for n in ("Abort", "Finish", "Start", "Step")]
 S3 = "arn:${AWS::Partition}:s3:::"
 STATE_MACHINE_DELIVERY = [
-    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
-    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
-    "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+]
 
 
 def prefix(*values, operator="StringLike"):
@@ -26,8 +42,13 @@ def prefix(*values, operator="StringLike"):
 
 
 def statement(sid, actions, resources, condition=None):
-    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(resources),
-            "Condition": condition}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": sorted(resources),
+        "Condition": condition,
+    }
 
 
 def rendered(value):
@@ -41,9 +62,13 @@ def rendered(value):
 
 
 def normalize(raw: dict) -> dict:
-    return {"Sid": raw.get("Sid"), "Effect": raw["Effect"], "Action": sorted(as_list(raw["Action"])),
-            "Resource": sorted(render(r) for r in as_list(raw["Resource"])),
-            "Condition": rendered(raw.get("Condition"))}
+    return {
+        "Sid": raw.get("Sid"),
+        "Effect": raw["Effect"],
+        "Action": sorted(as_list(raw["Action"])),
+        "Resource": sorted(render(r) for r in as_list(raw["Resource"])),
+        "Condition": rendered(raw.get("Condition")),
+    }
 
 
 def policies(synth) -> dict[str, list[dict]]:
@@ -52,8 +77,9 @@ def policies(synth) -> dict[str, list[dict]]:
     for policy in synth.resources("AWS::IAM::Policy").values():
         props = policy["Properties"]
         (role,) = props["Roles"]
-        out[render(role)[2:-1]] = sorted((normalize(s) for s in props["PolicyDocument"]["Statement"]),
-                                         key=lambda s: (s["Sid"] or "", s["Action"]))
+        out[render(role)[2:-1]] = sorted(
+            (normalize(s) for s in props["PolicyDocument"]["Statement"]), key=lambda s: (s["Sid"] or "", s["Action"])
+        )
     return out
 
 
@@ -68,10 +94,14 @@ MAIN_FUNCTIONS = expect(
     statement("ReadSource1", S3_READ, [f"{S3}acme-misc/reports/*"]),
     statement("ListSource2", ["s3:ListBucket"], [f"{S3}acme-photos"]),  # the whole bucket is configured
     statement("ReadSource2", S3_READ, [f"{S3}acme-photos/*"]),
-    statement("ListDestination", ["s3:ListBucket"], ["${DestinationBucket.Arn}"],
-              prefix("backups/*", ".bucketzip-staging/*")),
-    statement("WriteDestination", S3_WRITE, ["${DestinationBucket.Arn}/backups/*",
-                                             "${DestinationBucket.Arn}/.bucketzip-staging/*"]),
+    statement(
+        "ListDestination", ["s3:ListBucket"], ["${DestinationBucket.Arn}"], prefix("backups/*", ".bucketzip-staging/*")
+    ),
+    statement(
+        "WriteDestination",
+        S3_WRITE,
+        ["${DestinationBucket.Arn}/backups/*", "${DestinationBucket.Arn}/.bucketzip-staging/*"],
+    ),
     statement("DeleteStaging", ["s3:DeleteObject"], ["${DestinationBucket.Arn}/.bucketzip-staging/*"]),
     statement("StateTable", TABLE, ["${StateTable.Arn}"]),
     statement(None, XRAY, ["*"]),
@@ -81,10 +111,12 @@ MAIN_FUNCTIONS = expect(
 EXISTING_FUNCTIONS = expect(
     statement("ListSource0", ["s3:ListBucket"], [f"{S3}data-lake"], prefix("curated/2026/*", "raw/*")),
     statement("ReadSource0", S3_READ, [f"{S3}data-lake/curated/2026/*", f"{S3}data-lake/raw/*"]),
-    statement("ListDestination", ["s3:ListBucket"], [f"{S3}team-archive"],
-              prefix("bucketzip/*", ".bucketzip-staging/*")),
-    statement("WriteDestination", S3_WRITE, [f"{S3}team-archive/bucketzip/*",
-                                             f"{S3}team-archive/.bucketzip-staging/*"]),
+    statement(
+        "ListDestination", ["s3:ListBucket"], [f"{S3}team-archive"], prefix("bucketzip/*", ".bucketzip-staging/*")
+    ),
+    statement(
+        "WriteDestination", S3_WRITE, [f"{S3}team-archive/bucketzip/*", f"{S3}team-archive/.bucketzip-staging/*"]
+    ),
     statement("DeleteStaging", ["s3:DeleteObject"], [f"{S3}team-archive/.bucketzip-staging/*"]),
     statement("StateTable", TABLE, ["${StateTable.Arn}"]),
     statement("DestinationKey", ["kms:Decrypt", "kms:GenerateDataKey"], [KMS_DEST]),
@@ -98,8 +130,11 @@ def state_machine_statements(name: str):
     return expect(
         statement(None, STATE_MACHINE_DELIVERY, ["*"]),
         statement("InvokeFunctions", ["lambda:InvokeFunction"], FUNCTIONS),
-        statement("ContinueAsNew", ["states:StartExecution"],
-                  [f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"]),
+        statement(
+            "ContinueAsNew",
+            ["states:StartExecution"],
+            [f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"],
+        ),
     )
 
 
@@ -133,11 +168,20 @@ def test_no_wildcard_resource_or_action_on_s3_or_dynamodb(any_synth):
                 assert "*" not in s["Resource"], s
 
 
-@pytest.mark.parametrize("fixture,services", [
-    ("main", {"FunctionsRole": "lambda.amazonaws.com", "ArchiveStateMachineRole": "states.amazonaws.com",
-              "SchedulesRole": "scheduler.amazonaws.com"}),
-    ("existing", {"FunctionsRole": "lambda.amazonaws.com", "ArchiveStateMachineRole": "states.amazonaws.com"}),
-])
+@pytest.mark.parametrize(
+    "fixture,services",
+    [
+        (
+            "main",
+            {
+                "FunctionsRole": "lambda.amazonaws.com",
+                "ArchiveStateMachineRole": "states.amazonaws.com",
+                "SchedulesRole": "scheduler.amazonaws.com",
+            },
+        ),
+        ("existing", {"FunctionsRole": "lambda.amazonaws.com", "ArchiveStateMachineRole": "states.amazonaws.com"}),
+    ],
+)
 def test_roles_trust_one_service_and_carry_no_other_policies(request, fixture, services):
     synth = request.getfixturevalue(fixture)
     roles = synth.resources("AWS::IAM::Role")
@@ -162,9 +206,12 @@ def test_resource_policies(main):
     _, bucket_policy = main.one("AWS::S3::BucketPolicy")
     (deny,) = bucket_policy["Properties"]["PolicyDocument"]["Statement"]
     assert normalize(deny) == {
-        "Sid": None, "Effect": "Deny", "Action": ["s3:*"],
+        "Sid": None,
+        "Effect": "Deny",
+        "Action": ["s3:*"],
         "Resource": ["${DestinationBucket.Arn}", "${DestinationBucket.Arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
     assert deny["Principal"] == {"AWS": "*"}
 
     _, topic_policy = main.one("AWS::SNS::TopicPolicy")
@@ -173,6 +220,10 @@ def test_resource_policies(main):
     assert statements["AllowPublishThroughSSLOnly"]["Effect"] == "Deny"
     alarms = statements["CloudWatchAlarms"]
     assert normalize(alarms) == {
-        "Sid": "CloudWatchAlarms", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": ["${AlarmsTopic}"],
-        "Condition": {"StringEquals": {"aws:SourceAccount": "${AWS::AccountId}"}}}
+        "Sid": "CloudWatchAlarms",
+        "Effect": "Allow",
+        "Action": ["sns:Publish"],
+        "Resource": ["${AlarmsTopic}"],
+        "Condition": {"StringEquals": {"aws:SourceAccount": "${AWS::AccountId}"}},
+    }
     assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}

@@ -38,7 +38,7 @@ def test_pip_targets_lambda_arm64_python():
     command = packaging.pip_command("/out", ["isal"])
     assert command[-3:] == ["--target", "/out", "isal"] or command[-1] == "isal"
     assert "--only-binary=:all:" in command
-    assert command[command.index("--python-version") + 1] == "3.14" == packaging.RUNTIME.name[len("python"):]
+    assert command[command.index("--python-version") + 1] == "3.14" == packaging.RUNTIME.name[len("python") :]
     platforms = [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"]
     assert platforms and all(p.endswith("_aarch64") for p in platforms)
     assert "manylinux2014_aarch64" in platforms
@@ -53,7 +53,8 @@ def test_copy_mode(tmp_path):
     assert packaging.LocalBundling("copy", ["never-installed"]).try_bundle(str(tmp_path)) is True
     assert_functions_copied(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in FUNCTIONS_DIR.iterdir() if p.name != "__pycache__" and not p.name.endswith(".egg-info"))
+        p.name for p in FUNCTIONS_DIR.iterdir() if p.name != "__pycache__" and not p.name.endswith(".egg-info")
+    )
 
 
 def test_auto_mode_falls_back_with_a_warning_when_pip_fails(tmp_path, monkeypatch):

@@ -9,14 +9,29 @@ FUNCTIONS = {"start": (512, 120), "step": (2048, 900), "finish": (1024, 900), "a
 
 
 def test_resource_inventory(main, existing):
-    counts = {"AWS::DynamoDB::Table": 1, "AWS::Lambda::Function": 4, "AWS::StepFunctions::StateMachine": 1,
-              "AWS::Logs::LogGroup": 5, "AWS::SNS::Topic": 1, "AWS::CloudWatch::Alarm": 3, "AWS::IAM::Role": 3,
-              "AWS::S3::Bucket": 1, "AWS::Scheduler::Schedule": 2, "AWS::Scheduler::ScheduleGroup": 1,
-              "AWS::SNS::Subscription": 1}
+    counts = {
+        "AWS::DynamoDB::Table": 1,
+        "AWS::Lambda::Function": 4,
+        "AWS::StepFunctions::StateMachine": 1,
+        "AWS::Logs::LogGroup": 5,
+        "AWS::SNS::Topic": 1,
+        "AWS::CloudWatch::Alarm": 3,
+        "AWS::IAM::Role": 3,
+        "AWS::S3::Bucket": 1,
+        "AWS::Scheduler::Schedule": 2,
+        "AWS::Scheduler::ScheduleGroup": 1,
+        "AWS::SNS::Subscription": 1,
+    }
     for type_, count in counts.items():
         main.assertions.resource_count_is(type_, count)
-    for type_, count in {**counts, "AWS::IAM::Role": 2, "AWS::S3::Bucket": 0, "AWS::Scheduler::Schedule": 0,
-                         "AWS::Scheduler::ScheduleGroup": 0, "AWS::SNS::Subscription": 0}.items():
+    for type_, count in {
+        **counts,
+        "AWS::IAM::Role": 2,
+        "AWS::S3::Bucket": 0,
+        "AWS::Scheduler::Schedule": 0,
+        "AWS::Scheduler::ScheduleGroup": 0,
+        "AWS::SNS::Subscription": 0,
+    }.items():
         existing.assertions.resource_count_is(type_, count)
     # nothing else sneaks in (custom resources, extra functions, Lambda event configs...)
     allowed = set(counts) | {"AWS::IAM::Policy", "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"}
@@ -26,19 +41,26 @@ def test_resource_inventory(main, existing):
 
 def test_table(main, existing):
     for synth, pitr in ((main, False), (existing, True)):
-        synth.assertions.has_resource("AWS::DynamoDB::Table", {
-            "Properties": {
-                "KeySchema": [{"AttributeName": "run_id", "KeyType": "HASH"},
-                              {"AttributeName": "sk", "KeyType": "RANGE"}],
-                "AttributeDefinitions": [{"AttributeName": "run_id", "AttributeType": "S"},
-                                         {"AttributeName": "sk", "AttributeType": "S"}],
-                "BillingMode": "PAY_PER_REQUEST",
-                "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
-                "SSESpecification": {"SSEEnabled": True},
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": pitr},
+        synth.assertions.has_resource(
+            "AWS::DynamoDB::Table",
+            {
+                "Properties": {
+                    "KeySchema": [
+                        {"AttributeName": "run_id", "KeyType": "HASH"},
+                        {"AttributeName": "sk", "KeyType": "RANGE"},
+                    ],
+                    "AttributeDefinitions": [
+                        {"AttributeName": "run_id", "AttributeType": "S"},
+                        {"AttributeName": "sk", "AttributeType": "S"},
+                    ],
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+                    "SSESpecification": {"SSEEnabled": True},
+                    "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": pitr},
+                },
+                "DeletionPolicy": "Delete",
             },
-            "DeletionPolicy": "Delete",
-        })
+        )
 
 
 def functions_by_name(synth) -> dict[str, dict]:
@@ -65,8 +87,12 @@ def test_functions(main, existing):
             assert props["TracingConfig"] == {"Mode": "Active"}
             assert props.get("Layers") == layers
             env = props["Environment"]["Variables"]
-            assert env == {"BUCKETZIP_TABLE": env["BUCKETZIP_TABLE"], "BUCKETZIP_STATE_TTL_DAYS": "14",
-                           "POWERTOOLS_SERVICE_NAME": "bucketzip", "POWERTOOLS_METRICS_NAMESPACE": "Bucketzip"}
+            assert env == {
+                "BUCKETZIP_TABLE": env["BUCKETZIP_TABLE"],
+                "BUCKETZIP_STATE_TTL_DAYS": "14",
+                "POWERTOOLS_SERVICE_NAME": "bucketzip",
+                "POWERTOOLS_METRICS_NAMESPACE": "Bucketzip",
+            }
             assert render(env["BUCKETZIP_TABLE"]) == "${StateTable}"
             assert render(props["LoggingConfig"]["LogGroup"]) == f"${{Functions{name.title()}Logs}}"
         assert functions["step"]["Timeout"] == 900  # the Lambda maximum
@@ -76,58 +102,95 @@ def test_functions(main, existing):
 
 def test_log_groups(main, existing):
     for synth, stack, days in ((main, "Bucketzip", 30), (existing, "Archiver", 90)):
-        names = {g["Properties"]["LogGroupName"]: g["Properties"]["RetentionInDays"]
-                 for g in synth.resources("AWS::Logs::LogGroup").values()}
-        assert names == {**{f"/aws/lambda/{stack}-{n}": days for n in FUNCTIONS},
-                         f"/aws/vendedlogs/states/{stack}-archive": days}
+        names = {
+            g["Properties"]["LogGroupName"]: g["Properties"]["RetentionInDays"]
+            for g in synth.resources("AWS::Logs::LogGroup").values()
+        }
+        assert names == {
+            **{f"/aws/lambda/{stack}-{n}": days for n in FUNCTIONS},
+            f"/aws/vendedlogs/states/{stack}-archive": days,
+        }
 
 
 def test_created_destination_bucket(main):
-    main.assertions.has_resource("AWS::S3::Bucket", {
-        "Properties": {
-            "BucketName": DEST_BUCKET,
-            "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
-            "VersioningConfiguration": {"Status": "Enabled"},
-            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-            "LifecycleConfiguration": {"Rules": [
-                {"Id": "abort-incomplete-multipart-uploads", "Status": "Enabled",
-                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
-                {"Id": "expire-staging-objects", "Status": "Enabled", "Prefix": ".bucketzip-staging/",
-                 "ExpirationInDays": 7, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
-            ]},
+    main.assertions.has_resource(
+        "AWS::S3::Bucket",
+        {
+            "Properties": {
+                "BucketName": DEST_BUCKET,
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "abort-incomplete-multipart-uploads",
+                            "Status": "Enabled",
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                        },
+                        {
+                            "Id": "expire-staging-objects",
+                            "Status": "Enabled",
+                            "Prefix": ".bucketzip-staging/",
+                            "ExpirationInDays": 7,
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                        },
+                    ]
+                },
+            },
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
         },
-        "DeletionPolicy": "Retain",
-        "UpdateReplacePolicy": "Retain",
-    })
+    )
 
 
 def test_created_bucket_uses_configured_kms_key(tmp_path):
     from infra_support import KMS_DEST, MAIN_CONTEXT, synthesize
 
-    synth = synthesize({**MAIN_CONTEXT, "dest_kms_key_arn": KMS_DEST, "schedules": [], "alarm_email": None},
-                       tmp_path)
-    synth.assertions.has_resource_properties("AWS::S3::Bucket", {
-        "BucketEncryption": {"ServerSideEncryptionConfiguration": [{
-            "BucketKeyEnabled": True,
-            "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_DEST}}]}})
+    synth = synthesize({**MAIN_CONTEXT, "dest_kms_key_arn": KMS_DEST, "schedules": [], "alarm_email": None}, tmp_path)
+    synth.assertions.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {
+                        "BucketKeyEnabled": True,
+                        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_DEST},
+                    }
+                ]
+            }
+        },
+    )
 
 
 def test_state_machine_logging_and_tracing(main):
-    main.assertions.has_resource_properties("AWS::StepFunctions::StateMachine", {
-        "StateMachineName": "Bucketzip-archive",
-        "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": True,
-                                 "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": Match.any_value()}}]},
-        "TracingConfiguration": {"Enabled": True},
-    })
+    main.assertions.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineName": "Bucketzip-archive",
+            "LoggingConfiguration": {
+                "Level": "ALL",
+                "IncludeExecutionData": True,
+                "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": Match.any_value()}}],
+            },
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
 
 
 def test_failure_alarms(main, existing):
     for synth in (main, existing):
-        alarms = {a["Properties"]["MetricName"]: a["Properties"]
-                  for a in synth.resources("AWS::CloudWatch::Alarm").values()}
+        alarms = {
+            a["Properties"]["MetricName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()
+        }
         assert set(alarms) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
         for props in alarms.values():
             assert props["Namespace"] == "AWS/States"
@@ -136,15 +199,19 @@ def test_failure_alarms(main, existing):
             assert props["TreatMissingData"] == "notBreaching"
             assert [render(a) for a in props["AlarmActions"]] == ["${AlarmsTopic}"]
             assert [render(d["Value"]) for d in props["Dimensions"]] == ["${ArchiveStateMachine}"]
-    main.assertions.has_resource_properties("AWS::SNS::Subscription",
-                                            {"Protocol": "email", "Endpoint": "ops@example.com"})
+    main.assertions.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
+    )
 
 
 def test_outputs(main, existing):
-    for synth, source, dest in ((main, "s3://acme-misc/reports/", "s3://${DestinationBucket}/backups/acme-misc.zip"),
-                                (existing, "s3://data-lake/raw/", "s3://team-archive/bucketzip/data-lake.zip")):
+    for synth, source, dest in (
+        (main, "s3://acme-misc/reports/", "s3://${DestinationBucket}/backups/acme-misc.zip"),
+        (existing, "s3://data-lake/raw/", "s3://team-archive/bucketzip/data-lake.zip"),
+    ):
         outputs = {k: render(v["Value"]) for k, v in synth.template["Outputs"].items()}
         assert outputs["StateMachineArn"] == "${ArchiveStateMachine}"
         assert outputs["TableName"] == "${StateTable}"
         assert outputs["StartCommand"] == (
-            f"bucketzip start --state-machine ${{ArchiveStateMachine}} --source {source} --dest {dest}")
+            f"bucketzip start --state-machine ${{ArchiveStateMachine}} --source {source} --dest {dest}"
+        )

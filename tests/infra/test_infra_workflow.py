@@ -11,8 +11,12 @@ from infra_support import render
 from infra.config import ASL_PATH
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-SUBSTITUTIONS = {"StartFunctionArn": "start", "StepFunctionArn": "step",
-                 "FinishFunctionArn": "finish", "AbortFunctionArn": "abort"}
+SUBSTITUTIONS = {
+    "StartFunctionArn": "start",
+    "StepFunctionArn": "step",
+    "FinishFunctionArn": "finish",
+    "AbortFunctionArn": "abort",
+}
 
 
 def machine(synth) -> dict:
@@ -71,9 +75,15 @@ def test_schedules(main):
     assert set(found) == {"photos-nightly", "logs-weekly"}
     photos, logs = found["photos-nightly"], found["logs-weekly"]
     assert (photos["ScheduleExpression"], photos["ScheduleExpressionTimezone"], photos["State"]) == (
-        "cron(0 3 * * ? *)", "Europe/Paris", "ENABLED")
+        "cron(0 3 * * ? *)",
+        "Europe/Paris",
+        "ENABLED",
+    )
     assert (logs["ScheduleExpression"], logs["ScheduleExpressionTimezone"], logs["State"]) == (
-        "cron(30 1 ? * SUN *)", "UTC", "DISABLED")
+        "cron(30 1 ? * SUN *)",
+        "UTC",
+        "DISABLED",
+    )
     assert logs["Description"] == "Weekly application logs"
     for props in found.values():
         assert props["GroupName"] == "Bucketzip"
@@ -87,14 +97,22 @@ def test_schedules(main):
 def test_schedule_input_is_the_execution_input(main):
     found = schedules(main)
     assert json.loads(found["photos-nightly"]["Target"]["Input"]) == {
-        "source_bucket": "acme-photos", "dest_bucket": "acme-archives",
+        "source_bucket": "acme-photos",
+        "dest_bucket": "acme-archives",
         "dest_key": "backups/{source_bucket}/{date:%Y-%m-%d}.zip",
-        "exclude": ["*.tmp", "cache/*"], "compression": "auto", "concurrency": 16,
+        "exclude": ["*.tmp", "cache/*"],
+        "compression": "auto",
+        "concurrency": 16,
     }
     assert json.loads(found["logs-weekly"]["Target"]["Input"]) == {
-        "source_bucket": "acme-logs", "source_prefix": "app/", "dest_bucket": "acme-archives",
+        "source_bucket": "acme-logs",
+        "source_prefix": "app/",
+        "dest_bucket": "acme-archives",
         "dest_key": "backups/logs/{date:%G-W%V}.zip",
-        "compression": "deflate", "level": 9, "part_size": "64MiB", "overwrite": True,
+        "compression": "deflate",
+        "level": 9,
+        "part_size": "64MiB",
+        "overwrite": True,
     }
 
 

@@ -75,8 +75,7 @@ def _run(argv: list[str], timeout: float, ok_codes: tuple[int, ...] = (0,)) -> s
         raise ReaderError(f"`{' '.join(argv)}` timed out after {timeout}s") from exc
     if proc.returncode not in ok_codes:
         raise ReaderError(
-            f"`{' '.join(argv)}` exited {proc.returncode}\n"
-            f"stderr: {_tail(proc.stderr)}\nstdout: {_tail(proc.stdout)}"
+            f"`{' '.join(argv)}` exited {proc.returncode}\nstderr: {_tail(proc.stderr)}\nstdout: {_tail(proc.stdout)}"
         )
     return proc.stdout.decode("utf-8", "replace")
 
@@ -186,9 +185,7 @@ def _java_command() -> list[str]:
             _java_cmd = fast + [str(JAVA_SOURCE)]
             if shutil.which("javac"):
                 classes = tempfile.mkdtemp(prefix="bucketzip-zipcheck-")
-                proc = subprocess.run(
-                    ["javac", "-d", classes, str(JAVA_SOURCE)], capture_output=True, env=_ENV
-                )
+                proc = subprocess.run(["javac", "-d", classes, str(JAVA_SOURCE)], capture_output=True, env=_ENV)
                 atexit.register(shutil.rmtree, classes, ignore_errors=True)
                 if proc.returncode == 0:
                     _java_cmd = fast + ["-cp", classes, "ZipCheck"]
@@ -233,9 +230,7 @@ def read_with(reader: str, path: str | os.PathLike, timeout: float = TIMEOUT) ->
 # ---- the check -------------------------------------------------------------
 
 
-def _expected_listing(
-    expected: Mapping[str, bytes], directories: Iterable[str], with_parents: bool
-) -> Listing:
+def _expected_listing(expected: Mapping[str, bytes], directories: Iterable[str], with_parents: bool) -> Listing:
     listing: Listing = {}
     for name, data in expected.items():
         if name.endswith("/"):  # a directory given in `expected` itself
@@ -270,8 +265,10 @@ def _diff(reader: str, want: Listing, got: Listing, sizes: Mapping[str, int]) ->
     if unexpected:
         lines.append(f"  unexpected: {first(unexpected)}")
     if differing:
-        detail = [f"{n!r} (expected {sizes.get(n, '?')} bytes sha256 {want[n][:12]}, got {got[n][:12]})"
-                  for n in differing[:5]]
+        detail = [
+            f"{n!r} (expected {sizes.get(n, '?')} bytes sha256 {want[n][:12]}, got {got[n][:12]})"
+            for n in differing[:5]
+        ]
         lines.append(f"  content differs: {', '.join(detail)}")
     return "\n".join(lines)
 
@@ -305,5 +302,4 @@ def check_archive(
     with ThreadPoolExecutor(max_workers=len(readers) or 1) as pool:
         failures = [msg for msg in pool.map(one, readers) if msg]
     if failures:
-        raise AssertionError(f"{len(failures)} of {len(readers)} readers rejected {path}:\n"
-                             + "\n".join(failures))
+        raise AssertionError(f"{len(failures)} of {len(readers)} readers rejected {path}:\n" + "\n".join(failures))

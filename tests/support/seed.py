@@ -12,8 +12,7 @@ def seed_bucket(s3, bucket: str, objects: Mapping[str, bytes], **put_kwargs: Any
     """put_object every key -> bytes (in dict order), with extra put_object
     arguments (ContentType=..., Metadata=..., StorageClass=...). Returns key -> ETag."""
     return {
-        key: s3.put_object(Bucket=bucket, Key=key, Body=body, **put_kwargs)["ETag"]
-        for key, body in objects.items()
+        key: s3.put_object(Bucket=bucket, Key=key, Body=body, **put_kwargs)["ETag"] for key, body in objects.items()
     }
 
 
@@ -46,10 +45,12 @@ def empty_and_delete_bucket(s3, bucket: str) -> None:
     for upload in list_multipart_uploads(s3, bucket):
         s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                  for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        doomed = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         for i in range(0, len(doomed), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[i:i + 1000], "Quiet": True})
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[i : i + 1000], "Quiet": True})
     s3.delete_bucket(Bucket=bucket)
 
 

@@ -7,7 +7,7 @@ import hashlib
 import io
 import random
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _BLOCK = random.Random(5).randbytes(1_048_573)  # prime length: no alignment with chunks/parts
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
@@ -17,7 +17,7 @@ def generate(offset: int, length: int) -> bytes:
     """Bytes [offset, offset+length) of the endless pseudo-random stream (incompressible)."""
     start = offset % len(_BLOCK)
     reps = (start + length) // len(_BLOCK) + 1
-    return (_BLOCK * reps)[start:start + length] if reps < 8 else _tile(start, length)
+    return (_BLOCK * reps)[start : start + length] if reps < 8 else _tile(start, length)
 
 
 def _tile(start: int, length: int) -> bytes:
@@ -41,7 +41,7 @@ class SyntheticSource:
             sizes = {key: len(body) for key, body in bodies.items()}
         self._real, self._bucket, self._sizes = real, bucket, dict(sorted(sizes.items()))
         self._bodies = bodies
-        self._modified = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        self._modified = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
     def __getattr__(self, name):
         return getattr(self._real, name)
@@ -52,13 +52,23 @@ class SyntheticSource:
     def list_objects_v2(self, **kwargs):
         if kwargs.get("Bucket") != self._bucket:
             return self._real.list_objects_v2(**kwargs)
-        keys = [k for k in self._sizes if k.startswith(kwargs.get("Prefix", ""))
-                and k > kwargs.get("StartAfter", "")]
+        keys = [k for k in self._sizes if k.startswith(kwargs.get("Prefix", "")) and k > kwargs.get("StartAfter", "")]
         start = int(kwargs.get("ContinuationToken") or 0)
         end = start + kwargs.get("MaxKeys", 1000)
-        page = {"IsTruncated": end < len(keys), "KeyCount": len(keys[start:end]), "Contents": [
-            {"Key": k, "Size": self._sizes[k], "ETag": self._etag(k), "LastModified": self._modified,
-             "StorageClass": "STANDARD"} for k in keys[start:end]]}
+        page = {
+            "IsTruncated": end < len(keys),
+            "KeyCount": len(keys[start:end]),
+            "Contents": [
+                {
+                    "Key": k,
+                    "Size": self._sizes[k],
+                    "ETag": self._etag(k),
+                    "LastModified": self._modified,
+                    "StorageClass": "STANDARD",
+                }
+                for k in keys[start:end]
+            ],
+        }
         if end < len(keys):
             page["NextContinuationToken"] = str(end)
         return page
@@ -76,8 +86,13 @@ class SyntheticSource:
         first, last = (int(match.group(1)), int(match.group(2))) if match else (0, size - 1)
         length = max(0, min(last, size - 1) - first + 1)
         if self._bodies is not None:
-            data = self._bodies[kwargs["Key"]][first:first + length]
+            data = self._bodies[kwargs["Key"]][first : first + length]
         else:
             data = generate(first, length)
-        return {"Body": io.BytesIO(data), "ContentLength": len(data), "ETag": self._etag(kwargs["Key"]),
-                "ContentType": "application/octet-stream", "Metadata": {}}
+        return {
+            "Body": io.BytesIO(data),
+            "ContentLength": len(data),
+            "ETag": self._etag(kwargs["Key"]),
+            "ContentType": "application/octet-stream",
+            "Metadata": {},
+        }

@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from workflow_helpers import StoreFaults
 
 from bucketzip.workflow.local import LocalWorkflow
-from workflow_helpers import StoreFaults
 
 
 @pytest.fixture

@@ -7,19 +7,23 @@ import json
 import re
 
 import pytest
+from workflow_helpers import assert_nothing_left, assert_nothing_left_after_failure, cause_message
 
 from bucketzip.workflow.definition import PLACEHOLDERS, definition_path
 from bucketzip.workflow.lambdas import ServiceError
 from handlers.common import DEFAULT_LOOPS_PER_EXECUTION
 from handlers.models import MAX_LOOPS_PER_EXECUTION
 from support.seed import seed_bucket
-from workflow_helpers import assert_nothing_left, assert_nothing_left_after_failure, cause_message
 
 # Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                         "Lambda.TooManyRequestsException"}
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
 HISTORY_LIMIT = 25_000
 
 
@@ -29,25 +33,28 @@ def definition():
 
 
 def lambda_tasks(definition):
-    return {name: state for name, state in definition["States"].items()
-            if state["Type"] == "Task" and state["Resource"].startswith("${")}
+    return {
+        name: state
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task" and state["Resource"].startswith("${")
+    }
 
 
 def test_placeholders_are_the_four_function_arns(definition):
     text = definition_path().read_text()
     assert set(re.findall(r"\$\{(\w+)\}", text)) == set(PLACEHOLDERS)
     assert {s["Resource"] for s in lambda_tasks(definition).values()} == {f"${{{p}}}" for p in PLACEHOLDERS}
-    assert "QueryLanguage" not in definition      # JSONPath, the default
+    assert "QueryLanguage" not in definition  # JSONPath, the default
 
 
 def test_every_task_is_caught_and_goes_through_abort(definition):
     for name, state in definition["States"].items():
         if state["Type"] != "Task":
             continue
-        catch, = state["Catch"]
+        (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"]
         if name == "Abort":
-            assert catch["Next"] == "Fail" and catch["ResultPath"] != "$.error"   # keep the original
+            assert catch["Next"] == "Fail" and catch["ResultPath"] != "$.error"  # keep the original
         else:
             assert (catch["Next"], catch["ResultPath"]) == ("Abort", "$.error")
     assert definition["States"]["Abort"]["Next"] == "Fail"
@@ -82,13 +89,21 @@ def test_loop_budget_fits_the_history_limit(workflow, buckets, s3):
     """Measure history events per loop iteration on a real run; the loop budget must fit."""
     source, dest = buckets
     seed_bucket(s3, source, {f"k{i}": bytes([i]) * 70_000 for i in range(12)})
-    outcome = workflow.run({"source_bucket": source, "dest_bucket": dest, "dest_key": "a.zip",
-                            "compression": "store", "step_bytes": "64KiB", "loops_per_execution": 50})
+    outcome = workflow.run(
+        {
+            "source_bucket": source,
+            "dest_bucket": dest,
+            "dest_key": "a.zip",
+            "compression": "store",
+            "step_bytes": "64KiB",
+            "loops_per_execution": 50,
+        }
+    )
     assert outcome.succeeded and len(outcome.executions) == 1
-    steps = outcome.output["steps"] - 1           # the engine counts Finish as a step
+    steps = outcome.output["steps"] - 1  # the engine counts Finish as a step
     entered = [e.get("stateEnteredEventDetails", {}).get("name") for e in workflow.history(outcome.execution_arn)]
     per_loop = (entered.index("Finish") - entered.index("Step")) / steps
-    assert per_loop == 9                          # Step task 5, Count 2, IsArchived 2 (as on AWS)
+    assert per_loop == 9  # Step task 5, Count 2, IsArchived 2 (as on AWS)
     assert MAX_LOOPS_PER_EXECUTION * per_loop < 0.8 * HISTORY_LIMIT
     assert DEFAULT_LOOPS_PER_EXECUTION * per_loop < 0.5 * HISTORY_LIMIT
 
@@ -100,8 +115,11 @@ def small_run(s3, source, dest) -> dict:
 
 def test_lambda_throttling_and_timeouts_are_retried(workflow, buckets, s3, dynamodb):
     source, dest = buckets
-    failures = [ServiceError(), ServiceError("ServiceException", 500, "internal"),
-                type("Sandbox.Timedout", (Exception,), {})("Task timed out after 900.00 seconds")]
+    failures = [
+        ServiceError(),
+        ServiceError("ServiceException", 500, "internal"),
+        type("Sandbox.Timedout", (Exception,), {})("Task timed out after 900.00 seconds"),
+    ]
 
     def flaky(event, context, call):
         if failures:
@@ -112,8 +130,11 @@ def test_lambda_throttling_and_timeouts_are_retried(workflow, buckets, s3, dynam
     outcome = workflow.run(small_run(s3, source, dest))
 
     assert outcome.succeeded, (outcome.error, outcome.cause)
-    errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in workflow.history(outcome.execution_arn)
-              if e["type"] == "LambdaFunctionFailed"]
+    errors = [
+        e["lambdaFunctionFailedEventDetails"]["error"]
+        for e in workflow.history(outcome.execution_arn)
+        if e["type"] == "LambdaFunctionFailed"
+    ]
     assert errors == ["Lambda.TooManyRequestsException", "Lambda.ServiceException", "Sandbox.Timedout"]
     assert_nothing_left(s3, dynamodb, workflow.table, dest)
 
@@ -140,7 +161,7 @@ def test_a_failing_abort_still_fails_with_the_original_error(workflow, buckets, 
         raise RuntimeError("abort is broken too")
 
     workflow.intercept("abort", broken)
-    outcome = workflow.run({"source_bucket": source, "dest_bucket": dest})   # no dest_key
+    outcome = workflow.run({"source_bucket": source, "dest_bucket": dest})  # no dest_key
     assert outcome.status == "FAILED" and outcome.error == "InputError"
     assert "dest_key" in cause_message(outcome)
 

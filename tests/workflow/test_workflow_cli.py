@@ -42,10 +42,25 @@ def test_start_then_watch_follows_continuations_to_the_archive(workflow, buckets
     source, dest = buckets
     seed_bucket(s3, source, {f"photos/{i:02d}.jpg": os.urandom(150_000) for i in range(12)})
 
-    code, _ = cli("start", "--state-machine", workflow.state_machine_arn, "--name", "cli-run",
-                  "--source", f"s3://{source}/photos/", "--dest", f"s3://{dest}/{{source_bucket}}/{{date:%Y}}.zip",
-                  "--include", "*.jpg", "--compression", "store", "--step-bytes", "512KiB",
-                  "--loops-per-execution", "2")
+    code, _ = cli(
+        "start",
+        "--state-machine",
+        workflow.state_machine_arn,
+        "--name",
+        "cli-run",
+        "--source",
+        f"s3://{source}/photos/",
+        "--dest",
+        f"s3://{dest}/{{source_bucket}}/{{date:%Y}}.zip",
+        "--include",
+        "*.jpg",
+        "--compression",
+        "store",
+        "--step-bytes",
+        "512KiB",
+        "--loops-per-execution",
+        "2",
+    )
     assert code == 0
     arn = started_arn(capsys.readouterr().out)
     assert arn.endswith(":cli-run")
@@ -65,8 +80,16 @@ def test_start_then_watch_follows_continuations_to_the_archive(workflow, buckets
 def test_start_with_watch_reports_a_failure_and_exits_1(workflow, buckets, s3, capsys):
     source, dest = buckets
     s3.put_object(Bucket=dest, Key="taken.zip", Body=b"x")
-    code, _ = cli("start", "--state-machine", workflow.state_machine_arn, "--watch", "--interval", "0.05",
-                  "--input", json.dumps({"source_bucket": source, "dest_bucket": dest, "dest_key": "taken.zip"}))
+    code, _ = cli(
+        "start",
+        "--state-machine",
+        workflow.state_machine_arn,
+        "--watch",
+        "--interval",
+        "0.05",
+        "--input",
+        json.dumps({"source_bucket": source, "dest_bucket": dest, "dest_key": "taken.zip"}),
+    )
     out = cli_output(capsys.readouterr().out)
     assert code == 1
     assert "FAILED" in out and "error: DestinationExists" in out and "taken.zip" in out
@@ -77,19 +100,39 @@ def test_start_input_file_and_options(tmp_path):
     path.write_text(json.dumps({"source_bucket": "a", "dest_bucket": "b", "dest_key": "k.zip", "strict": True}))
     parser = argparse.ArgumentParser()
     cli_workflow.register(parser.add_subparsers())
-    args = parser.parse_args(["start", "--state-machine", "arn", "--input", f"@{path}",
-                              "--dest", "s3://c/x/{date:%Y}.zip", "--overwrite", "--part-size", "64MiB"])
+    args = parser.parse_args(
+        [
+            "start",
+            "--state-machine",
+            "arn",
+            "--input",
+            f"@{path}",
+            "--dest",
+            "s3://c/x/{date:%Y}.zip",
+            "--overwrite",
+            "--part-size",
+            "64MiB",
+        ]
+    )
     assert cli_workflow.execution_input(args) == {
-        "source_bucket": "a", "dest_bucket": "c", "dest_key": "x/{date:%Y}.zip", "strict": True,
-        "overwrite": True, "part_size": "64MiB"}
+        "source_bucket": "a",
+        "dest_bucket": "c",
+        "dest_key": "x/{date:%Y}.zip",
+        "strict": True,
+        "overwrite": True,
+        "part_size": "64MiB",
+    }
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--source", "s3://a/"], "dest_bucket"),
-    (["--source", "a", "--dest", "s3://b/k.zip"], "--source"),
-    (["--source", "s3://a", "--dest", "s3://b/dir/"], "names no object"),
-    (["--input", "[1]"], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--source", "s3://a/"], "dest_bucket"),
+        (["--source", "a", "--dest", "s3://b/k.zip"], "--source"),
+        (["--source", "s3://a", "--dest", "s3://b/dir/"], "names no object"),
+        (["--input", "[1]"], "JSON object"),
+    ],
+)
 def test_start_bad_usage_exits_2(argv, message, capsys):
     code, _ = cli("start", "--state-machine", "arn:aws:states:us-east-1:1:stateMachine:x", *argv)
     assert code == 2 and message in capsys.readouterr().err
@@ -108,14 +151,19 @@ def test_demo_command(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FUNCTIONS), env.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, "-m", "bucketzip.cli_workflow", "demo", "--objects", "80", "--loops-per-execution", "2"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "Archived 81 objects" in out and "s3://demo-archives/backups/demo-photos/" in out
     assert "continue-as-new" in out and "0 continue-as-new" not in out
     assert "verified   every object read back byte for byte" in out
     assert "bucketzip start --state-machine" in out
-    assert '"level"' not in out                   # handlers' logs stay quiet in the demo
+    assert '"level"' not in out  # handlers' logs stay quiet in the demo
 
 
 def test_watch_reports_an_unknown_execution_without_a_traceback(moto_server, capsys):

@@ -6,12 +6,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from workflow_helpers import (
+    assert_nothing_left,
+    assert_nothing_left_after_failure,
+    cause_message,
+    fetch_archive,
+    random_objects,
+)
 
 from bucketzip.errors import RetryableError, StaleState
 from support.readers import PYTHON, UNZIP, check_archive
 from support.seed import list_multipart_uploads, seed_bucket
-from workflow_helpers import (assert_nothing_left, assert_nothing_left_after_failure, cause_message,
-                              fetch_archive, random_objects)
 
 # Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -20,21 +25,26 @@ MIB = 1024 * 1024
 
 
 def states_entered(workflow, execution_arn: str) -> list[str]:
-    return [e["stateEnteredEventDetails"]["name"] for e in workflow.history(execution_arn)
-            if "stateEnteredEventDetails" in e]
+    return [
+        e["stateEnteredEventDetails"]["name"]
+        for e in workflow.history(execution_arn)
+        if "stateEnteredEventDetails" in e
+    ]
 
 
-@pytest.mark.parametrize("case, error, words", [
-    ("missing field", "InputError", ["dest_bucket", "Field required"]),
-    ("unknown field", "InputError", ["sorce_bucket", "not permitted"]),
-    ("bad size", "InputError", ["part_size", "lots"]),
-    ("bad template", "InputError", ["dest_key", "{nope}"]),
-    ("missing source bucket", "SourceNotFound", ["no-such-source-bucket"]),
-    ("missing destination bucket", "DestinationNotFound", ["no-such-dest-bucket"]),
-    ("existing key", "DestinationExists", ["taken.zip", "overwrite"]),
-])
-def test_bad_input_fails_naming_the_problem_and_leaves_nothing(
-        case, error, words, workflow, buckets, s3, dynamodb):
+@pytest.mark.parametrize(
+    "case, error, words",
+    [
+        ("missing field", "InputError", ["dest_bucket", "Field required"]),
+        ("unknown field", "InputError", ["sorce_bucket", "not permitted"]),
+        ("bad size", "InputError", ["part_size", "lots"]),
+        ("bad template", "InputError", ["dest_key", "{nope}"]),
+        ("missing source bucket", "SourceNotFound", ["no-such-source-bucket"]),
+        ("missing destination bucket", "DestinationNotFound", ["no-such-dest-bucket"]),
+        ("existing key", "DestinationExists", ["taken.zip", "overwrite"]),
+    ],
+)
+def test_bad_input_fails_naming_the_problem_and_leaves_nothing(case, error, words, workflow, buckets, s3, dynamodb):
     source, dest = buckets
     seed_bucket(s3, source, {"a.txt": b"a", "b.txt": b"b"})
     s3.put_object(Bucket=dest, Key="taken.zip", Body=b"keep me")
@@ -70,18 +80,25 @@ def test_bad_input_fails_naming_the_problem_and_leaves_nothing(
 def big_run(s3, source: str, dest: str, step_bytes: str = "6MiB") -> tuple[dict, dict]:
     objects = random_objects(12, MIB, seed=3)
     seed_bucket(s3, source, objects)
-    return objects, {"source_bucket": source, "dest_bucket": dest, "dest_key": "run.zip",
-                     "part_size": "5MiB", "step_bytes": step_bytes}
+    return objects, {
+        "source_bucket": source,
+        "dest_bucket": dest,
+        "dest_key": "run.zip",
+        "part_size": "5MiB",
+        "step_bytes": step_bytes,
+    }
 
 
 def uploaded_parts(s3, state) -> int:
     request = state.request
-    return len(s3.list_parts(Bucket=request.dest_bucket, Key=request.dest_key,
-                             UploadId=state.upload_id).get("Parts", []))
+    return len(
+        s3.list_parts(Bucket=request.dest_bucket, Key=request.dest_key, UploadId=state.upload_id).get("Parts", [])
+    )
 
 
 def test_step_error_after_parts_were_uploaded_is_retried_to_a_valid_archive(
-        workflow, buckets, s3, dynamodb, store_faults, tmp_path):
+    workflow, buckets, s3, dynamodb, store_faults, tmp_path
+):
     source, dest = buckets
     objects, execution_input = big_run(s3, source, dest)
     seen = {}
@@ -105,7 +122,7 @@ def test_step_error_after_parts_were_uploaded_is_retried_to_a_valid_archive(
     outcome = workflow.run(execution_input)
 
     assert outcome.succeeded, (outcome.error, outcome.cause)
-    assert seen["parts_in_s3"] > seen["committed_parts"]   # the failed attempt had uploaded parts
+    assert seen["parts_in_s3"] > seen["committed_parts"]  # the failed attempt had uploaded parts
     errors = [i.error_type for i in workflow.invocations("step")]
     assert errors.count("RetryableError") == 1 and errors[-1] is None
     path = tmp_path / "run.zip"
@@ -114,8 +131,7 @@ def test_step_error_after_parts_were_uploaded_is_retried_to_a_valid_archive(
     assert_nothing_left(s3, dynamodb, workflow.table, dest)
 
 
-def test_step_error_exhausting_retries_aborts_and_leaves_nothing(
-        workflow, buckets, s3, dynamodb, store_faults):
+def test_step_error_exhausting_retries_aborts_and_leaves_nothing(workflow, buckets, s3, dynamodb, store_faults):
     source, dest = buckets
     _, execution_input = big_run(s3, source, dest)
     calls = []
@@ -137,7 +153,7 @@ def test_step_error_exhausting_retries_aborts_and_leaves_nothing(
 
     assert outcome.status == "FAILED" and outcome.error == "RetryableError"
     assert "S3 keeps answering 503" in cause_message(outcome)
-    assert len(calls) == 1 + 1 + 6                        # first step, failing step, 6 retries
+    assert len(calls) == 1 + 1 + 6  # first step, failing step, 6 retries
     assert len(workflow.invocations("abort")) == 1
     assert states_entered(workflow, outcome.execution_arn)[-2:] == ["Abort", "Fail"]
     assert_nothing_left_after_failure(s3, dynamodb, workflow.table, dest)
@@ -160,10 +176,10 @@ def test_late_zombie_step_cannot_commit_or_corrupt(workflow, buckets, s3, dynamo
 
     def interceptor(event, context, call):
         zombie["calls"] = zombie.get("calls", 0) + 1
-        if zombie["calls"] == 2:      # a duplicate of step 2 that stalls after loading
+        if zombie["calls"] == 2:  # a duplicate of step 2 that stalls after loading
             zombie["thread"] = threading.Thread(target=run_zombie, args=(event, context, call))
             zombie["thread"].start()
-        if zombie["calls"] == 4:      # steps 2 and 3 committed: wake the zombie up
+        if zombie["calls"] == 4:  # steps 2 and 3 committed: wake the zombie up
             release.set()
             zombie["thread"].join(60)
         return call(event, context)
@@ -218,7 +234,8 @@ def test_concurrent_duplicate_steps_commit_once(workflow, buckets, s3, dynamodb,
 
 
 def test_stale_step_seen_by_the_state_machine_is_retried_not_aborted(
-        workflow, buckets, s3, dynamodb, store_faults, tmp_path):
+    workflow, buckets, s3, dynamodb, store_faults, tmp_path
+):
     """The invocation the state machine waits for stalls after loading while a duplicate
     commits (e.g. a Lambda retry after a lost response): it fails with StaleState, the
     Step Retry reloads the latest state, and the run completes."""
@@ -263,6 +280,7 @@ def losing_the_first_response():
         if len(calls) == 1:
             raise ServiceError("ServiceException", 500, "response lost")
         return calls[-1]
+
     return calls, lose_the_first_response
 
 
@@ -287,7 +305,8 @@ def test_finish_retried_after_it_completed_still_succeeds(workflow, buckets, s3,
 
 @pytest.mark.parametrize("function", ["start", "step"])
 def test_a_lost_response_after_the_work_was_done_is_retried_harmlessly(
-        function, workflow, buckets, s3, dynamodb, tmp_path):
+    function, workflow, buckets, s3, dynamodb, tmp_path
+):
     """Start created the run / Step committed, then the response was lost: the retry finds
     the run (Start's run id comes from the execution name) or the committed state."""
     source, dest = buckets

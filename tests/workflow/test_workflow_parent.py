@@ -69,13 +69,22 @@ PARENT = {
 def test_parent_workflow_gets_the_archive(loops_per_execution, workflow, buckets, s3):
     source, dest = buckets
     seed_bucket(s3, source, {f"k{i}": bytes([i]) * 100_000 for i in range(8)})
-    definition = json.dumps(PARENT).replace("BUCKETZIP_STATE_MACHINE_ARN", workflow.state_machine_arn) \
+    definition = (
+        json.dumps(PARENT)
+        .replace("BUCKETZIP_STATE_MACHINE_ARN", workflow.state_machine_arn)
         .replace("DEST_BUCKET", dest)
+    )
     sfn = workflow.sfn
-    parent_arn = sfn.create_state_machine(name=f"{workflow.name}-parent", definition=definition,
-                                          roleArn="arn:aws:iam::123456789012:role/" + workflow.name + "-role")["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=parent_arn, name="parent", input=json.dumps(
-        {"source_bucket": source, "step_bytes": "200KB", "loops_per_execution": loops_per_execution}))
+    parent_arn = sfn.create_state_machine(
+        name=f"{workflow.name}-parent",
+        definition=definition,
+        roleArn="arn:aws:iam::123456789012:role/" + workflow.name + "-role",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(
+        stateMachineArn=parent_arn,
+        name="parent",
+        input=json.dumps({"source_bucket": source, "step_bytes": "200KB", "loops_per_execution": loops_per_execution}),
+    )
     outcome = workflow.wait(execution["executionArn"])
 
     assert outcome.succeeded, (outcome.error, outcome.cause)

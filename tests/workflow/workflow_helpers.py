@@ -108,5 +108,8 @@ def fetch_archive(s3, bucket: str, key: str, path) -> None:
 
 def step_events(workflow, execution_arn: str) -> int:
     """How many Step tasks an execution scheduled."""
-    return sum(1 for e in workflow.history(execution_arn)
-               if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "Step")
+    return sum(
+        1
+        for e in workflow.history(execution_arn)
+        if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "Step"
+    )

@@ -13,8 +13,17 @@ Everything here raises only BucketzipError subclasses (see .errors) on bad input
 
 from .archive import Archive, matches
 from .directory import ArchiveInfo, Entry, read_directory, read_end
-from .errors import (ArchiveChanged, ArchiveNotFound, CorruptArchive, CorruptManifest, DestinationExists,
-                     EntryCorrupt, ReadFailed, UnsafePath, UnsupportedArchive)
+from .errors import (
+    ArchiveChanged,
+    ArchiveNotFound,
+    CorruptArchive,
+    CorruptManifest,
+    DestinationExists,
+    EntryCorrupt,
+    ReadFailed,
+    UnsafePath,
+    UnsupportedArchive,
+)
 from .extract import ExtractResult, extract, safe_parts
 from .ls import Listed, list_archive
 from .manifest import Manifest, ManifestEntry, load_manifest, manifest_key, parse_manifest
@@ -23,10 +32,41 @@ from .restore import RestoreItem, RestoreResult, plan_restore, restore
 from .verify import VerifyReport, compare_source, verify, verify_s3
 
 __all__ = [
-    "Archive", "ArchiveChanged", "ArchiveInfo", "ArchiveNotFound", "BytesRangeReader", "CorruptArchive",
-    "CorruptManifest", "DestinationExists", "Entry", "EntryCorrupt", "ExtractResult", "FileRangeReader",
-    "Listed", "Manifest", "ManifestEntry", "RangeReader", "ReadFailed", "RestoreItem", "RestoreResult",
-    "S3RangeReader", "UnsafePath", "UnsupportedArchive", "VerifyReport", "compare_source", "extract",
-    "list_archive", "load_manifest", "manifest_key", "matches", "parse_manifest", "plan_restore",
-    "read_directory", "read_end", "restore", "safe_parts", "verify", "verify_s3",
+    "Archive",
+    "ArchiveChanged",
+    "ArchiveInfo",
+    "ArchiveNotFound",
+    "BytesRangeReader",
+    "CorruptArchive",
+    "CorruptManifest",
+    "DestinationExists",
+    "Entry",
+    "EntryCorrupt",
+    "ExtractResult",
+    "FileRangeReader",
+    "Listed",
+    "Manifest",
+    "ManifestEntry",
+    "RangeReader",
+    "ReadFailed",
+    "RestoreItem",
+    "RestoreResult",
+    "S3RangeReader",
+    "UnsafePath",
+    "UnsupportedArchive",
+    "VerifyReport",
+    "compare_source",
+    "extract",
+    "list_archive",
+    "load_manifest",
+    "manifest_key",
+    "matches",
+    "parse_manifest",
+    "plan_restore",
+    "read_directory",
+    "read_end",
+    "restore",
+    "safe_parts",
+    "verify",
+    "verify_s3",
 ]

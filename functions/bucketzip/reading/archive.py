@@ -1,14 +1,14 @@
 """An opened archive: a range reader, its end records, its entries, its manifest.
 
-    archive = Archive.open_s3(s3, "bucket", "backups/2024.zip")
-    for entry in archive.iter_entries(): ...          # streams the central directory
-    data = b"".join(archive.open_entry(entry))         # one ranged GET, checked
+archive = Archive.open_s3(s3, "bucket", "backups/2024.zip")
+for entry in archive.iter_entries(): ...          # streams the central directory
+data = b"".join(archive.open_entry(entry))         # one ranged GET, checked
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from .directory import ArchiveInfo, Entry, iter_entries, read_end
 from .entries import iter_entry_data
@@ -27,7 +27,7 @@ class Archive:
         self._manifest_loaded = False
 
     @classmethod
-    def open_s3(cls, s3, bucket: str, key: str, **reader_options) -> "Archive":
+    def open_s3(cls, s3, bucket: str, key: str, **reader_options) -> Archive:
         return cls(S3RangeReader.open(s3, bucket, key, **reader_options), s3=s3, bucket=bucket, key=key)
 
     @property
@@ -74,8 +74,9 @@ def matches(patterns: Sequence[str], name: str, key: str | None = None) -> bool:
     return False
 
 
-def select(entries: Iterable[Entry], patterns: Sequence[str],
-           names_to_keys: dict[str, ManifestEntry] | None = None) -> Iterator[Entry]:
+def select(
+    entries: Iterable[Entry], patterns: Sequence[str], names_to_keys: dict[str, ManifestEntry] | None = None
+) -> Iterator[Entry]:
     for entry in entries:
         source = names_to_keys.get(entry.name) if names_to_keys else None
         if matches(patterns, entry.name, source.key if source else None):
@@ -85,8 +86,9 @@ def select(entries: Iterable[Entry], patterns: Sequence[str],
 def check_no_overlaps(entries: Sequence[Entry], info: ArchiveInfo, label: str) -> None:
     """Refuse archives whose entries share bytes (overlapping-entry zip bombs)."""
     ordered = sorted(entries, key=lambda e: e.offset)
-    for previous, current in zip(ordered, ordered[1:]):
+    for previous, current in zip(ordered, ordered[1:], strict=False):
         if current.offset < previous.min_end:
             raise CorruptArchive(
                 f"{label}: entries {previous.name!r} and {current.name!r} overlap (offsets "
-                f"{previous.offset} and {current.offset}): corrupt archive or zip bomb")
+                f"{previous.offset} and {current.offset}): corrupt archive or zip bomb"
+            )

@@ -11,9 +11,9 @@ from __future__ import annotations
 import stat
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 from .errors import CorruptArchive, UnsupportedArchive
 from .rangereader import TAIL_SIZE, RangeReader
@@ -25,19 +25,28 @@ SIG_ZIP64_END = b"PK\x06\x06"
 SIG_ZIP64_LOCATOR = b"PK\x06\x07"
 SIG_DESCRIPTOR = b"PK\x07\x08"
 
-END = struct.Struct("<4s4H2LH")                      # 22 bytes
-ZIP64_LOCATOR = struct.Struct("<4sLQL")              # 20 bytes
-ZIP64_END = struct.Struct("<4sQ2H2L4Q")              # 56 bytes
-CENTRAL = struct.Struct("<4s4B4HL2L5H2L")            # 46 bytes
-LOCAL = struct.Struct("<4s2B4HL2L2H")                # 30 bytes
+END = struct.Struct("<4s4H2LH")  # 22 bytes
+ZIP64_LOCATOR = struct.Struct("<4sLQL")  # 20 bytes
+ZIP64_END = struct.Struct("<4sQ2H2L4Q")  # 56 bytes
+CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # 46 bytes
+LOCAL = struct.Struct("<4s2B4HL2L2H")  # 30 bytes
 
 MAX_COMMENT = 0xFFFF
 U16, U32 = 0xFFFF, 0xFFFFFFFF
 # Deflate cannot expand data more than ~1032:1; a declared size beyond this is a lie.
 MAX_DEFLATE_RATIO = 1100
 
-METHOD_NAMES = {0: "store", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma",
-                93: "zstd", 95: "xz", 98: "ppmd", 99: "aes"}
+METHOD_NAMES = {
+    0: "store",
+    8: "deflate",
+    9: "deflate64",
+    12: "bzip2",
+    14: "lzma",
+    93: "zstd",
+    95: "xz",
+    98: "ppmd",
+    99: "aes",
+}
 FLAG_ENCRYPTED, FLAG_DESCRIPTOR, FLAG_STRONG, FLAG_UTF8 = 0x1, 0x8, 0x40, 0x800
 
 
@@ -53,15 +62,15 @@ class Entry:
     crc: int
     compressed_size: int
     size: int
-    offset: int                     # absolute offset of the local header
-    mtime: datetime | None          # aware (UTC) when the archive recorded UTC, else naive
+    offset: int  # absolute offset of the local header
+    mtime: datetime | None  # aware (UTC) when the archive recorded UTC, else naive
     external_attr: int = 0
     create_system: int = 0
     version_needed: int = 0
     extra: bytes = b""
     comment: bytes = b""
     zip64: bool = False
-    record_offset: int = 0          # where this central record sits
+    record_offset: int = 0  # where this central record sits
 
     @property
     def method_name(self) -> str:
@@ -101,12 +110,12 @@ class ArchiveInfo:
     entries: int
     cd_offset: int
     cd_size: int
-    end_offset: int                         # the end of central directory record
+    end_offset: int  # the end of central directory record
     comment: bytes = b""
     zip64_end_offset: int | None = None
     zip64_locator_offset: int | None = None
-    base: int = 0                           # bytes prepended before the zip (offset shift)
-    trailing: int = 0                       # bytes after the end record and its comment
+    base: int = 0  # bytes prepended before the zip (offset shift)
+    trailing: int = 0  # bytes after the end record and its comment
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -130,15 +139,21 @@ class ArchiveInfo:
 
 def _dos_time(date: int, time: int) -> datetime | None:
     try:
-        return datetime(1980 + (date >> 9), (date >> 5) & 0xF, date & 0x1F,
-                        time >> 11, (time >> 5) & 0x3F, min((time & 0x1F) * 2, 59))
+        return datetime(
+            1980 + (date >> 9),
+            (date >> 5) & 0xF,
+            date & 0x1F,
+            time >> 11,
+            (time >> 5) & 0x3F,
+            min((time & 0x1F) * 2, 59),
+        )
     except ValueError:
         return None
 
 
 def _utc(seconds: float) -> datetime | None:
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
 
@@ -151,14 +166,14 @@ def iter_extra(extra: bytes) -> Iterator[tuple[int, bytes]]:
         tag, length = struct.unpack_from("<HH", extra, pos)
         if pos + 4 + length > len(extra):
             return
-        yield tag, extra[pos + 4: pos + 4 + length]
+        yield tag, extra[pos + 4 : pos + 4 + length]
         pos += 4 + length
 
 
 def decode_name(raw: bytes, flags: int, extra: bytes = b"") -> str:
     if flags & FLAG_UTF8:
         return raw.decode("utf-8", errors="replace")
-    for tag, payload in iter_extra(extra):       # Info-ZIP Unicode Path extra field
+    for tag, payload in iter_extra(extra):  # Info-ZIP Unicode Path extra field
         if tag == 0x7075 and len(payload) >= 5 and payload[0] == 1:
             if struct.unpack_from("<L", payload, 1)[0] == zlib.crc32(raw):
                 return payload[5:].decode("utf-8", errors="replace")
@@ -184,8 +199,9 @@ def _mtime(date: int, time: int, extra: bytes) -> datetime | None:
     return _dos_time(date, time)
 
 
-def apply_zip64(extra: bytes, size: int, csize: int, offset: int | None, disk: int | None,
-                where: str) -> tuple[int, int, int | None, int | None, bool]:
+def apply_zip64(
+    extra: bytes, size: int, csize: int, offset: int | None, disk: int | None, where: str
+) -> tuple[int, int, int | None, int | None, bool]:
     """Replace 0xFFFFFFFF fields by their zip64 extra values (in the spec's order)."""
     need = [size == U32, csize == U32, offset is not None and offset == U32, disk is not None and disk == U16]
     payload = None
@@ -204,7 +220,7 @@ def apply_zip64(extra: bytes, size: int, csize: int, offset: int | None, disk: i
             continue
         if pos + width > len(payload):
             raise CorruptArchive(f"{where}: zip64 extra field is too short")
-        values[i] = int.from_bytes(payload[pos: pos + width], "little")
+        values[i] = int.from_bytes(payload[pos : pos + width], "little")
         pos += width
     return values[0], values[1], values[2], values[3], True
 
@@ -242,18 +258,25 @@ def read_end(reader: RangeReader) -> ArchiveInfo:
         raise CorruptArchive(f"{reader.name}: not a zip archive (no end of central directory record)")
     (_, disk, cd_disk, n_disk, n_total, cd_size, cd_offset, comment_len) = END.unpack_from(tail, chosen)
     end_offset = tail_start + chosen
-    comment = bytes(tail[chosen + END.size: chosen + END.size + comment_len])
+    comment = bytes(tail[chosen + END.size : chosen + END.size + comment_len])
     trailing = size - (end_offset + END.size + comment_len)
 
-    info = ArchiveInfo(size=size, entries=n_total, cd_offset=cd_offset, cd_size=cd_size,
-                       end_offset=end_offset, comment=comment, trailing=trailing)
+    info = ArchiveInfo(
+        size=size,
+        entries=n_total,
+        cd_offset=cd_offset,
+        cd_size=cd_size,
+        end_offset=end_offset,
+        comment=comment,
+        trailing=trailing,
+    )
 
     # zip64: locator right before the end record
     loc_offset = end_offset - ZIP64_LOCATOR.size
     has_locator = False
     if loc_offset >= 0:
         rel = loc_offset - tail_start
-        loc_bytes = tail[rel: rel + ZIP64_LOCATOR.size] if rel >= 0 else reader.read_at(loc_offset, ZIP64_LOCATOR.size)
+        loc_bytes = tail[rel : rel + ZIP64_LOCATOR.size] if rel >= 0 else reader.read_at(loc_offset, ZIP64_LOCATOR.size)
         has_locator = loc_bytes[:4] == SIG_ZIP64_LOCATOR
     if has_locator:
         _, z_disk, z_offset, z_disks = ZIP64_LOCATOR.unpack(loc_bytes)
@@ -271,7 +294,8 @@ def read_end(reader: RangeReader) -> ArchiveInfo:
         if found is None:
             raise CorruptArchive(
                 f"{reader.name}: the zip64 end-of-central-directory locator points to offset "
-                f"{z_offset}, where there is no zip64 end record")
+                f"{z_offset}, where there is no zip64 end record"
+            )
         z_at, record = found
         (_, rec_size, _, _, disk, cd_disk, n_disk, n_total, cd_size, cd_offset) = ZIP64_END.unpack(record)
         if rec_size < ZIP64_END.size - 12 or z_at + 12 + rec_size > loc_offset:
@@ -291,18 +315,22 @@ def read_end(reader: RangeReader) -> ArchiveInfo:
     records_start = info.records_start
     if info.cd_size > size:
         raise CorruptArchive(
-            f"{reader.name}: central directory size {info.cd_size} is larger than the archive ({size} bytes)")
+            f"{reader.name}: central directory size {info.cd_size} is larger than the archive ({size} bytes)"
+        )
     if info.cd_offset > size:
         raise CorruptArchive(
-            f"{reader.name}: central directory offset {info.cd_offset} is past the end of the archive ({size} bytes)")
+            f"{reader.name}: central directory offset {info.cd_offset} is past the end of the archive ({size} bytes)"
+        )
     if info.cd_offset + info.cd_size > records_start:
         raise CorruptArchive(
             f"{reader.name}: central directory (offset {info.cd_offset}, {info.cd_size} bytes) "
-            f"overlaps the end records at offset {records_start}")
+            f"overlaps the end records at offset {records_start}"
+        )
     if info.entries * CENTRAL.size > info.cd_size:
         raise CorruptArchive(
             f"{reader.name}: the end record declares {info.entries} entries but the central directory "
-            f"of {info.cd_size} bytes can hold at most {info.cd_size // CENTRAL.size}")
+            f"of {info.cd_size} bytes can hold at most {info.cd_size // CENTRAL.size}"
+        )
     if info.entries == 0 and info.cd_size:
         # some writers leave the count at zero; let the directory parse count them
         info.notes.append("end record declares 0 entries for a non-empty central directory")
@@ -319,7 +347,8 @@ def read_end(reader: RangeReader) -> ArchiveInfo:
             at_plain = reader.read_at(info.cd_offset, 4) if info.cd_offset + 4 <= size else b""
             if at_plain != SIG_CENTRAL:
                 raise CorruptArchive(
-                    f"{reader.name}: no central directory at offset {info.cd_offset} (nor {info.cd_offset + shift})")
+                    f"{reader.name}: no central directory at offset {info.cd_offset} (nor {info.cd_offset + shift})"
+                )
             info.notes.append(f"{shift} unexpected bytes between the central directory and the end records")
     elif shift and not info.cd_size:
         info.base = shift
@@ -333,16 +362,19 @@ def check_entry(entry: Entry, info: ArchiveInfo) -> str | None:
     if entry.offset < info.base:
         return f"local header offset {entry.offset} is before the start of the archive data ({info.base})"
     if entry.offset + LOCAL.size + len(entry.raw_name) > limit:
-        return (f"local header offset {entry.offset} is past the end of the entry data "
-                f"(the central directory starts at {limit})")
+        return (
+            f"local header offset {entry.offset} is past the end of the entry data "
+            f"(the central directory starts at {limit})"
+        )
     if entry.min_end > limit:
-        return (f"compressed data ({entry.compressed_size} bytes at offset {entry.offset}) runs past "
-                f"the end of the entry data (offset {limit})")
+        return (
+            f"compressed data ({entry.compressed_size} bytes at offset {entry.offset}) runs past "
+            f"the end of the entry data (offset {limit})"
+        )
     if entry.method == 0 and not entry.encrypted and entry.compressed_size != entry.size:
         return f"stored entry with compressed size {entry.compressed_size} != size {entry.size}"
     if entry.method == 8 and not entry.encrypted and entry.size > entry.compressed_size * MAX_DEFLATE_RATIO + 1024:
-        return (f"declared size {entry.size} is impossible for {entry.compressed_size} bytes of "
-                f"deflate data (zip bomb?)")
+        return f"declared size {entry.size} is impossible for {entry.compressed_size} bytes of deflate data (zip bomb?)"
     return None
 
 
@@ -359,31 +391,64 @@ def iter_entries(reader: RangeReader, info: ArchiveInfo, *, strict: bool = True)
             at = stream.pos
             if cd_end - at < CENTRAL.size:
                 raise CorruptArchive(
-                    f"{reader.name}: {cd_end - at} stray bytes at the end of the central directory (offset {at})")
+                    f"{reader.name}: {cd_end - at} stray bytes at the end of the central directory (offset {at})"
+                )
             fixed = stream.read_exact(CENTRAL.size, "central directory record")
-            (sig, _create_version, create_system, version_needed, _, flags, method, time, date,
-             crc, csize, size, name_len, extra_len, comment_len, disk, _internal, external,
-             offset) = CENTRAL.unpack(fixed)
+            (
+                sig,
+                _create_version,
+                create_system,
+                version_needed,
+                _,
+                flags,
+                method,
+                time,
+                date,
+                crc,
+                csize,
+                size,
+                name_len,
+                extra_len,
+                comment_len,
+                disk,
+                _internal,
+                external,
+                offset,
+            ) = CENTRAL.unpack(fixed)
             if sig != SIG_CENTRAL:
                 raise CorruptArchive(f"{reader.name}: bad central directory record signature at offset {at}")
             variable = name_len + extra_len + comment_len
             if variable > cd_end - stream.pos:
                 raise CorruptArchive(
-                    f"{reader.name}: central directory record at offset {at} runs past the directory's end")
+                    f"{reader.name}: central directory record at offset {at} runs past the directory's end"
+                )
             rest = stream.read_exact(variable, "central directory record")
             raw_name = rest[:name_len]
-            extra = rest[name_len: name_len + extra_len]
-            comment = rest[name_len + extra_len:]
+            extra = rest[name_len : name_len + extra_len]
+            comment = rest[name_len + extra_len :]
             where = f"{reader.name}: entry {raw_name.decode('utf-8', 'replace')!r}"
             size, csize, offset, disk, zip64 = apply_zip64(extra, size, csize, offset, disk, where)
             if disk not in (0, None) and not (disk == U16 and zip64):
                 raise UnsupportedArchive(f"{reader.name}: spanned or split zip archives are not supported")
             entry = Entry(
-                index=index, name=decode_name(raw_name, flags, extra), raw_name=raw_name, flags=flags,
-                method=method, crc=crc, compressed_size=csize, size=size, offset=offset + info.base,
-                mtime=_mtime(date, time, extra), external_attr=external, create_system=create_system,
-                version_needed=version_needed, extra=extra, comment=comment, zip64=zip64,
-                record_offset=at)
+                index=index,
+                name=decode_name(raw_name, flags, extra),
+                raw_name=raw_name,
+                flags=flags,
+                method=method,
+                crc=crc,
+                compressed_size=csize,
+                size=size,
+                offset=offset + info.base,
+                mtime=_mtime(date, time, extra),
+                external_attr=external,
+                create_system=create_system,
+                version_needed=version_needed,
+                extra=extra,
+                comment=comment,
+                zip64=zip64,
+                record_offset=at,
+            )
             if strict:
                 problem = check_entry(entry, info)
                 if problem:
@@ -392,7 +457,8 @@ def iter_entries(reader: RangeReader, info: ArchiveInfo, *, strict: bool = True)
             yield entry
     if info.entries and index != info.entries and not (_count_wraps(info) and index % 0x10000 == info.entries):
         raise CorruptArchive(
-            f"{reader.name}: the central directory holds {index} records, the end record declares {info.entries}")
+            f"{reader.name}: the central directory holds {index} records, the end record declares {info.entries}"
+        )
 
 
 def _count_wraps(info: ArchiveInfo) -> bool:

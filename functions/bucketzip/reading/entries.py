@@ -15,11 +15,22 @@ import bz2
 import lzma
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from .directory import (FLAG_DESCRIPTOR, FLAG_ENCRYPTED, FLAG_STRONG, LOCAL, SIG_DESCRIPTOR,
-                        SIG_LOCAL, U32, ArchiveInfo, Entry, apply_zip64, check_entry)
+from .directory import (
+    FLAG_DESCRIPTOR,
+    FLAG_ENCRYPTED,
+    FLAG_STRONG,
+    LOCAL,
+    SIG_DESCRIPTOR,
+    SIG_LOCAL,
+    U32,
+    ArchiveInfo,
+    Entry,
+    apply_zip64,
+    check_entry,
+)
 from .errors import CorruptArchive, EntryCorrupt, UnsupportedArchive
 from .rangereader import ByteStream, RangeReader
 
@@ -56,8 +67,7 @@ class LocalHeader:
 def read_local_header(stream: ByteStream, label: str) -> LocalHeader:
     offset = stream.pos
     fixed = stream.read_exact(LOCAL.size, "local header")
-    (sig, version, _, flags, method, _time, _date, crc, csize, size, name_len,
-     extra_len) = LOCAL.unpack(fixed)
+    (sig, version, _, flags, method, _time, _date, crc, csize, size, name_len, extra_len) = LOCAL.unpack(fixed)
     if sig != SIG_LOCAL:
         raise CorruptArchive(f"{label}: no local header at offset {offset}")
     rest = stream.read_exact(name_len + extra_len, "local header")
@@ -70,23 +80,27 @@ def local_mismatches(local: LocalHeader, entry: Entry) -> list[str]:
     """Where the local header disagrees with the central directory record."""
     problems = []
     if local.raw_name != entry.raw_name:
-        problems.append(f"local header name {local.raw_name.decode('utf-8', 'replace')!r} differs "
-                        f"from the central directory's")
+        problems.append(
+            f"local header name {local.raw_name.decode('utf-8', 'replace')!r} differs from the central directory's"
+        )
     if local.method != entry.method:
         problems.append(f"local header method {local.method} differs from the central directory's {entry.method}")
     if (local.flags ^ entry.flags) & (FLAG_ENCRYPTED | FLAG_STRONG | FLAG_DESCRIPTOR):
-        problems.append(f"local header flags {local.flags:#06x} differ from the central "
-                        f"directory's {entry.flags:#06x}")
+        problems.append(f"local header flags {local.flags:#06x} differ from the central directory's {entry.flags:#06x}")
     if local.flags & FLAG_DESCRIPTOR:
-        for what, value, expected in (("CRC", local.crc, entry.crc),
-                                      ("compressed size", local.compressed_size, entry.compressed_size),
-                                      ("size", local.size, entry.size)):
+        for what, value, expected in (
+            ("CRC", local.crc, entry.crc),
+            ("compressed size", local.compressed_size, entry.compressed_size),
+            ("size", local.size, entry.size),
+        ):
             if value not in (0, expected):
                 problems.append(f"local header {what} {value} differs from the central directory's {expected}")
     else:
-        for what, value, expected in (("CRC", local.crc, entry.crc),
-                                      ("compressed size", local.compressed_size, entry.compressed_size),
-                                      ("size", local.size, entry.size)):
+        for what, value, expected in (
+            ("CRC", local.crc, entry.crc),
+            ("compressed size", local.compressed_size, entry.compressed_size),
+            ("size", local.size, entry.size),
+        ):
             if value != expected:
                 problems.append(f"local header {what} {value} differs from the central directory's {expected}")
     return problems
@@ -183,11 +197,11 @@ class _Lzma(_Bounded):
                     raise EntryCorrupt("bad LZMA header")
                 return
             try:
-                filters = [lzma._decode_filter_properties(lzma.FILTER_LZMA1, self._head[4:4 + props_size])]
+                filters = [lzma._decode_filter_properties(lzma.FILTER_LZMA1, self._head[4 : 4 + props_size])]
                 self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
             except (lzma.LZMAError, ValueError, MemoryError) as exc:
                 raise EntryCorrupt(f"bad LZMA properties: {exc}") from None
-            data, self._head = self._head[4 + props_size:], b""
+            data, self._head = self._head[4 + props_size :], b""
         yield from super().feed(data)
 
     def finish(self) -> Iterator[bytes]:
@@ -225,8 +239,9 @@ def decode(stream: ByteStream, entry: Entry, label: str) -> Iterator[bytes]:
         nonlocal crc, total
         total += len(out)
         if total > declared:
-            raise EntryCorrupt(f"{label}: data expands beyond its declared size of {declared} bytes "
-                               f"(corrupt, or a zip bomb)")
+            raise EntryCorrupt(
+                f"{label}: data expands beyond its declared size of {declared} bytes (corrupt, or a zip bomb)"
+            )
         crc = zlib.crc32(out, crc)
         return out
 

@@ -20,17 +20,17 @@ import stat
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..errors import BucketzipError
 from .archive import Archive, check_no_overlaps, select
 from .directory import Entry
 from .errors import CorruptManifest, DestinationExists, UnsafePath
 
-Progress = Callable[[int, int], None]     # (bytes done, entries done) increments
+Progress = Callable[[int, int], None]  # (bytes done, entries done) increments
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -171,8 +171,15 @@ def _set_mtime(path: Path, entry: Entry) -> None:
         pass
 
 
-def extract(archive: Archive, dest: str | os.PathLike, patterns: Sequence[str] = (), *,
-            overwrite: bool = False, workers: int = 8, progress: Progress | None = None) -> ExtractResult:
+def extract(
+    archive: Archive,
+    dest: str | os.PathLike,
+    patterns: Sequence[str] = (),
+    *,
+    overwrite: bool = False,
+    workers: int = 8,
+    progress: Progress | None = None,
+) -> ExtractResult:
     """Extract the entries matching `patterns` (all when empty) under `dest`.
 
     Raises UnsafePath (nothing written) for unsafe names, CorruptArchive for a broken
@@ -186,7 +193,7 @@ def extract(archive: Archive, dest: str | os.PathLike, patterns: Sequence[str] =
     chosen = list(select(entries, patterns, manifest.by_name() if manifest else None))
     planned = plan(chosen)
     result = ExtractResult(selected=len(planned))
-    set_totals = getattr(progress, "set_totals", None)   # a ProgressLine learns what is ahead
+    set_totals = getattr(progress, "set_totals", None)  # a ProgressLine learns what is ahead
     if set_totals is not None:
         set_totals(sum(e.size for e, _ in planned), len(planned))
 
@@ -200,12 +207,14 @@ def extract(archive: Archive, dest: str | os.PathLike, patterns: Sequence[str] =
 
     # duplicate names: the later entry is extracted, the earlier ones are reported
     last_for: dict[tuple[str, ...], int] = {}
-    for i, (entry, parts) in enumerate(planned):
+    for i, (_entry, parts) in enumerate(planned):
         last_for[parts] = i
     jobs = []
     for i, (entry, parts) in enumerate(planned):
         if last_for[parts] != i:
-            result.failures.append(Failure(entry.name, f"{entry.name}: duplicate entry name; a later entry of that name was extracted"))
+            result.failures.append(
+                Failure(entry.name, f"{entry.name}: duplicate entry name; a later entry of that name was extracted")
+            )
             continue
         jobs.append((entry, parts))
 
@@ -227,8 +236,9 @@ def extract(archive: Archive, dest: str | os.PathLike, patterns: Sequence[str] =
         is_file = not (entry.is_dir and not entry.is_symlink)
         clash = clashes(parts, own=is_file)
         if clash is not None:
-            result.failures.append(Failure(entry.name, f"{entry.name}: {clash!r} is a file in the archive, "
-                                                       f"not a directory"))
+            result.failures.append(
+                Failure(entry.name, f"{entry.name}: {clash!r} is a file in the archive, not a directory")
+            )
             continue
         try:
             target.directory(parts[:-1] if is_file else parts, entry.name)

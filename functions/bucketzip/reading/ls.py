@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from .archive import Archive, matches
 from .directory import Entry
@@ -14,7 +15,7 @@ from .directory import Entry
 @dataclass(frozen=True)
 class Listed:
     entry: Entry
-    key: str | None          # original S3 key from the manifest (None without one)
+    key: str | None  # original S3 key from the manifest (None without one)
 
     def as_dict(self) -> dict[str, Any]:
         e = self.entry
@@ -39,12 +40,11 @@ def format_time(when: datetime | None) -> str | None:
     if when is None:
         return None
     if when.tzinfo is not None:
-        return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return when.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def list_archive(archive: Archive, patterns: Sequence[str] = (), *,
-                 use_manifest: bool = True) -> Iterator[Listed]:
+def list_archive(archive: Archive, patterns: Sequence[str] = (), *, use_manifest: bool = True) -> Iterator[Listed]:
     """Entries in archive order, filtered by patterns (glob on name or source key).
 
     With a manifest, each entry carries its original key (looked up by name)."""

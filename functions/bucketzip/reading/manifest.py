@@ -8,18 +8,18 @@ Unknown fields are kept (forward compatible); unknown line types are ignored.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import CorruptManifest
 from .rangereader import S3_ERRORS, s3_error
 
 FORMAT = "bucketzip-manifest/1"
 SUFFIX = ".manifest.jsonl"
-MAX_LINE = 1024 * 1024           # a manifest line is a few hundred bytes; refuse absurd ones
+MAX_LINE = 1024 * 1024  # a manifest line is a few hundred bytes; refuse absurd ones
 
-HEADERS = ("content_type", "content_encoding", "content_language", "content_disposition",
-           "cache_control", "expires")
+HEADERS = ("content_type", "content_encoding", "content_language", "content_disposition", "cache_control", "expires")
 
 
 @dataclass(slots=True)
@@ -80,22 +80,31 @@ def _entry(obj: dict, where: str, number: int) -> ManifestEntry:
     get = obj.get
     name, key, method = get("name"), get("key"), get("method")
     size, crc, csize, offset = get("size"), get("crc32"), get("compressed_size"), get("offset")
-    if not (type(name) is str and type(key) is str and type(method) is str and type(size) is int
-            and type(crc) is int and type(csize) is int and type(offset) is int):
+    if not (
+        type(name) is str
+        and type(key) is str
+        and type(method) is str
+        and type(size) is int
+        and type(crc) is int
+        and type(csize) is int
+        and type(offset) is int
+    ):
         for field_name in _REQUIRED_STR + _REQUIRED_INT:
             if field_name not in obj:
                 raise CorruptManifest(f"{where}: missing field {field_name!r}")
-        raise CorruptManifest(f"{where}: fields {', '.join(_REQUIRED_STR + _REQUIRED_INT)} must be "
-                              f"strings and integers")
+        raise CorruptManifest(
+            f"{where}: fields {', '.join(_REQUIRED_STR + _REQUIRED_INT)} must be strings and integers"
+        )
     optional = [get(field_name) for field_name in _OPTIONAL_STR]
-    for field_name, value in zip(_OPTIONAL_STR, optional):
+    for field_name, value in zip(_OPTIONAL_STR, optional, strict=True):
         if value is not None and type(value) is not str:
             raise CorruptManifest(f"{where}: field {field_name!r} must be a string or null")
     if method not in ("store", "deflate"):
         raise CorruptManifest(f"{where}: unknown method {method!r}")
     metadata = get("metadata") or {}
-    if type(metadata) is not dict or (metadata and not all(type(k) is str and type(v) is str
-                                                            for k, v in metadata.items())):
+    if type(metadata) is not dict or (
+        metadata and not all(type(k) is str and type(v) is str for k, v in metadata.items())
+    ):
         raise CorruptManifest(f"{where}: field 'metadata' must map strings to strings")
     return ManifestEntry(name, key, size, crc, csize, offset, method, *optional, metadata=metadata, line=number)
 

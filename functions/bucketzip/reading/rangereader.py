@@ -36,10 +36,10 @@ KiB, MiB = 1024, 1024 * 1024
 TAIL_SIZE = 65 * KiB
 DEFAULT_BLOCK = 64 * KiB
 DEFAULT_CACHE_BYTES = 4 * MiB
-CACHEABLE = 1 * MiB          # reads larger than this bypass the cache
-STREAM_CHUNK = 1 * MiB       # body bytes pulled per read from a streaming GET
+CACHEABLE = 1 * MiB  # reads larger than this bypass the cache
+STREAM_CHUNK = 1 * MiB  # body bytes pulled per read from a streaming GET
 STREAM_RETRIES = 3
-DRAIN_LIMIT = 64 * KiB       # read out at most this much of a response to reuse its connection
+DRAIN_LIMIT = 64 * KiB  # read out at most this much of a response to reuse its connection
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
@@ -55,8 +55,7 @@ class RangeReader:
 
     name = "archive"
 
-    def __init__(self, size: int, *, block_size: int = DEFAULT_BLOCK,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(self, size: int, *, block_size: int = DEFAULT_BLOCK, cache_bytes: int = DEFAULT_CACHE_BYTES):
         if size < 0:
             raise CorruptArchive(f"{self.name}: negative size")
         self.size = size
@@ -115,14 +114,14 @@ class RangeReader:
             for start, data in reversed(self._cache.items()):
                 if start <= offset and offset + length <= start + len(data):
                     self._cache.move_to_end(start)
-                    return data[offset - start: offset - start + length]
+                    return data[offset - start : offset - start + length]
         return None
 
     def _check_range(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise CorruptArchive(
-                f"{self.name}: read of {length} bytes at offset {offset} is outside the "
-                f"archive ({self.size} bytes)")
+                f"{self.name}: read of {length} bytes at offset {offset} is outside the archive ({self.size} bytes)"
+            )
 
     # -- public reads --------------------------------------------------------------
     def read_at(self, offset: int, length: int) -> bytes:
@@ -160,7 +159,8 @@ class ByteStream:
     def __init__(self, reader: RangeReader, start: int, end: int, limit: int):
         if not (0 <= start <= end <= limit <= reader.size):
             raise CorruptArchive(
-                f"{reader.name}: byte range {start}-{end} is outside the archive ({reader.size} bytes)")
+                f"{reader.name}: byte range {start}-{end} is outside the archive ({reader.size} bytes)"
+            )
         self.reader = reader
         self.pos = start
         self.end = end
@@ -176,8 +176,8 @@ class ByteStream:
     def extend_to(self, end: int) -> None:
         if end > self.limit:
             raise CorruptArchive(
-                f"{self.reader.name}: data runs to offset {end}, past the end of its region "
-                f"(offset {self.limit})")
+                f"{self.reader.name}: data runs to offset {end}, past the end of its region (offset {self.limit})"
+            )
         self.end = max(self.end, end)
 
     @property
@@ -191,7 +191,7 @@ class ByteStream:
         rel = self.pos - self._memory_start
         if rel < 0 or rel >= len(mem):
             return None
-        return mem[rel: rel + n]
+        return mem[rel : rel + n]
 
     def read(self, n: int = STREAM_CHUNK) -> bytes:
         """Up to n bytes (fewer only at the end of the range; b'' at the end)."""
@@ -203,12 +203,12 @@ class ByteStream:
             self.pos += len(data)
             return data
         if self._buf_pos < len(self._buf):
-            data = self._buf[self._buf_pos: self._buf_pos + n]
+            data = self._buf[self._buf_pos : self._buf_pos + n]
             self._buf_pos += len(data)
             self.pos += len(data)
             return data
         self._fill(n)
-        data = self._buf[: n]
+        data = self._buf[:n]
         self._buf_pos = len(data)
         self.pos += len(data)
         return data
@@ -243,10 +243,9 @@ class ByteStream:
 
     def read_exact(self, n: int, what: str = "data") -> bytes:
         if n > self.end - self.pos:
-            raise CorruptArchive(
-                f"{self.reader.name}: {what} at offset {self.pos} runs past offset {self.end}")
+            raise CorruptArchive(f"{self.reader.name}: {what} at offset {self.pos} runs past offset {self.end}")
         if n <= len(self._buf) - self._buf_pos:
-            data = self._buf[self._buf_pos: self._buf_pos + n]
+            data = self._buf[self._buf_pos : self._buf_pos + n]
             self._buf_pos += n
             self.pos += n
             return data
@@ -267,10 +266,10 @@ class ByteStream:
         if self._memory_read(len(data)) is not None:
             return
         n = len(data)
-        if self._buf_pos >= n and self._buf[self._buf_pos - n: self._buf_pos] == data:
-            self._buf_pos -= n          # still in the buffer: just step back
+        if self._buf_pos >= n and self._buf[self._buf_pos - n : self._buf_pos] == data:
+            self._buf_pos -= n  # still in the buffer: just step back
             return
-        self._buf = bytes(data) + self._buf[self._buf_pos:]
+        self._buf = bytes(data) + self._buf[self._buf_pos :]
         self._buf_pos = 0
 
     def seek(self, target: int) -> None:
@@ -338,12 +337,13 @@ def _stream_errors() -> tuple[type[BaseException], ...]:
     kinds: list[type[BaseException]] = [ConnectionError, TimeoutError, OSError]
     try:
         from botocore import exceptions as bexc
-        kinds += [bexc.ReadTimeoutError, bexc.ConnectionError, bexc.IncompleteReadError,
-                  bexc.ResponseStreamingError]
+
+        kinds += [bexc.ReadTimeoutError, bexc.ConnectionError, bexc.IncompleteReadError, bexc.ResponseStreamingError]
     except (ImportError, AttributeError):  # pragma: no cover
         pass
     try:
         from urllib3 import exceptions as uexc
+
         kinds += [uexc.ProtocolError, uexc.ReadTimeoutError]
     except ImportError:  # pragma: no cover
         pass
@@ -355,13 +355,13 @@ _STREAM_ERRORS = _stream_errors()
 
 # ----------------------------------------------------------------------------------
 class _MemoryRaw:
-    def __init__(self, reader: "BytesRangeReader", start: int, end: int):
+    def __init__(self, reader: BytesRangeReader, start: int, end: int):
         self._data = reader._data
         self._pos, self._end = start, end
 
     def read(self, n: int) -> bytes:
         n = min(n, self._end - self._pos)
-        out = bytes(self._data[self._pos: self._pos + n])
+        out = bytes(self._data[self._pos : self._pos + n])
         self._pos += len(out)
         return out
 
@@ -435,8 +435,10 @@ def s3_error(exc: Exception, what: str) -> base_errors.BucketzipError:
     if code in ("NoSuchKey", "NoSuchBucket", "NotFound", "404") or status == 404:
         kind = "bucket" if code == "NoSuchBucket" else "object"
         return ArchiveNotFound(f"{what}: no such {kind}")
-    if code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId",
-                "SignatureDoesNotMatch") or status == 403:
+    if (
+        code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+        or status == 403
+    ):
         return base_errors.AccessDenied(f"{what}: access denied ({code or status})")
     if code in ("PreconditionFailed", "412") or status == 412:
         return ArchiveChanged(f"{what}: the object changed while it was being read")
@@ -448,6 +450,7 @@ def s3_error(exc: Exception, what: str) -> base_errors.BucketzipError:
 def _client_errors() -> tuple[type[BaseException], ...]:
     try:
         from botocore.exceptions import BotoCoreError, ClientError
+
         return (ClientError, BotoCoreError)
     except ImportError:  # pragma: no cover
         return ()
@@ -459,16 +462,16 @@ S3_ERRORS = _client_errors()
 class S3RangeReader(RangeReader):
     """One S3 object (optionally a version) read with ranged GETs."""
 
-    def __init__(self, s3, bucket: str, key: str, size: int, etag: str | None,
-                 version_id: str | None = None, **kwargs):
+    def __init__(self, s3, bucket: str, key: str, size: int, etag: str | None, version_id: str | None = None, **kwargs):
         self.s3, self.bucket, self.key = s3, bucket, key
         self.etag, self.version_id = etag, version_id
         self.name = f"s3://{bucket}/{key}"
         super().__init__(size, **kwargs)
 
     @classmethod
-    def open(cls, s3, bucket: str, key: str, *, version_id: str | None = None,
-             tail: int = TAIL_SIZE, **kwargs) -> "S3RangeReader":
+    def open(
+        cls, s3, bucket: str, key: str, *, version_id: str | None = None, tail: int = TAIL_SIZE, **kwargs
+    ) -> S3RangeReader:
         """One GET of the last `tail` bytes: gives size, ETag and the end records."""
         name = f"s3://{bucket}/{key}"
         params = {"Bucket": bucket, "Key": key, "Range": f"bytes=-{tail}"}

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import mimetypes
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import BucketzipError, DestinationNotFound
 from .archive import Archive, check_no_overlaps, select
@@ -40,8 +41,8 @@ Progress = Callable[[int, int], None]
 @dataclass
 class RestoreItem:
     entry: Entry
-    key: str                          # destination key
-    source: ManifestEntry | None      # manifest line (None without a manifest)
+    key: str  # destination key
+    source: ManifestEntry | None  # manifest line (None without a manifest)
 
     @property
     def size(self) -> int:
@@ -109,10 +110,13 @@ def object_params(item: RestoreItem, keep_storage_class: bool = False) -> dict[s
         if guessed and not item.key.endswith("/"):
             params["ContentType"] = guessed
         return params
-    for attr, param in (("content_type", "ContentType"), ("content_encoding", "ContentEncoding"),
-                        ("content_language", "ContentLanguage"),
-                        ("content_disposition", "ContentDisposition"),
-                        ("cache_control", "CacheControl")):
+    for attr, param in (
+        ("content_type", "ContentType"),
+        ("content_encoding", "ContentEncoding"),
+        ("content_language", "ContentLanguage"),
+        ("content_disposition", "ContentDisposition"),
+        ("cache_control", "CacheControl"),
+    ):
         value = getattr(source, attr)
         if value:
             params[param] = value
@@ -136,8 +140,17 @@ def part_size_for(size: int, part_size: int) -> int:
 
 
 class _Writer:
-    def __init__(self, s3, archive: Archive, bucket: str, *, overwrite: bool, part_size: int,
-                 keep_storage_class: bool, progress: Progress | None):
+    def __init__(
+        self,
+        s3,
+        archive: Archive,
+        bucket: str,
+        *,
+        overwrite: bool,
+        part_size: int,
+        keep_storage_class: bool,
+        progress: Progress | None,
+    ):
         self.s3, self.archive, self.bucket = s3, archive, bucket
         self.overwrite, self.part_size = overwrite, part_size
         self.keep_storage_class = keep_storage_class
@@ -201,8 +214,9 @@ class _Writer:
             number = len(parts) + 1
             if number > MAX_PARTS:
                 raise BucketzipError(f"{where}: entry needs more than {MAX_PARTS} parts (bigger than declared)")
-            response = self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                           PartNumber=number, Body=body)
+            response = self.s3.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )
             parts.append({"PartNumber": number, "ETag": response["ETag"]})
             total += len(body)
             if self.progress:
@@ -221,8 +235,9 @@ class _Writer:
                 send(bytes(buffer))
                 buffer.clear()
             # the decoder finished without error: size and CRC are right
-            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                              MultipartUpload={"Parts": parts}, **guard)
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **guard
+            )
         except BaseException as exc:
             data.close()
             try:
@@ -249,9 +264,18 @@ def _write_error(exc: Exception, where: str) -> BucketzipError:
     return error
 
 
-def restore(s3, archive: Archive, items: Sequence[RestoreItem], bucket: str, *, overwrite: bool = False,
-            workers: int = 8, part_size: int = DEFAULT_PART_SIZE, keep_storage_class: bool = False,
-            progress: Progress | None = None) -> RestoreResult:
+def restore(
+    s3,
+    archive: Archive,
+    items: Sequence[RestoreItem],
+    bucket: str,
+    *,
+    overwrite: bool = False,
+    workers: int = 8,
+    part_size: int = DEFAULT_PART_SIZE,
+    keep_storage_class: bool = False,
+    progress: Progress | None = None,
+) -> RestoreResult:
     """Write the planned items to `bucket`, `workers` at a time. Per-item failures are
     collected in the result (nothing is left half-written)."""
     result = RestoreResult(planned=len(items))
@@ -261,16 +285,27 @@ def restore(s3, archive: Archive, items: Sequence[RestoreItem], bucket: str, *, 
         code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchBucket", "NotFound"):
             raise DestinationNotFound(f"destination bucket {bucket!r} does not exist") from None
-        if code not in ("403", "AccessDenied"):   # may write without listing rights: let puts tell
+        if code not in ("403", "AccessDenied"):  # may write without listing rights: let puts tell
             raise s3_error(exc, f"s3://{bucket}") from None
-    writer = _Writer(s3, archive, bucket, overwrite=overwrite, part_size=part_size,
-                     keep_storage_class=keep_storage_class, progress=progress)
+    writer = _Writer(
+        s3,
+        archive,
+        bucket,
+        overwrite=overwrite,
+        part_size=part_size,
+        keep_storage_class=keep_storage_class,
+        progress=progress,
+    )
     last_for = {item.key: i for i, item in enumerate(items)}
     jobs = []
     for i, item in enumerate(items):
         if last_for[item.key] != i:
-            result.failures.append(Failure(item.entry.name, f"s3://{bucket}/{item.key}: two entries restore to "
-                                                            f"this key; the later one was written"))
+            result.failures.append(
+                Failure(
+                    item.entry.name,
+                    f"s3://{bucket}/{item.key}: two entries restore to this key; the later one was written",
+                )
+            )
         else:
             jobs.append(item)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -17,14 +17,22 @@ the tail reads `ls` makes. Hostile input produces problems in the report, not ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import BucketzipError
 from .directory import ArchiveInfo, Entry, check_entry, iter_entries, read_end
-from .entries import (SUPPORTED_METHODS, decode, descriptor_layouts, descriptor_length, local_mismatches,
-                      parse_descriptor, read_local_header)
-from .errors import CorruptArchive, CorruptManifest, UnsupportedArchive, UnsafePath
+from .entries import (
+    SUPPORTED_METHODS,
+    decode,
+    descriptor_layouts,
+    descriptor_length,
+    local_mismatches,
+    parse_descriptor,
+    read_local_header,
+)
+from .errors import CorruptArchive, CorruptManifest, UnsafePath, UnsupportedArchive
 from .extract import safe_parts
 from .manifest import Manifest, load_manifest
 from .rangereader import S3_ERRORS, RangeReader, S3RangeReader, s3_error
@@ -35,7 +43,7 @@ METHODS = {"store": 0, "deflate": 8}
 
 @dataclass
 class Problem:
-    kind: str                 # structure | entry | manifest
+    kind: str  # structure | entry | manifest
     message: str
     entry: str | None = None
 
@@ -46,18 +54,23 @@ class Problem:
 @dataclass
 class SourceDrift:
     source: str
-    missing: list[str] = field(default_factory=list)     # archived, gone from the source
-    changed: list[str] = field(default_factory=list)     # archived, different now
-    new: list[str] = field(default_factory=list)         # in the source, not archived
-    skipped: list[str] = field(default_factory=list)     # in the source, skipped on purpose
+    missing: list[str] = field(default_factory=list)  # archived, gone from the source
+    changed: list[str] = field(default_factory=list)  # archived, different now
+    new: list[str] = field(default_factory=list)  # in the source, not archived
+    skipped: list[str] = field(default_factory=list)  # in the source, skipped on purpose
 
     @property
     def clean(self) -> bool:
         return not (self.missing or self.changed or self.new)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "missing": self.missing, "changed": self.changed,
-                "new": self.new, "skipped": self.skipped}
+        return {
+            "source": self.source,
+            "missing": self.missing,
+            "changed": self.changed,
+            "new": self.new,
+            "skipped": self.skipped,
+        }
 
 
 @dataclass
@@ -65,11 +78,11 @@ class VerifyReport:
     archive: str
     size: int = 0
     entries: int = 0
-    checked: int = 0                  # entries whose data was decoded and checked
-    data_bytes: int = 0               # uncompressed bytes checked
-    manifest: str | None = None       # where the manifest compared was
+    checked: int = 0  # entries whose data was decoded and checked
+    data_bytes: int = 0  # uncompressed bytes checked
+    manifest: str | None = None  # where the manifest compared was
     problems: list[Problem] = field(default_factory=list)
-    dropped: int = 0                  # problems beyond max_problems (counted, not kept)
+    dropped: int = 0  # problems beyond max_problems (counted, not kept)
     notes: list[str] = field(default_factory=list)
     drift: SourceDrift | None = None
     requests: int = 0
@@ -88,17 +101,26 @@ class VerifyReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "archive": self.archive, "ok": self.ok, "size": self.size, "entries": self.entries,
-            "checked": self.checked, "data_bytes": self.data_bytes, "manifest": self.manifest,
-            "problems": [p.as_dict() for p in self.problems], "more_problems": self.dropped,
-            "notes": self.notes, "source": self.drift.as_dict() if self.drift else None,
-            "requests": self.requests, "bytes_read": self.bytes_read,
+            "archive": self.archive,
+            "ok": self.ok,
+            "size": self.size,
+            "entries": self.entries,
+            "checked": self.checked,
+            "data_bytes": self.data_bytes,
+            "manifest": self.manifest,
+            "problems": [p.as_dict() for p in self.problems],
+            "more_problems": self.dropped,
+            "notes": self.notes,
+            "source": self.drift.as_dict() if self.drift else None,
+            "requests": self.requests,
+            "bytes_read": self.bytes_read,
         }
 
 
 # ----------------------------------------------------------------------------------
-def verify(reader: RangeReader, *, manifest: Manifest | None = None, progress: Progress | None = None,
-           max_problems: int = 1000) -> tuple[VerifyReport, list[Entry]]:
+def verify(
+    reader: RangeReader, *, manifest: Manifest | None = None, progress: Progress | None = None, max_problems: int = 1000
+) -> tuple[VerifyReport, list[Entry]]:
     """Check the archive behind `reader` (and compare with `manifest` when given).
 
     Returns the report and the entries parsed (empty when the directory is unreadable)."""
@@ -153,8 +175,9 @@ def _check_names(report: VerifyReport, entries: list[Entry]) -> None:
             report.notes.append(f"{entry.name!r} is a symbolic link entry")
 
 
-def _check_entries(report: VerifyReport, reader: RangeReader, info: ArchiveInfo, entries: list[Entry],
-                   progress: Progress | None) -> None:
+def _check_entries(
+    report: VerifyReport, reader: RangeReader, info: ArchiveInfo, entries: list[Entry], progress: Progress | None
+) -> None:
     ordered = sorted(entries, key=lambda e: (e.offset, e.index))
     end = info.entries_end
     pos = 0
@@ -175,12 +198,16 @@ def _check_entries(report: VerifyReport, reader: RangeReader, info: ArchiveInfo,
                 continue
             if entry.offset < pos:
                 other = f" {previous.name!r}" if previous is not None else " a previous entry"
-                report.add("structure", f"overlaps{other} (starts at offset {entry.offset}, inside bytes "
-                                        f"that end at {pos})", label)
+                report.add(
+                    "structure",
+                    f"overlaps{other} (starts at offset {entry.offset}, inside bytes that end at {pos})",
+                    label,
+                )
                 continue
             if entry.offset > pos:
-                report.add("structure", f"{entry.offset - pos} unexpected bytes at offset {pos} "
-                                        f"(before this entry)", label)
+                report.add(
+                    "structure", f"{entry.offset - pos} unexpected bytes at offset {pos} (before this entry)", label
+                )
                 stream.seek(entry.offset)
             previous = entry
             next_start = min(next_offsets[i], end)
@@ -194,18 +221,20 @@ def _check_entries(report: VerifyReport, reader: RangeReader, info: ArchiveInfo,
             if progress:
                 progress(0, 1)
     if entries and pos < end:
-        report.add("structure", f"{end - pos} unexpected bytes between the last entry and the central directory "
-                                f"(offset {pos})")
+        report.add(
+            "structure", f"{end - pos} unexpected bytes between the last entry and the central directory (offset {pos})"
+        )
     if not entries and end > 0:
         report.add("structure", f"{end} bytes before the central directory of an empty archive")
 
 
 def _strip(message: str, prefix: str) -> str:
-    return message[len(prefix) + 2:] if message.startswith(prefix + ": ") else message
+    return message[len(prefix) + 2 :] if message.startswith(prefix + ": ") else message
 
 
-def _check_one(report: VerifyReport, stream, info: ArchiveInfo, entry: Entry, next_start: int,
-               progress: Progress | None) -> int:
+def _check_one(
+    report: VerifyReport, stream, info: ArchiveInfo, entry: Entry, next_start: int, progress: Progress | None
+) -> int:
     """Check one entry at the stream's position; return the offset just past it."""
     label = entry.name
     local = read_local_header(stream, f"{stream.reader.name}: {label}")
@@ -228,7 +257,7 @@ def _check_one(report: VerifyReport, stream, info: ArchiveInfo, entry: Entry, ne
         except CorruptArchive as exc:
             report.add("entry", _strip(str(exc), label), label)
             stream.skip(data_end - stream.pos)
-    if stream.pos != data_end:     # pragma: no cover - decode reads exactly compressed_size
+    if stream.pos != data_end:  # pragma: no cover - decode reads exactly compressed_size
         raise CorruptArchive(f"read position {stream.pos} != end of data {data_end}")
     if local.flags & 0x08:
         _check_descriptor(report, stream, local, entry, data_end, next_start)
@@ -242,7 +271,7 @@ def _check_descriptor(report, stream, local, entry, data_end, next_start) -> Non
     tail = stream.read_exact(available, "data descriptor") if available > 0 else b""
     layouts = descriptor_layouts(local, entry)
     chosen = None
-    for signature, width in layouts:     # the layout that ends exactly where the next entry starts
+    for signature, width in layouts:  # the layout that ends exactly where the next entry starts
         if descriptor_length(signature, width) == room:
             parsed = parse_descriptor(tail[:room], signature, width)
             if parsed is not None:
@@ -261,12 +290,16 @@ def _check_descriptor(report, stream, local, entry, data_end, next_start) -> Non
         report.add("entry", f"data descriptor missing or malformed at offset {data_end}", label)
         return
     signature, width, (crc, csize, size) = chosen
-    stream.unread(tail[descriptor_length(signature, width):])
-    for what, value, expected in (("CRC", crc, entry.crc), ("compressed size", csize, entry.compressed_size),
-                                  ("size", size, entry.size)):
+    stream.unread(tail[descriptor_length(signature, width) :])
+    for what, value, expected in (
+        ("CRC", crc, entry.crc),
+        ("compressed size", csize, entry.compressed_size),
+        ("size", size, entry.size),
+    ):
         if value != expected:
-            report.add("entry", f"data descriptor {what} {value} differs from the central directory's {expected}",
-                       label)
+            report.add(
+                "entry", f"data descriptor {what} {value} differs from the central directory's {expected}", label
+            )
 
 
 # ----------------------------------------------------------------------------------
@@ -289,14 +322,21 @@ def compare_manifest(report: VerifyReport, info: ArchiveInfo, entries: list[Entr
         if m is None:
             report.add("manifest", "entry is not in the manifest", entry.name)
             continue
-        for what, value, expected in (("CRC", m.crc32, entry.crc), ("size", m.size, entry.size),
-                                      ("compressed size", m.compressed_size, entry.compressed_size),
-                                      ("offset", m.offset, entry.offset - info.base),
-                                      ("method", METHODS.get(m.method, -1), entry.method)):
+        for what, value, expected in (
+            ("CRC", m.crc32, entry.crc),
+            ("size", m.size, entry.size),
+            ("compressed size", m.compressed_size, entry.compressed_size),
+            ("offset", m.offset, entry.offset - info.base),
+            ("method", METHODS.get(m.method, -1), entry.method),
+        ):
             if value != expected:
                 shown = m.method if what == "method" else value
-                report.add("manifest", f"manifest {what} {shown} differs from the archive's "
-                                       f"{entry.method_name if what == 'method' else expected}", entry.name)
+                report.add(
+                    "manifest",
+                    f"manifest {what} {shown} differs from the archive's "
+                    f"{entry.method_name if what == 'method' else expected}",
+                    entry.name,
+                )
         if entry.name.endswith("/") != m.key.endswith("/"):
             report.add("manifest", f"folder marker mismatch: key {m.key!r}", entry.name)
     for m in manifest.entries:
@@ -346,9 +386,16 @@ def compare_source(s3, bucket: str, prefix: str, entries: list[Entry], manifest:
     return drift
 
 
-def verify_s3(s3, bucket: str, key: str, *, use_manifest: bool = True,
-              against: tuple[str, str] | None = None, progress: Progress | None = None,
-              max_problems: int = 1000) -> VerifyReport:
+def verify_s3(
+    s3,
+    bucket: str,
+    key: str,
+    *,
+    use_manifest: bool = True,
+    against: tuple[str, str] | None = None,
+    progress: Progress | None = None,
+    max_problems: int = 1000,
+) -> VerifyReport:
     """verify() for an S3 archive, with its manifest and optionally its source bucket."""
     reader = S3RangeReader.open(s3, bucket, key)
     manifest = None

@@ -31,13 +31,13 @@ FOLDER_MARKER = "projects/empty-folder/"
 
 @dataclass
 class DemoSummary:
-    objects: int            # source objects archived (folder marker included)
+    objects: int  # source objects archived (folder marker included)
     source_bytes: int
-    archive: dict           # the execution output: bucket, key, size, entries, parts, ...
-    executions: int         # 1 + continue-as-new count
-    steps: int              # Step invocations
+    archive: dict  # the execution output: bucket, key, size, entries, parts, ...
+    executions: int  # 1 + continue-as-new count
+    steps: int  # Step invocations
     seconds: float
-    verified: bool          # every object read back byte for byte from the archive
+    verified: bool  # every object read back byte for byte from the archive
     problems: list[str]
 
     @property
@@ -49,53 +49,79 @@ def sample_objects(count: int = 300, seed: int = 7) -> dict[str, bytes]:
     """A few hundred objects of mixed sizes and names (deterministic)."""
     rng = random.Random(seed)
     words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9))) for _ in range(800)]
-    folders = ["docs", "docs/reports 2024", "logs/2024/11", "photos/été", "photos/2024/trip",
-               "data/exports", "src/app", "notes"]
+    folders = [
+        "docs",
+        "docs/reports 2024",
+        "logs/2024/11",
+        "photos/été",
+        "photos/2024/trip",
+        "data/exports",
+        "src/app",
+        "notes",
+    ]
     objects: dict[str, bytes] = {"README.txt": b"bucketzip demo bucket\n", "notes/empty.txt": b""}
     for i in range(max(0, count - len(objects) - 3)):
         folder = rng.choice(folders)
         kind = rng.random()
-        if kind < 0.6:      # text, compresses well
+        if kind < 0.6:  # text, compresses well
             size = rng.choice([120, 900, 4_000, 20_000, 60_000])
             body = b" ".join(rng.choices(words, k=size // 6))[:size]
             objects[f"{folder}/file-{i:03d}.txt"] = body
-        elif kind < 0.95:   # binary, incompressible
+        elif kind < 0.95:  # binary, incompressible
             objects[f"{folder}/image-{i:03d}.jpg"] = rng.randbytes(rng.choice([2_000, 30_000, 120_000]))
-        else:               # a name that needs care in a zip
+        else:  # a name that needs care in a zip
             objects[f"{folder}/ünïcode name {i:03d}.md"] = b"# " + rng.choice(words) * 40
-    for i in range(3):      # large objects: each spans several steps
+    for i in range(3):  # large objects: each spans several steps
         objects[f"videos/clip-{i}.bin"] = rng.randbytes(1_500_000 + 250_000 * i)
     return objects
 
 
-def run_demo(count: int = 300, step_bytes: str = "1MiB", loops_per_execution: int = 5,
-             on_event: Callable[[str], None] = lambda message: None) -> DemoSummary:
+def run_demo(
+    count: int = 300,
+    step_bytes: str = "1MiB",
+    loops_per_execution: int = 5,
+    on_event: Callable[[str], None] = lambda message: None,
+) -> DemoSummary:
     started = time.monotonic()
     objects = sample_objects(count)
     with embedded_moto_server() as url:
         on_event(f"moto server on {url} (S3, DynamoDB, IAM, Lambda, Step Functions)")
         s3 = boto3.client("s3", endpoint_url=url)
         _seed(s3, objects)
-        on_event(f"seeded s3://{SOURCE_BUCKET}: {len(objects) + 1} objects, "
-                 f"{sum(map(len, objects.values())):,} bytes")
+        on_event(f"seeded s3://{SOURCE_BUCKET}: {len(objects) + 1} objects, {sum(map(len, objects.values())):,} bytes")
         _create_table(boto3.client("dynamodb", endpoint_url=url))
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
         with LocalWorkflow(url, TABLE, name="bucketzip-demo", environment=quiet) as workflow:
             on_event("running statemachine/archive.asl.json (Lambda tasks run in this process)")
-            outcome = workflow.run({
-                "source_bucket": SOURCE_BUCKET, "dest_bucket": DEST_BUCKET, "dest_key": KEY_TEMPLATE,
-                "part_size": "5MiB", "chunk_size": "256KiB", "step_bytes": step_bytes,
-                "loops_per_execution": loops_per_execution,
-            }, name="demo-run", timeout=600)
+            outcome = workflow.run(
+                {
+                    "source_bucket": SOURCE_BUCKET,
+                    "dest_bucket": DEST_BUCKET,
+                    "dest_key": KEY_TEMPLATE,
+                    "part_size": "5MiB",
+                    "chunk_size": "256KiB",
+                    "step_bytes": step_bytes,
+                    "loops_per_execution": loops_per_execution,
+                },
+                name="demo-run",
+                timeout=600,
+            )
             steps = len(workflow.invocations("step"))
         if not outcome.succeeded:
             raise RuntimeError(f"demo execution {outcome.status}: {outcome.error}: {outcome.cause}")
         archive = outcome.output or {}
         on_event(f"execution SUCCEEDED; verifying s3://{archive['bucket']}/{archive['key']}")
         problems = verify(s3, archive, objects)
-    return DemoSummary(objects=len(objects) + 1, source_bytes=sum(map(len, objects.values())),
-                       archive=archive, executions=len(outcome.executions), steps=steps,
-                       seconds=time.monotonic() - started, verified=not problems, problems=problems)
+    return DemoSummary(
+        objects=len(objects) + 1,
+        source_bytes=sum(map(len, objects.values())),
+        archive=archive,
+        executions=len(outcome.executions),
+        steps=steps,
+        seconds=time.monotonic() - started,
+        verified=not problems,
+        problems=problems,
+    )
 
 
 def verify(s3, archive: dict, objects: dict[str, bytes]) -> list[str]:
@@ -134,10 +160,14 @@ def _seed(s3, objects: dict[str, bytes]) -> None:
 
 def _create_table(dynamodb) -> None:
     dynamodb.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}])
-    dynamodb.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": "expires_at"})
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "run_id", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    dynamodb.update_time_to_live(
+        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )

@@ -24,13 +24,13 @@ class ExecutionUpdate:
     execution_arn: str
     status: str
     run_id: str
-    progress: object = None          # bucketzip.results.Progress, when the run state exists
+    progress: object = None  # bucketzip.results.Progress, when the run state exists
 
 
 @dataclass
 class ExecutionOutcome:
-    status: str                      # of the last execution of the chain
-    execution_arn: str               # the last execution of the chain
+    status: str  # of the last execution of the chain
+    execution_arn: str  # the last execution of the chain
     executions: list[str] = field(default_factory=list)
     output: dict | None = None
     error: str | None = None
@@ -49,13 +49,20 @@ class ExecutionOutcome:
 
 def start_execution(sfn, state_machine_arn: str, execution_input: dict, name: str) -> str:
     """StartExecution; returns the execution ARN."""
-    return sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
-                               input=json.dumps(execution_input))["executionArn"]
+    return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input))[
+        "executionArn"
+    ]
 
 
-def follow(sfn, execution_arn: str, *, on_update: Callable[[ExecutionUpdate], None] | None = None,
-           progress_of: Callable[[str], object] | None = None, poll_seconds: float = 2.0,
-           sleep: Callable[[float], None] = time.sleep) -> ExecutionOutcome:
+def follow(
+    sfn,
+    execution_arn: str,
+    *,
+    on_update: Callable[[ExecutionUpdate], None] | None = None,
+    progress_of: Callable[[str], object] | None = None,
+    poll_seconds: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ExecutionOutcome:
     """Poll the execution (and those it continues as) until the run ends."""
     chain = [execution_arn]
     while True:
@@ -73,8 +80,15 @@ def follow(sfn, execution_arn: str, *, on_update: Callable[[ExecutionUpdate], No
             execution_arn = output["continued_as"]
             chain.append(execution_arn)
             continue
-        return ExecutionOutcome(status, execution_arn, chain, output if isinstance(output, dict) else None,
-                                description.get("error"), description.get("cause"), run_id)
+        return ExecutionOutcome(
+            status,
+            execution_arn,
+            chain,
+            output if isinstance(output, dict) else None,
+            description.get("error"),
+            description.get("cause"),
+            run_id,
+        )
 
 
 def store_progress(store) -> Callable[[str], object]:
@@ -87,6 +101,7 @@ def store_progress(store) -> Callable[[str], object]:
             return engine.get_progress(store, run_id)
         except (RunNotFound, NotImplementedError):
             return None
+
     return progress_of
 
 

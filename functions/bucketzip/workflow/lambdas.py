@@ -59,7 +59,7 @@ class LambdaContext:
 class Registration:
     function_name: str
     function_arn: str
-    handler: str                      # "package.module.function"
+    handler: str  # "package.module.function"
     timeout_seconds: float = 900.0
     interceptor: Interceptor | None = None
 
@@ -74,7 +74,7 @@ class Invocation:
 
 
 _lock = threading.Lock()
-_registry: dict[str, Registration] = {}   # function ARN -> registration
+_registry: dict[str, Registration] = {}  # function ARN -> registration
 _invocations: list[Invocation] = []
 _original_invoke = None
 
@@ -119,8 +119,7 @@ def resolve(handler: str) -> Callable:
 
 def call(registration: Registration, event: Any) -> tuple[Any, str | None]:
     """Run the handler like the Lambda runtime; returns (payload, function_error_or_None)."""
-    context = LambdaContext(registration.function_name, registration.function_arn,
-                            registration.timeout_seconds)
+    context = LambdaContext(registration.function_name, registration.function_arn, registration.timeout_seconds)
 
     def run(evt: Any, ctx: LambdaContext) -> Any:
         return resolve(registration.handler)(evt, ctx)

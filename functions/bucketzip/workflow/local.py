@@ -39,9 +39,18 @@ HANDLERS = {
     "FinishFunctionArn": ("finish", "handlers.finish.handler"),
     "AbortFunctionArn": ("abort", "handlers.abort.handler"),
 }
-ROLE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": "sts:AssumeRole",
-    "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]})
+ROLE_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+            }
+        ],
+    }
+)
 # Environment of the in-process handlers (plus BUCKETZIP_TABLE and `environment`).
 LOCAL_HANDLER_ENV = {
     "POWERTOOLS_SERVICE_NAME": "bucketzip",
@@ -59,9 +68,9 @@ class LocalWorkflow:
     retry_time_scale: float = 1.0
     environment: dict[str, str] = field(default_factory=dict)
     state_machine_arn: str = ""
-    function_names: dict[str, str] = field(default_factory=dict)   # "step" -> moto function name
+    function_names: dict[str, str] = field(default_factory=dict)  # "step" -> moto function name
 
-    def __enter__(self) -> "LocalWorkflow":
+    def __enter__(self) -> LocalWorkflow:
         self.setup()
         return self
 
@@ -85,16 +94,22 @@ class LocalWorkflow:
         for placeholder, (short, handler) in HANDLERS.items():
             function_name = f"{self.name}-{short}"
             arn = awslambda.create_function(
-                FunctionName=function_name, Runtime="python3.11", Role=role_arn, Handler=handler,
-                Code={"ZipFile": _placeholder_zip()}, Timeout=int(self.lambda_timeout),
+                FunctionName=function_name,
+                Runtime="python3.11",
+                Role=role_arn,
+                Handler=handler,
+                Code={"ZipFile": _placeholder_zip()},
+                Timeout=int(self.lambda_timeout),
                 Environment={"Variables": env},
             )["FunctionArn"]
             lambdas.register(lambdas.Registration(function_name, arn, handler, self.lambda_timeout))
             self.function_names[short] = function_name
             substitutions[placeholder] = arn
-        self._arns = dict(zip(self.function_names, substitutions.values()))
+        self._arns = dict(zip(self.function_names, substitutions.values(), strict=True))
         self.state_machine_arn = self.sfn.create_state_machine(
-            name=self.name, roleArn=role_arn, definition=render_definition(substitutions),
+            name=self.name,
+            roleArn=role_arn,
+            definition=render_definition(substitutions),
         )["stateMachineArn"]
 
     def close(self) -> None:
@@ -108,16 +123,23 @@ class LocalWorkflow:
 
     def intercept(self, short_name: str, interceptor: lambdas.Interceptor | None) -> None:
         """Route invocations of "start"/"step"/"finish"/"abort" through interceptor(event, context, call)."""
-        lambdas.register(lambdas.Registration(
-            self.function_names[short_name], self._arns[short_name],
-            f"handlers.{short_name}.handler", self.lambda_timeout, interceptor))
+        lambdas.register(
+            lambdas.Registration(
+                self.function_names[short_name],
+                self._arns[short_name],
+                f"handlers.{short_name}.handler",
+                self.lambda_timeout,
+                interceptor,
+            )
+        )
 
     def invocations(self, short_name: str) -> list[lambdas.Invocation]:
         return lambdas.invocations(self.function_names[short_name])
 
     def start(self, execution_input: dict, name: str | None = None) -> str:
-        return start_execution(self.sfn, self.state_machine_arn, execution_input,
-                               name or f"run-{uuid.uuid4().hex[:12]}")
+        return start_execution(
+            self.sfn, self.state_machine_arn, execution_input, name or f"run-{uuid.uuid4().hex[:12]}"
+        )
 
     def wait(self, execution_arn: str, timeout: float = 300.0) -> ExecutionOutcome:
         """Wait for the execution and every execution it continues as."""

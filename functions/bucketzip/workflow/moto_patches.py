@@ -47,8 +47,7 @@ def set_retry_time_scale(scale: float) -> None:
     """Scale moto's Retry waits (1.0: as written in the ASL; 0.001: tests)."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    retrier_decl.time = _time if scale == 1.0 else SimpleNamespace(
-        sleep=lambda seconds: _time.sleep(seconds * scale))
+    retrier_decl.time = _time if scale == 1.0 else SimpleNamespace(sleep=lambda seconds: _time.sleep(seconds * scale))
 
 
 def _patch_sfn_integration() -> None:
@@ -112,9 +111,15 @@ def _patch_lambda_service_errors() -> None:
             return original(self, env, ex)
         error = f"Lambda.{ex.response['Error']['Code']}"
         return FailureEvent(
-            env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.LambdaFunctionFailed,
-            event_details=EventDetails(lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
-                error=error, cause=ex.response["Error"].get("Message", ""))))
+            env=env,
+            error_name=CustomErrorName(error),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=EventDetails(
+                lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
+                    error=error, cause=ex.response["Error"].get("Message", "")
+                )
+            ),
+        )
 
     StateTaskLambda._from_error = from_error
 

@@ -21,7 +21,7 @@ def run_id_for_execution(execution_name: str) -> str:
     if safe == execution_name and len(safe) <= MAX_RUN_ID:
         return safe
     digest = hashlib.sha256(execution_name.encode("utf-8")).hexdigest()[:16]
-    return f"{safe[:MAX_RUN_ID - 17]}-{digest}"
+    return f"{safe[: MAX_RUN_ID - 17]}-{digest}"
 
 
 def run_id_of_execution(name: str, execution_input: dict | None) -> str:

@@ -58,7 +58,8 @@ def enable_state_machine_execution(endpoint_url: str) -> None:
     http://localhost:$MOTO_PORT, so MOTO_PORT must name this server's port."""
     os.environ["MOTO_PORT"] = str(urlparse(endpoint_url).port)
     body = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
-    request = urllib.request.Request(f"{endpoint_url}/moto-api/config", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/config", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()

@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     a global --endpoint-url, then our subcommands."""
     try:
         from bucketzip.cli import build_parser as main_parser
+
         return main_parser()
     except ImportError:
         pass

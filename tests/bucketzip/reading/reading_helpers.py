@@ -21,9 +21,9 @@ import subprocess
 import tempfile
 import zipfile
 import zlib
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import zipstream
 
@@ -31,8 +31,14 @@ MANIFEST_SUFFIX = ".manifest.jsonl"
 
 
 # ---------------------------------------------------------------------------------- upload
-def upload_zip(s3, bucket: str, key: str, path_or_bytes, manifest_lines: Iterable[dict | str | bytes] | None = None,
-               multipart_threshold: int = 64 * 1024 * 1024) -> int:
+def upload_zip(
+    s3,
+    bucket: str,
+    key: str,
+    path_or_bytes,
+    manifest_lines: Iterable[dict | str | bytes] | None = None,
+    multipart_threshold: int = 64 * 1024 * 1024,
+) -> int:
     """Upload an archive (bytes or a file path); with manifest_lines, also its manifest at
     `<key>.manifest.jsonl` (dicts are JSON-encoded, one per line). Returns the archive size."""
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
@@ -41,9 +47,9 @@ def upload_zip(s3, bucket: str, key: str, path_or_bytes, manifest_lines: Iterabl
         size = len(data)
     else:
         from boto3.s3.transfer import TransferConfig
+
         size = os.path.getsize(path_or_bytes)
-        s3.upload_file(str(path_or_bytes), bucket, key,
-                       Config=TransferConfig(multipart_threshold=multipart_threshold))
+        s3.upload_file(str(path_or_bytes), bucket, key, Config=TransferConfig(multipart_threshold=multipart_threshold))
     if manifest_lines is not None:
         s3.put_object(Bucket=bucket, Key=key + MANIFEST_SUFFIX, Body=encode_manifest(manifest_lines))
     return size
@@ -60,10 +66,17 @@ def encode_manifest(lines: Iterable[dict | str | bytes]) -> bytes:
     return b"".join(out)
 
 
-def manifest_lines_for(archive: bytes, *, bucket: str, key: str, source_bucket: str = "source",
-                       source_prefix: str = "", keys: Mapping[str, str] | None = None,
-                       headers: Mapping[str, Mapping] | None = None,
-                       skipped: Iterable[dict] = ()) -> list[dict]:
+def manifest_lines_for(
+    archive: bytes,
+    *,
+    bucket: str,
+    key: str,
+    source_bucket: str = "source",
+    source_prefix: str = "",
+    keys: Mapping[str, str] | None = None,
+    headers: Mapping[str, Mapping] | None = None,
+    skipped: Iterable[dict] = (),
+) -> list[dict]:
     """A bucketzip-manifest/1 (list of line dicts) describing `archive` (any zip).
 
     keys: entry name -> original S3 key (default: the name); headers: entry name ->
@@ -73,27 +86,43 @@ def manifest_lines_for(archive: bytes, *, bucket: str, key: str, source_bucket: 
     skipped = list(skipped)
     with zipfile.ZipFile(io.BytesIO(archive)) as z:
         infos = z.infolist()
-    lines: list[dict] = [{
-        "type": "archive", "format": "bucketzip-manifest/1", "archive": {"bucket": bucket, "key": key},
-        "source": {"bucket": source_bucket, "prefix": source_prefix},
-        "created": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "entries": len(infos), "skipped": len(skipped),
-    }]
+    lines: list[dict] = [
+        {
+            "type": "archive",
+            "format": "bucketzip-manifest/1",
+            "archive": {"bucket": bucket, "key": key},
+            "source": {"bucket": source_bucket, "prefix": source_prefix},
+            "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "entries": len(infos),
+            "skipped": len(skipped),
+        }
+    ]
     for info in infos:
-        if not info.flag_bits & 0x800:   # read names as bucketzip.reading does (UTF-8 if valid)
+        if not info.flag_bits & 0x800:  # read names as bucketzip.reading does (UTF-8 if valid)
             try:
                 info.filename = info.orig_filename.encode("cp437").decode("utf-8")
             except UnicodeError:
                 pass
         extra = dict(headers.get(info.filename, {}))
         line = {
-            "type": "entry", "name": info.filename, "key": keys.get(info.filename, info.filename),
-            "version_id": None, "etag": extra.pop("etag", '"0123456789abcdef0123456789abcdef"'),
-            "size": info.file_size, "last_modified": "2024-05-06T07:08:09Z",
+            "type": "entry",
+            "name": info.filename,
+            "key": keys.get(info.filename, info.filename),
+            "version_id": None,
+            "etag": extra.pop("etag", '"0123456789abcdef0123456789abcdef"'),
+            "size": info.file_size,
+            "last_modified": "2024-05-06T07:08:09Z",
             "storage_class": extra.pop("storage_class", "STANDARD"),
-            "content_type": None, "content_encoding": None, "content_language": None,
-            "content_disposition": None, "cache_control": None, "expires": None, "metadata": {},
-            "crc32": info.CRC, "compressed_size": info.compress_size, "offset": info.header_offset,
+            "content_type": None,
+            "content_encoding": None,
+            "content_language": None,
+            "content_disposition": None,
+            "cache_control": None,
+            "expires": None,
+            "metadata": {},
+            "crc32": info.CRC,
+            "compressed_size": info.compress_size,
+            "offset": info.header_offset,
             "method": "deflate" if info.compress_type == zipfile.ZIP_DEFLATED else "store",
         }
         line.update(extra)
@@ -150,8 +179,12 @@ def zip_with_7z(files: Mapping[str, bytes], options: tuple[str, ...] = ()) -> by
         root.mkdir()
         _materialize(files, root)
         out = Path(tmp) / "out.zip"
-        subprocess.run(["7z", "a", "-tzip", "-bd", "-bso0", "-bsp0", *options, str(out), "."], cwd=root,
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["7z", "a", "-tzip", "-bd", "-bso0", "-bsp0", *options, str(out), "."],
+            cwd=root,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return out.read_bytes()
 
 
@@ -177,11 +210,36 @@ def raw_zip(entries: Iterable[tuple[bytes, bytes, dict]], *, comment: bytes = b"
         flags = o.get("flags", 0)
         out += o.get("gap_before", b"")
         offset = len(out)
-        out += struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, flags, method, 0, 0x21, crc, csize, size,
-                           len(name), 0) + name + payload
-        central += struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, o.get("create_system", 3), 20, 0, flags,
-                               method, 0, 0x21, crc, csize, size, len(name), 0, 0, 0, 0,
-                               o.get("external_attr", 0o100644 << 16), o.get("offset", offset)) + name
+        out += (
+            struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, flags, method, 0, 0x21, crc, csize, size, len(name), 0)
+            + name
+            + payload
+        )
+        central += (
+            struct.pack(
+                "<4s4B4HL2L5H2L",
+                b"PK\x01\x02",
+                20,
+                o.get("create_system", 3),
+                20,
+                0,
+                flags,
+                method,
+                0,
+                0x21,
+                crc,
+                csize,
+                size,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                o.get("external_attr", 0o100644 << 16),
+                o.get("offset", offset),
+            )
+            + name
+        )
         count += 1
     cd_offset = len(out)
     out += central
@@ -210,5 +268,12 @@ def bomb_zip(real_size: int = 50 * 1024 * 1024, declared_size: int | None = None
     pieces.append(compressor.flush())
     payload = b"".join(pieces)
     declared = real_size if declared_size is None else declared_size
-    return raw_zip([(name, b"", {"data": payload, "method": 8, "size": declared, "crc": data_crc,
-                                 "compressed_size": len(payload)})])
+    return raw_zip(
+        [
+            (
+                name,
+                b"",
+                {"data": payload, "method": 8, "size": declared, "crc": data_crc, "compressed_size": len(payload)},
+            )
+        ]
+    )

@@ -13,10 +13,9 @@ import zlib
 import pytest
 
 from bucketzip.reading import Archive, BytesRangeReader, extract, list_archive, plan_restore, restore, verify
+from bucketzip.store_local import LocalStateStore
 from support.archiving import archive as archive_with_engine
 from support.seed import all_keys
-
-from bucketzip.store_local import LocalStateStore
 
 
 def bucketzip_style(files: dict[str, bytes], *, zip64: bool) -> bytes:
@@ -24,18 +23,32 @@ def bucketzip_style(files: dict[str, bytes], *, zip64: bool) -> bytes:
     with zero sizes when zip64), deflate in independently compressed sync-flushed pieces
     closed by an empty final block, a PK\\x07\\x08 descriptor, no padding."""
     from bucketzip.compress import FINAL_BLOCK, deflate_piece
-    from bucketzip.records import DEFLATED, STORED, EntryMeta, central_record, data_descriptor, end_records, local_header
+    from bucketzip.records import (
+        DEFLATED,
+        STORED,
+        EntryMeta,
+        central_record,
+        data_descriptor,
+        end_records,
+        local_header,
+    )
 
     out = bytearray()
     central = bytearray()
     for name, data in files.items():
         is_dir = name.endswith("/")
         method = STORED if is_dir or len(data) < 10 else DEFLATED
-        meta = EntryMeta(name=name, mtime=1_700_000_000, method=method, header_offset=len(out),
-                         uses_descriptor=not is_dir, zip64=zip64 and not is_dir)
+        meta = EntryMeta(
+            name=name,
+            mtime=1_700_000_000,
+            method=method,
+            header_offset=len(out),
+            uses_descriptor=not is_dir,
+            zip64=zip64 and not is_dir,
+        )
         out += local_header(meta)
         if method == DEFLATED:
-            pieces = [deflate_piece(data[i:i + 1000], 1) for i in range(0, len(data), 1000)] + [FINAL_BLOCK]
+            pieces = [deflate_piece(data[i : i + 1000], 1) for i in range(0, len(data), 1000)] + [FINAL_BLOCK]
             payload = b"".join(pieces)
         else:
             payload = data
@@ -50,21 +63,26 @@ def bucketzip_style(files: dict[str, bytes], *, zip64: bool) -> bytes:
     return bytes(out)
 
 
-FILES = {"dir/": b"", "dir/text.txt": b"line of text\n" * 700, "random.bin": os.urandom(5000), "tiny": b"t",
-         "ünï/名前.txt": "données".encode()}
+FILES = {
+    "dir/": b"",
+    "dir/text.txt": b"line of text\n" * 700,
+    "random.bin": os.urandom(5000),
+    "tiny": b"t",
+    "ünï/名前.txt": "données".encode(),
+}
 
 
 @pytest.mark.parametrize("zip64", [False, True], ids=["plain", "zip64-local-extras"])
 def test_reads_bucketzip_records(zip64, tmp_path):
     data = bucketzip_style(FILES, zip64=zip64)
-    with zipfile.ZipFile(io.BytesIO(data)) as z:            # the reference reader agrees
+    with zipfile.ZipFile(io.BytesIO(data)) as z:  # the reference reader agrees
         assert {n: z.read(n) for n in z.namelist()} == FILES
     report, entries = verify(BytesRangeReader(data))
     assert report.ok, report.problems
     assert report.checked == len(FILES)
     archive = Archive(BytesRangeReader(data))
     assert [e.name for e in archive.entries()] == list(FILES)
-    assert all(e.mtime is not None and e.mtime.tzinfo is not None for e in archive.entries())   # 0x5455: UTC
+    assert all(e.mtime is not None and e.mtime.tzinfo is not None for e in archive.entries())  # 0x5455: UTC
     assert extract(archive, tmp_path).ok
     assert (tmp_path / "dir/text.txt").read_bytes() == FILES["dir/text.txt"]
 
@@ -80,14 +98,28 @@ def test_descriptor_width_lie_is_caught():
 
 def test_engine_archive_round_trip(s3, bucket_factory, run_cli):
     source, dest, back = bucket_factory("src"), bucket_factory("dst"), bucket_factory("back")
-    objects = {"a/one.txt": b"hello " * 10_000, "a/two.bin": os.urandom(300_000), "folder/": b"",
-               "weird//../x\\y": b"odd key", "ünï/ß.txt": "é".encode(), "zeros": bytes(2_000_000)}
+    objects = {
+        "a/one.txt": b"hello " * 10_000,
+        "a/two.bin": os.urandom(300_000),
+        "folder/": b"",
+        "weird//../x\\y": b"odd key",
+        "ünï/ß.txt": "é".encode(),
+        "zeros": bytes(2_000_000),
+    }
     for key, body in objects.items():
-        s3.put_object(Bucket=source, Key=key, Body=body, ContentType="text/x-test", Metadata={"m": "1"},
-                      CacheControl="no-cache")
+        s3.put_object(
+            Bucket=source, Key=key, Body=body, ContentType="text/x-test", Metadata={"m": "1"}, CacheControl="no-cache"
+        )
     with tempfile.TemporaryDirectory() as state_dir:
-        archive_with_engine(s3, LocalStateStore(state_dir), source_bucket=source, dest_bucket=dest,
-                            dest_key="arch.zip", step_bytes=100_000, chunk_size=65_536)
+        archive_with_engine(
+            s3,
+            LocalStateStore(state_dir),
+            source_bucket=source,
+            dest_bucket=dest,
+            dest_key="arch.zip",
+            step_bytes=100_000,
+            chunk_size=65_536,
+        )
 
     code, out, err = run_cli("verify", f"s3://{dest}/arch.zip", "--against", f"s3://{source}")
     assert code == 0, out + err

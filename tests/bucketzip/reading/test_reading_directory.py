@@ -11,11 +11,17 @@ import zlib
 
 import pytest
 import zipstream
-
-from bucketzip.reading import (Archive, BytesRangeReader, CorruptArchive, EntryCorrupt, UnsupportedArchive,
-                               read_directory)
-from bucketzip.reading.entries import read_entry
 from reading_helpers import bomb_zip, deflate_raw, raw_zip, zip_with_python, zip_with_zipstream
+
+from bucketzip.reading import (
+    Archive,
+    BytesRangeReader,
+    CorruptArchive,
+    EntryCorrupt,
+    UnsupportedArchive,
+    read_directory,
+)
+from bucketzip.reading.entries import read_entry
 
 FILES = {
     "a.txt": b"hello world\n" * 500,
@@ -40,9 +46,13 @@ def test_reads_what_writers_wrote(maker):
     assert [e.name for e in entries] == list(FILES)
     assert entries[1].is_dir and not entries[0].is_dir
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        for e, zi in zip(entries, z.infolist()):
-            assert (e.crc, e.size, e.compressed_size, e.offset) == (zi.CRC, zi.file_size, zi.compress_size,
-                                                                     zi.header_offset)
+        for e, zi in zip(entries, z.infolist(), strict=True):
+            assert (e.crc, e.size, e.compressed_size, e.offset) == (
+                zi.CRC,
+                zi.file_size,
+                zi.compress_size,
+                zi.header_offset,
+            )
 
 
 def test_extended_timestamp_is_utc():
@@ -81,7 +91,7 @@ def test_zip64_end_records_by_python_zipfile():
     info, entries = read_directory(BytesRangeReader(data))
     assert info.zip64 and info.zip64_end_offset == end
     assert contents(data) == {"big": b"abc"}
-    with zipfile.ZipFile(io.BytesIO(data)) as z:   # the reference agrees it is valid
+    with zipfile.ZipFile(io.BytesIO(data)) as z:  # the reference agrees it is valid
         assert z.read("big") == b"abc"
 
 
@@ -153,7 +163,7 @@ def test_spanned_archives_are_refused():
 def test_bad_central_signature():
     data = zip_with_python({"a": b"a"})
     cd = data.find(b"PK\x01\x02")
-    bad = data[:cd] + b"XX\x01\x02" + data[cd + 4:]
+    bad = data[:cd] + b"XX\x01\x02" + data[cd + 4 :]
     with pytest.raises(CorruptArchive):
         read_directory(BytesRangeReader(bad))
 
@@ -224,7 +234,7 @@ def test_encrypted_and_unknown_methods_are_unsupported():
 
 def test_local_header_must_agree():
     data = bytearray(raw_zip([(b"abc", b"data", {})]))
-    data[30:33] = b"xyz"   # the local header's copy of the name
+    data[30:33] = b"xyz"  # the local header's copy of the name
     archive = Archive(BytesRangeReader(bytes(data)))
     with pytest.raises(EntryCorrupt, match="name"):
         b"".join(archive.open_entry(archive.entries()[0]))

@@ -8,10 +8,18 @@ import zlib
 from pathlib import Path
 
 import pytest
+from reading_helpers import (
+    bomb_zip,
+    have,
+    raw_zip,
+    upload_zip,
+    zip_with_7z,
+    zip_with_infozip,
+    zip_with_python,
+    zip_with_zipstream,
+)
 
 from bucketzip.reading import Archive, BytesRangeReader, CorruptArchive, UnsafePath, extract, safe_parts
-from reading_helpers import (bomb_zip, have, raw_zip, upload_zip, zip_with_7z, zip_with_infozip, zip_with_python,
-                             zip_with_zipstream)
 
 FILES = {
     "readme.txt": b"read me\n" * 1000,
@@ -23,9 +31,12 @@ FILES = {
     **{f"many/{i:03d}.txt": f"file {i}\n".encode() * (i + 1) for i in range(60)},
 }
 
-WRITERS = [pytest.param(zip_with_python, id="python-zipfile"), pytest.param(zip_with_zipstream, id="zipstream-ng"),
-           pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
-           pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z"))]
+WRITERS = [
+    pytest.param(zip_with_python, id="python-zipfile"),
+    pytest.param(zip_with_zipstream, id="zipstream-ng"),
+    pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
+    pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z")),
+]
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -62,8 +73,13 @@ def test_extract_patterns(s3, bucket_factory, run_cli, tmp_path):
     upload_zip(s3, bucket, "a.zip", zip_with_zipstream(FILES))
     code, _, err = run_cli("extract", f"s3://{bucket}/a.zip", "src", "many/00?.txt", "--to", str(tmp_path))
     assert code == 0, err
-    assert set(tree(tmp_path)) == {"src/", "src/main.py", "src/data.bin", "many/",
-                                   *(f"many/{i:03d}.txt" for i in range(10))}
+    assert set(tree(tmp_path)) == {
+        "src/",
+        "src/main.py",
+        "src/data.bin",
+        "many/",
+        *(f"many/{i:03d}.txt" for i in range(10)),
+    }
     code, _, err = run_cli("extract", f"s3://{bucket}/a.zip", "nothing/*", "--to", str(tmp_path))
     assert code == 1 and "no entry matches" in err
 
@@ -83,8 +99,19 @@ def test_never_overwrites_unless_asked(s3, bucket_factory, run_cli, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bztmp")]
 
 
-@pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil", "a/../../evil", "..\\evil.txt", "C:\\evil",
-                                  "ok/..", "\\\\server\\share\\x", "a/\x00b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../evil.txt",
+        "/etc/evil",
+        "a/../../evil",
+        "..\\evil.txt",
+        "C:\\evil",
+        "ok/..",
+        "\\\\server\\share\\x",
+        "a/\x00b",
+    ],
+)
 def test_zip_slip_names_are_refused(name, s3, bucket_factory, run_cli, tmp_path):
     bucket = bucket_factory("slip")
     upload_zip(s3, bucket, "slip.zip", raw_zip([(b"good.txt", b"good", {}), (name.encode(), b"evil", {})]))
@@ -93,7 +120,7 @@ def test_zip_slip_names_are_refused(name, s3, bucket_factory, run_cli, tmp_path)
     assert code == 1
     assert "bucketzip: error: refusing to extract" in err
     assert not (tmp_path / "evil.txt").exists()
-    assert tree(tmp_path) in ({}, {"dest/": b""})   # nothing written at all
+    assert tree(tmp_path) in ({}, {"dest/": b""})  # nothing written at all
 
 
 def test_safe_parts():
@@ -110,16 +137,18 @@ def test_links_are_never_followed_or_created(s3, bucket_factory, tmp_path):
     outside.mkdir()
     dest = tmp_path / "dest"
     dest.mkdir()
-    (dest / "sub").symlink_to(outside, target_is_directory=True)   # a link already in DIR
+    (dest / "sub").symlink_to(outside, target_is_directory=True)  # a link already in DIR
     (dest / "file-link").symlink_to(outside / "target.txt")
-    link_mode = (0o120777 << 16)
-    data = raw_zip([
-        (b"link", b"/etc", {"external_attr": link_mode}),            # a symlink entry
-        (b"link/passwd", b"owned", {}),                               # through it
-        (b"sub/evil.txt", b"owned", {}),                              # through the existing link
-        (b"file-link", b"owned", {}),                                 # onto an existing link
-        (b"plain.txt", b"fine", {}),
-    ])
+    link_mode = 0o120777 << 16
+    data = raw_zip(
+        [
+            (b"link", b"/etc", {"external_attr": link_mode}),  # a symlink entry
+            (b"link/passwd", b"owned", {}),  # through it
+            (b"sub/evil.txt", b"owned", {}),  # through the existing link
+            (b"file-link", b"owned", {}),  # onto an existing link
+            (b"plain.txt", b"fine", {}),
+        ]
+    )
     archive = Archive(BytesRangeReader(data))
     result = extract(archive, dest)
     assert (dest / "plain.txt").read_bytes() == b"fine"
@@ -158,11 +187,13 @@ def test_infozip_symlinks(tmp_path):
 def test_bad_entries_fail_alone_and_leave_nothing(s3, bucket_factory, run_cli, tmp_path):
     bucket = bucket_factory("extract")
     good = b"good data" * 100
-    data = raw_zip([
-        (b"ok.txt", good, {}),
-        (b"crc.txt", good, {"crc": zlib.crc32(good) ^ 0xFF}),
-        (b"enc.txt", good, {"flags": 1}),
-    ])
+    data = raw_zip(
+        [
+            (b"ok.txt", good, {}),
+            (b"crc.txt", good, {"crc": zlib.crc32(good) ^ 0xFF}),
+            (b"enc.txt", good, {"flags": 1}),
+        ]
+    )
     upload_zip(s3, bucket, "bad.zip", data)
     upload_zip(s3, bucket, "bomb.zip", bomb_zip(real_size=20 * 1024 * 1024, declared_size=4096))
     code, _, err = run_cli("extract", f"s3://{bucket}/bad.zip", "--to", str(tmp_path))

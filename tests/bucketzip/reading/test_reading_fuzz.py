@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reading_helpers import zip_with_python, zip_with_zipstream
 
 from bucketzip.errors import BucketzipError
 from bucketzip.reading import Archive, BytesRangeReader, extract, list_archive, verify
-from reading_helpers import zip_with_python, zip_with_zipstream
 
 
 def _zip64_python() -> bytes:
@@ -59,22 +59,22 @@ def mutated(draw):
         data[at] = draw(st.sampled_from(INTERESTING) | st.integers(0, 255))
     # overwrite a 2/4/8-byte field with an extreme value, near a record signature
     if draw(st.booleans()):
-        sigs = [i for i in range(len(data) - 3) if data[i:i + 2] == b"PK" and data[i + 2] in (1, 3, 5, 6, 7)]
+        sigs = [i for i in range(len(data) - 3) if data[i : i + 2] == b"PK" and data[i + 2] in (1, 3, 5, 6, 7)]
         if sigs:
             at = draw(st.sampled_from(sigs)) + draw(st.integers(0, 56))
             width = draw(st.sampled_from([2, 4, 8]))
             value = draw(st.sampled_from(BIG)) % (1 << (8 * width))
             if at + width <= len(data):
-                data[at:at + width] = value.to_bytes(width, "little")
+                data[at : at + width] = value.to_bytes(width, "little")
     kind = draw(st.sampled_from(["none", "none", "truncate", "insert", "delete"]))
     if kind == "truncate":
-        data = data[:draw(st.integers(0, len(data)))]
+        data = data[: draw(st.integers(0, len(data)))]
     elif kind == "insert":
         at = draw(st.integers(0, len(data)))
         data[at:at] = draw(st.binary(min_size=1, max_size=40))
     elif kind == "delete" and data:
         at = draw(st.integers(0, len(data) - 1))
-        del data[at:at + draw(st.integers(1, 40))]
+        del data[at : at + draw(st.integers(1, 40))]
     return bytes(data)
 
 
@@ -114,8 +114,12 @@ def exercise(data: bytes) -> None:
 
 
 @pytest.mark.timeout(180)
-@settings(max_examples=300, deadline=3000, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=300,
+    deadline=3000,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutated())
 def test_mutated_archives_never_crash_or_hang(data):
     exercise(data)
@@ -131,4 +135,4 @@ def test_unmutated_bases_are_sound(base):
 @given(st.binary(max_size=400))
 def test_random_bytes(data):
     exercise(data)
-    exercise(data + BASES["python"][-22:])     # garbage with a plausible end record
+    exercise(data + BASES["python"][-22:])  # garbage with a plausible end record

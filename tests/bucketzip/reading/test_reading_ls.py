@@ -9,14 +9,21 @@ import uuid
 import boto3
 import pytest
 import zipstream
+from reading_helpers import (
+    have,
+    manifest_lines_for,
+    upload_zip,
+    zip_with_7z,
+    zip_with_infozip,
+    zip_with_python,
+    zip_with_zipstream,
+)
 
 from bucketzip.reading import Archive, extract, list_archive
-from reading_helpers import (have, manifest_lines_for, upload_zip, zip_with_7z, zip_with_infozip,
-                             zip_with_python, zip_with_zipstream)
 from support.seed import empty_and_delete_bucket
 
 ENTRIES = 1000
-ENTRY_SIZE = 50 * 1024          # 1000 x 50 KiB of random (stored) data: a ~50 MB archive
+ENTRY_SIZE = 50 * 1024  # 1000 x 50 KiB of random (stored) data: a ~50 MB archive
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,7 @@ class GetCounter:
     """Counts GetObject requests per key at the HTTP level (what S3 would bill)."""
 
     def __init__(self):
-        self.client = boto3.client("s3")   # AWS_ENDPOINT_URL from the moto fixture
+        self.client = boto3.client("s3")  # AWS_ENDPOINT_URL from the moto fixture
         self.gets: list[str] = []
         self.client.meta.events.register("before-call.s3.GetObject", self._count)
 
@@ -119,12 +126,19 @@ def test_cli_ls_errors(s3, bucket_factory, run_cli):
     assert code == 1 and "not a zip archive" in err
 
 
-FOREIGN = {"readme.txt": b"read me\n" * 100, "src/main.py": b"print('hi')\n", "src/data.bin": os.urandom(2000),
-           "ünï/ß.txt": b"unicode"}
+FOREIGN = {
+    "readme.txt": b"read me\n" * 100,
+    "src/main.py": b"print('hi')\n",
+    "src/data.bin": os.urandom(2000),
+    "ünï/ß.txt": b"unicode",
+}
 
-WRITERS = [pytest.param(zip_with_python, id="python-zipfile"), pytest.param(zip_with_zipstream, id="zipstream-ng"),
-           pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
-           pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z"))]
+WRITERS = [
+    pytest.param(zip_with_python, id="python-zipfile"),
+    pytest.param(zip_with_zipstream, id="zipstream-ng"),
+    pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
+    pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z")),
+]
 
 
 @pytest.mark.parametrize("maker", WRITERS)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 
 import pytest
+from reading_helpers import raw_zip, upload_zip, zip_with_python, zip_with_zipstream
 
 from bucketzip.cli_read import printable
-from bucketzip.reading import (Archive, ArchiveChanged, BytesRangeReader, CorruptArchive, FileRangeReader,
-                               ReadFailed, S3RangeReader)
+from bucketzip.reading import (
+    Archive,
+    ArchiveChanged,
+    BytesRangeReader,
+    CorruptArchive,
+    FileRangeReader,
+    ReadFailed,
+    S3RangeReader,
+)
 from bucketzip.reading.rangereader import _MemoryRaw
-from reading_helpers import raw_zip, upload_zip, zip_with_python, zip_with_zipstream
 
 
 def test_read_at_cache_and_counters():
@@ -18,7 +25,7 @@ def test_read_at_cache_and_counters():
     reader = BytesRangeReader(data, block_size=64 * 1024)
     assert reader.read_at(1000, 10) == data[1000:1010]
     assert reader.stats().requests == 1 and reader.stats().bytes_read == 64 * 1024
-    assert reader.read_at(2000, 100) == data[2000:2100]       # same block: cached
+    assert reader.read_at(2000, 100) == data[2000:2100]  # same block: cached
     assert reader.requests == 1
     with pytest.raises(CorruptArchive, match="outside the archive"):
         reader.read_at(299_990, 20)
@@ -49,6 +56,7 @@ class FlakyReader(BytesRangeReader):
                 out = super().read(min(n, 4096))
                 self.served += len(out)
                 return out
+
         return Raw(self, start, end)
 
 
@@ -58,7 +66,7 @@ def test_streams_resume_after_dropped_connections():
     archive = Archive(reader)
     entry = archive.entries()[0]
     assert len(b"".join(archive.open_entry(entry))) == 200_000
-    reader = FlakyReader(data, cut=0, failures=100)     # no progress at all: give up
+    reader = FlakyReader(data, cut=0, failures=100)  # no progress at all: give up
     archive = Archive(reader)
     with pytest.raises(ReadFailed, match="kept failing"):
         b"".join(archive.open_entry(archive.entries()[0]))

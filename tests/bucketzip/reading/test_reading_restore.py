@@ -5,29 +5,43 @@ from __future__ import annotations
 
 import os
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import zipstream
+from reading_helpers import (
+    have,
+    manifest_lines_for,
+    raw_zip,
+    upload_zip,
+    zip_with_7z,
+    zip_with_infozip,
+    zip_with_python,
+    zip_with_zipstream,
+)
 
-from reading_helpers import (have, manifest_lines_for, raw_zip, upload_zip, zip_with_7z, zip_with_infozip,
-                             zip_with_python, zip_with_zipstream)
 from support.seed import all_keys, list_multipart_uploads
 
 MiB = 1024 * 1024
 
 SOURCE = {
-    "docs/report.pdf": (b"%PDF-1.4 report" * 300, {
-        "ContentType": "application/pdf", "Metadata": {"owner": "alice", "project": "x"},
-        "CacheControl": "max-age=3600", "ContentDisposition": 'attachment; filename="r.pdf"',
-        "ContentLanguage": "en", "Expires": datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}),
+    "docs/report.pdf": (
+        b"%PDF-1.4 report" * 300,
+        {
+            "ContentType": "application/pdf",
+            "Metadata": {"owner": "alice", "project": "x"},
+            "CacheControl": "max-age=3600",
+            "ContentDisposition": 'attachment; filename="r.pdf"',
+            "ContentLanguage": "en",
+            "Expires": datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+        },
+    ),
     "data/table.csv.gz": (os.urandom(5000), {"ContentType": "text/csv", "ContentEncoding": "gzip"}),
     "folder/": (b"", {}),
     "weird//double/../dots\\back": (b"odd key", {"ContentType": "text/plain"}),
-    "ünï/日本.txt": ("texte é".encode(), {"ContentType": "text/plain; charset=utf-8",
-                                         "Metadata": {"note": "unicode"}}),
+    "ünï/日本.txt": ("texte é".encode(), {"ContentType": "text/plain; charset=utf-8", "Metadata": {"note": "unicode"}}),
 }
-NAMES = {"weird//double/../dots\\back": "weird/double/__/dots_back"}   # bucketzip's safe names
+NAMES = {"weird//double/../dots\\back": "weird/double/__/dots_back"}  # bucketzip's safe names
 
 
 def archive_source(s3, source_bucket: str, archive_bucket: str, key: str) -> bytes:
@@ -43,20 +57,36 @@ def archive_source(s3, source_bucket: str, archive_bucket: str, key: str) -> byt
         name = NAMES.get(k, k)
         keys[name] = k
         headers[name] = {
-            "etag": head["ETag"], "content_type": head.get("ContentType"),
-            "content_encoding": head.get("ContentEncoding"), "content_language": head.get("ContentLanguage"),
-            "content_disposition": head.get("ContentDisposition"), "cache_control": head.get("CacheControl"),
+            "etag": head["ETag"],
+            "content_type": head.get("ContentType"),
+            "content_encoding": head.get("ContentEncoding"),
+            "content_language": head.get("ContentLanguage"),
+            "content_disposition": head.get("ContentDisposition"),
+            "cache_control": head.get("CacheControl"),
             "expires": head["Expires"].isoformat() if head.get("Expires") else None,
             "metadata": head.get("Metadata", {}),
         }
-    upload_zip(s3, archive_bucket, key, data,
-               manifest_lines_for(data, bucket=archive_bucket, key=key, source_bucket=source_bucket,
-                                  keys=keys, headers=headers))
+    upload_zip(
+        s3,
+        archive_bucket,
+        key,
+        data,
+        manifest_lines_for(
+            data, bucket=archive_bucket, key=key, source_bucket=source_bucket, keys=keys, headers=headers
+        ),
+    )
     return data
 
 
-HEADERS = ("ContentType", "ContentEncoding", "ContentLanguage", "ContentDisposition", "CacheControl", "Metadata",
-           "Expires")
+HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentLanguage",
+    "ContentDisposition",
+    "CacheControl",
+    "Metadata",
+    "Expires",
+)
 
 
 def test_restore_round_trip_with_manifest(s3, bucket_factory, run_cli):
@@ -113,8 +143,8 @@ def test_large_entries_use_multipart(s3, bucket_factory, run_cli):
     assert code == 0, err
     got = s3.get_object(Bucket=dest, Key="big.bin")
     assert got["Body"].read() == big
-    assert got["ETag"].endswith('-3"')          # 5 + 5 + 2 MiB parts
-    assert got["ContentType"] == "application/octet-stream"   # guessed: no manifest
+    assert got["ETag"].endswith('-3"')  # 5 + 5 + 2 MiB parts
+    assert got["ContentType"] == "application/octet-stream"  # guessed: no manifest
     assert s3.get_object(Bucket=dest, Key="small.txt")["ContentType"] == "text/plain"
 
 
@@ -122,9 +152,13 @@ def test_corrupt_entries_leave_no_object_and_no_upload(s3, bucket_factory, run_c
     archives, dest = bucket_factory("arc"), bucket_factory("dst")
     big = os.urandom(11 * MiB)
     small = b"small data" * 10
-    data = raw_zip([(b"big.bin", big, {"crc": zlib.crc32(big) ^ 1}),
-                    (b"small.bin", small, {"crc": zlib.crc32(small) ^ 1}),
-                    (b"fine.txt", b"fine", {})])
+    data = raw_zip(
+        [
+            (b"big.bin", big, {"crc": zlib.crc32(big) ^ 1}),
+            (b"small.bin", small, {"crc": zlib.crc32(small) ^ 1}),
+            (b"fine.txt", b"fine", {}),
+        ]
+    )
     upload_zip(s3, archives, "bad.zip", data)
     code, out, err = run_cli("restore", f"s3://{archives}/bad.zip", f"s3://{dest}", "--part-size", "5MiB")
     assert code == 1
@@ -153,10 +187,14 @@ def test_restore_usage_errors(s3, bucket_factory, run_cli):
     assert code == 1 and "no-such-bucket-zz9" in err
 
 
-@pytest.mark.parametrize("maker", [
-    pytest.param(zip_with_python, id="python-zipfile"),
-    pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
-    pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z"))])
+@pytest.mark.parametrize(
+    "maker",
+    [
+        pytest.param(zip_with_python, id="python-zipfile"),
+        pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
+        pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z")),
+    ],
+)
 def test_restore_foreign_archives(maker, s3, bucket_factory, run_cli):
     archives, dest = bucket_factory("arc"), bucket_factory("dst")
     files = {"top.txt": b"top" * 1000, "sub/inner.bin": os.urandom(70_000), "sub/ünï.txt": b"u"}

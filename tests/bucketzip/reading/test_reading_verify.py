@@ -8,10 +8,18 @@ import os
 
 import pytest
 import zipstream
+from reading_helpers import (
+    have,
+    manifest_lines_for,
+    raw_zip,
+    upload_zip,
+    zip_with_7z,
+    zip_with_infozip,
+    zip_with_python,
+    zip_with_zipstream,
+)
 
 from bucketzip.reading import BytesRangeReader, verify
-from reading_helpers import (have, manifest_lines_for, raw_zip, upload_zip, zip_with_7z, zip_with_infozip,
-                             zip_with_python, zip_with_zipstream)
 
 FILES = {
     "notes.txt": b"some notes\n" * 2000,
@@ -22,10 +30,13 @@ FILES = {
     "ünï/ß.txt": b"unicode",
 }
 
-WRITERS = [pytest.param(zip_with_python, id="python-zipfile"), pytest.param(zip_with_zipstream, id="zipstream-ng"),
-           pytest.param(lambda f: zip_with_zipstream(f, zipstream.ZIP_STORED), id="zipstream-stored"),
-           pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
-           pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z"))]
+WRITERS = [
+    pytest.param(zip_with_python, id="python-zipfile"),
+    pytest.param(zip_with_zipstream, id="zipstream-ng"),
+    pytest.param(lambda f: zip_with_zipstream(f, zipstream.ZIP_STORED), id="zipstream-stored"),
+    pytest.param(zip_with_infozip, id="info-zip", marks=pytest.mark.skipif(not have("zip"), reason="no zip")),
+    pytest.param(zip_with_7z, id="7-zip", marks=pytest.mark.skipif(not have("7z"), reason="no 7z")),
+]
 
 
 def problems(out: str) -> list[str]:
@@ -46,6 +57,7 @@ def test_sound_archives_pass(maker, s3, bucket_factory, run_cli):
 
 def test_verify_reads_the_archive_once(s3, bucket_factory):
     from bucketzip.reading import verify_s3
+
     bucket = bucket_factory("verify")
     data = zip_with_zipstream(FILES)
     upload_zip(s3, bucket, "ok.zip", data)
@@ -114,10 +126,10 @@ def test_manifest_that_disagrees(s3, bucket_factory, run_cli):
     bucket = bucket_factory("verify")
     data = zip_with_zipstream(FILES)
     lines = manifest_lines_for(data, bucket=bucket, key="m.zip")
-    lines[1]["crc32"] ^= 1                    # notes.txt
-    lines[3]["size"] += 1                     # dir/random.bin
-    lines[4]["method"] = "store"              # dir/zeros.bin
-    del lines[5]                              # empty: missing from the manifest
+    lines[1]["crc32"] ^= 1  # notes.txt
+    lines[3]["size"] += 1  # dir/random.bin
+    lines[4]["method"] = "store"  # dir/zeros.bin
+    del lines[5]  # empty: missing from the manifest
     lines.append({**lines[2], "name": "ghost.txt", "key": "ghost.txt"})
     upload_zip(s3, bucket, "m.zip", data, lines)
     code, out, _ = run_cli("verify", f"s3://{bucket}/m.zip")
@@ -128,7 +140,7 @@ def test_manifest_that_disagrees(s3, bucket_factory, run_cli):
     assert "[manifest] dir/zeros.bin: manifest method store differs from the archive's deflate" in found
     assert "[manifest] empty: entry is not in the manifest" in found
     assert "[manifest] ghost.txt: manifest entry (line 7) is not in the archive" in found
-    assert "[entry]" not in found             # the archive itself is sound
+    assert "[entry]" not in found  # the archive itself is sound
     code, out, _ = run_cli("verify", "--no-manifest", f"s3://{bucket}/m.zip")
     assert code == 0, out
 
@@ -144,8 +156,7 @@ def test_unparsable_manifest(s3, bucket_factory, run_cli):
 def test_structure_problems_are_reported():
     payload = b"x" * 100
     cases = {
-        "gap": (raw_zip([(b"a", payload, {}), (b"b", payload, {"gap_before": b"JUNK" * 4})]),
-                "16 unexpected bytes"),
+        "gap": (raw_zip([(b"a", payload, {}), (b"b", payload, {"gap_before": b"JUNK" * 4})]), "16 unexpected bytes"),
         "overlap": (raw_zip([(b"a", payload, {}), (b"b", payload, {"offset": 0})]), "overlaps 'a'"),
         "trailing": (raw_zip([(b"a", payload, {})]) + b"trailing", "after the end of central directory"),
     }
@@ -158,10 +169,11 @@ def test_structure_problems_are_reported():
 def test_descriptor_disagreeing_with_directory():
     data = bytearray(zip_with_zipstream({"a.txt": b"alpha" * 100, "b.txt": b"beta"}))
     at = data.index(b"PK\x07\x08")
-    data[at + 4] ^= 0xFF                      # the descriptor's CRC
+    data[at + 4] ^= 0xFF  # the descriptor's CRC
     report, _ = verify(BytesRangeReader(bytes(data)))
     assert [p.message for p in report.problems if p.entry == "a.txt"] == [
-        m for m in [p.message for p in report.problems] if "data descriptor CRC" in m]
+        m for m in [p.message for p in report.problems] if "data descriptor CRC" in m
+    ]
     assert any("data descriptor CRC" in p.message for p in report.problems)
 
 
@@ -171,9 +183,15 @@ def test_against_source(s3, bucket_factory, run_cli):
     etags = {k: s3.put_object(Bucket=source, Key=k, Body=v)["ETag"] for k, v in objects.items()}
     files = {k: v for k, v in objects.items() if k.startswith("p/")}
     data = zip_with_zipstream(files)
-    lines = manifest_lines_for(data, bucket=archives, key="s.zip", source_bucket=source, source_prefix="p/",
-                               headers={k: {"etag": etags[k]} for k in files},
-                               skipped=[{"key": "p/skipped.bin", "reason": "glacier"}])
+    lines = manifest_lines_for(
+        data,
+        bucket=archives,
+        key="s.zip",
+        source_bucket=source,
+        source_prefix="p/",
+        headers={k: {"etag": etags[k]} for k in files},
+        skipped=[{"key": "p/skipped.bin", "reason": "glacier"}],
+    )
     upload_zip(s3, archives, "s.zip", data, lines)
     s3.put_object(Bucket=source, Key="p/skipped.bin", Body=b"cold")
 

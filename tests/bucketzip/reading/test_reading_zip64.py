@@ -4,17 +4,16 @@ steps: ls, extract, restore, verify straight from S3."""
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 
-import tempfile
-
 import pytest
-from support.archiving import archive as run_archive
-from support.seed import all_keys, empty_and_delete_bucket
-from support.synthetic import SyntheticSource
 
 from bucketzip.reading import Archive, extract, list_archive
 from bucketzip.store_local import LocalStateStore
+from support.archiving import archive as run_archive
+from support.seed import all_keys, empty_and_delete_bucket
+from support.synthetic import SyntheticSource
 
 COUNT = 70_000
 
@@ -30,8 +29,14 @@ def zip64_archive(s3):
     # A synthetic source (70,000 GETs through the in-process emulator would take minutes).
     source = SyntheticSource(s3, "synthetic-70k", {}, bodies={name(i): b"%d\n" % i for i in range(COUNT)})
     with tempfile.TemporaryDirectory() as state_dir:
-        result, steps = run_archive(source, LocalStateStore(state_dir), source_bucket="synthetic-70k",
-                                    dest_bucket=bucket, dest_key="many.zip", step_bytes=2_000_000)
+        result, steps = run_archive(
+            source,
+            LocalStateStore(state_dir),
+            source_bucket="synthetic-70k",
+            dest_bucket=bucket,
+            dest_key="many.zip",
+            step_bytes=2_000_000,
+        )
     assert steps > 2 and result.entries == COUNT
     yield bucket, "many.zip", result.size
     empty_and_delete_bucket(s3, bucket)
@@ -69,7 +74,7 @@ def test_extract_one_entry_from_zip64(zip64_archive, s3, tmp_path):
     stats = archive.reader.stats()
     assert len(entries) == COUNT
     assert after_directory.requests - before.requests <= 1
-    assert stats.requests - after_directory.requests == 1          # the manifest GET is not counted here
+    assert stats.requests - after_directory.requests == 1  # the manifest GET is not counted here
     assert stats.bytes_read - after_directory.bytes_read < 64 * 1024
 
 
