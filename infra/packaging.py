@@ -27,6 +27,17 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 # Newest first; pip also accepts older manylinux tags for these. Lambda's Amazon Linux 2023 has glibc 2.34.
 PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
+# What Lambda does not run stays out of the asset: the command line, the reading tools
+# (ls/extract/restore/verify) and the emulator harness.
+NOT_IN_ASSET = ("bucketzip/cli", "bucketzip/local", "bucketzip/reading")
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    ignored = set(IGNORE(directory, names))
+    relative = Path(directory).resolve().relative_to(FUNCTIONS_DIR.resolve()).as_posix()
+    return ignored | {name for name in names if f"{relative}/{name}".lstrip("./") in NOT_IN_ASSET}
+
+
 POWERTOOLS = "aws-lambda-powertools"
 
 
@@ -71,7 +82,7 @@ def pip_command(target: str, deps: list[str]) -> list[str]:
 
 
 def copy_functions(output_dir: str) -> None:
-    shutil.copytree(FUNCTIONS_DIR, output_dir, ignore=IGNORE, dirs_exist_ok=True)
+    shutil.copytree(FUNCTIONS_DIR, output_dir, ignore=_ignore, dirs_exist_ok=True)
 
 
 @jsii.implements(ILocalBundling)

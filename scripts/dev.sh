@@ -31,7 +31,7 @@ install_system() {
 
 install_python() {
     python3 -m pip install -q -r requirements.txt
-    python3 -m pip install -q -e .
+    python3 -m pip install -q -e '.[local]'
 }
 
 print_versions() {  # in CI logs: which readers and packages the results speak for

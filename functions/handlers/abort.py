@@ -7,7 +7,7 @@ Start that failed half-way is cleaned, and nothing else)."""
 from __future__ import annotations
 
 from bucketzip import engine
-from bucketzip.workflow.naming import run_id_of_execution
+from bucketzip.run_ids import run_id_of_execution
 
 from . import common
 from .common import logger, metrics, tracer

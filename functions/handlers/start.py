@@ -11,7 +11,7 @@ from __future__ import annotations
 from bucketzip import engine
 from bucketzip.config import ArchiveRequest
 from bucketzip.keys import render_key
-from bucketzip.workflow.naming import run_id_for_execution
+from bucketzip.run_ids import run_id_for_execution
 
 from . import common
 from .common import logger, metrics, tracer

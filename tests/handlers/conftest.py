@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bucketzip.local.lambdas import LambdaContext
 from bucketzip.results import ArchiveResult, Progress
-from bucketzip.workflow.lambdas import LambdaContext
 
 
 def progress(run_id: str = "run-1", **fields) -> Progress:

@@ -136,7 +136,7 @@ def test_step_deadline_is_the_remaining_time_minus_the_safety_margin(fake_engine
 
 
 def test_short_lambda_timeouts_keep_most_of_their_time(fake_engine, monkeypatch):
-    from bucketzip.workflow.lambdas import LambdaContext
+    from bucketzip.local.lambdas import LambdaContext
 
     step.handler({"run_id": "run-1"}, LambdaContext("f", "arn:f", timeout_seconds=20))
     ((_, _, deadline),) = fake_engine.calls

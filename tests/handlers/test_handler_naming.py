@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bucketzip.workflow.naming import MAX_RUN_ID, run_id_for_execution, run_id_of_execution
+from bucketzip.run_ids import MAX_RUN_ID, run_id_for_execution, run_id_of_execution
 
 SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 

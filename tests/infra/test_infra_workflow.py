@@ -33,7 +33,7 @@ def test_definition_is_the_asl_file(any_synth):
 def test_same_file_and_rendering_as_the_workflow_tests(any_synth, monkeypatch):
     """The local workflow harness (moto) executes this very file, filled the same way."""
     monkeypatch.delenv("BUCKETZIP_ASL", raising=False)
-    from bucketzip.workflow.definition import definition_path, render_definition
+    from bucketzip.local.definition import definition_path, render_definition
 
     assert definition_path().resolve() == ASL_PATH.resolve()
     arns = {name: f"arn:aws:lambda:eu-west-1:111122223333:function:{name}" for name in SUBSTITUTIONS}

@@ -1,6 +1,6 @@
 """Workflow tests: the REAL statemachine/archive.asl.json executed by moto's Step
 Functions interpreter over the session's moto server, Lambda tasks dispatched to the
-in-process handlers (bucketzip.workflow.LocalWorkflow)."""
+in-process handlers (bucketzip.local.LocalWorkflow)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uuid
 import pytest
 from workflow_helpers import StoreFaults
 
-from bucketzip.workflow.local import LocalWorkflow
+from bucketzip.local.workflow import LocalWorkflow
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import re
 import pytest
 from workflow_helpers import assert_nothing_left, assert_nothing_left_after_failure, cause_message
 
-from bucketzip.workflow.definition import PLACEHOLDERS, definition_path
-from bucketzip.workflow.lambdas import ServiceError
+from bucketzip.local.definition import PLACEHOLDERS, definition_path
+from bucketzip.local.lambdas import ServiceError
 from handlers.common import DEFAULT_LOOPS_PER_EXECUTION
 from handlers.models import MAX_LOOPS_PER_EXECUTION
 from support.seed import seed_bucket

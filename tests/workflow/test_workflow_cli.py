@@ -12,8 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bucketzip import cli_workflow
-from bucketzip.workflow.deployed import follow, table_of_execution
+from bucketzip.cli import workflow as cli_workflow
+from bucketzip.cli.executions import follow, table_of_execution
 from support.seed import seed_bucket
 
 # Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
@@ -150,7 +150,7 @@ def test_demo_command(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_", "POWERTOOLS_", "BUCKETZIP_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FUNCTIONS), env.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, "-m", "bucketzip.cli_workflow", "demo", "--objects", "80", "--loops-per-execution", "2"],
+        [sys.executable, "-m", "bucketzip.cli.workflow", "demo", "--objects", "80", "--loops-per-execution", "2"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -271,7 +271,7 @@ def test_stale_step_seen_by_the_state_machine_is_retried_not_aborted(
 def losing_the_first_response():
     """An interceptor whose function does its work every time but whose first response is
     lost (a Lambda service error); returns (the responses it produced, the interceptor)."""
-    from bucketzip.workflow.lambdas import ServiceError
+    from bucketzip.local.lambdas import ServiceError
 
     calls = []
 

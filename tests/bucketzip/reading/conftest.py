@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         return main_parser()
     except ImportError:
         pass
-    from bucketzip import cli_read
+    from bucketzip.cli import read as cli_read
 
     parser = argparse.ArgumentParser(prog="bucketzip")
     parser.add_argument("--endpoint-url")

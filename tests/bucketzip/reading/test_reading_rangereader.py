@@ -7,7 +7,7 @@ import os
 import pytest
 from reading_helpers import raw_zip, upload_zip, zip_with_python, zip_with_zipstream
 
-from bucketzip.cli_read import printable
+from bucketzip.cli.read import printable
 from bucketzip.reading import (
     Archive,
     ArchiveChanged,

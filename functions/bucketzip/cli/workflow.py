@@ -13,8 +13,8 @@ import sys
 import time
 import uuid
 
-from .errors import InputError
-from .sizes import format_size
+from ..errors import InputError
+from ..sizes import format_size
 from .terminal import parse_s3_url
 
 NEXT_STEPS = """\
@@ -87,7 +87,12 @@ def register(subparsers) -> None:
 
 
 def cmd_demo(args, s3=None) -> int:
-    from .workflow.demo import run_demo
+    try:
+        import moto  # noqa: F401 - the emulator is an optional extra
+    except ImportError:
+        print("bucketzip: error: the demo needs the local emulator: pip install -e '.[local]'", file=sys.stderr)
+        return 2
+    from ..local.demo import run_demo
 
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     print("bucketzip demo: the serverless workflow on this machine (moto; no AWS account needed)")
@@ -163,7 +168,7 @@ def execution_input(args) -> dict:
 
 
 def cmd_start(args, s3=None) -> int:
-    from .workflow.deployed import start_execution
+    from .executions import start_execution
 
     try:
         data = execution_input(args)
@@ -220,8 +225,8 @@ class _aws_errors:
 def _watch(sfn, execution_arn: str, *, table: str | None, interval: float, args=None) -> int:
     import os
 
-    from .store_dynamodb import DynamoStateStore
-    from .workflow.deployed import follow, store_progress, table_of_execution
+    from ..store_dynamodb import DynamoStateStore
+    from .executions import follow, store_progress, table_of_execution
 
     table = table or os.environ.get("BUCKETZIP_TABLE")
     if not table:
@@ -290,7 +295,7 @@ def _cause(cause: str | None) -> str:
         return cause or ""
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m bucketzip.cli_workflow demo`
+if __name__ == "__main__":  # pragma: no cover - `python -m bucketzip.cli.workflow demo`
     parser = argparse.ArgumentParser(prog="bucketzip")
     register(parser.add_subparsers(required=True))
     parsed = parser.parse_args()

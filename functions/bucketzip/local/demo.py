@@ -19,8 +19,8 @@ from pathlib import Path
 
 import boto3
 
-from .local import LocalWorkflow
 from .server import embedded_moto_server
+from .workflow import LocalWorkflow
 
 SOURCE_BUCKET = "demo-photos"
 DEST_BUCKET = "demo-archives"

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import boto3
 
+from ..cli.executions import ExecutionOutcome, follow, start_execution
 from . import lambdas, moto_patches
 from .definition import render_definition
-from .deployed import ExecutionOutcome, follow, start_execution
 from .server import enable_state_machine_execution
 
 HANDLERS = {

@@ -12,14 +12,16 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import cli_read, cli_workflow, engine
-from .clients import s3_client
-from .config import ArchiveRequest, key_selected
-from .deadline import Deadline
-from .errors import BucketzipError, InputError
-from .results import ArchiveResult
-from .sizes import format_size
-from .store_local import LocalStateStore
+from .. import engine
+from ..clients import s3_client
+from ..config import ArchiveRequest, key_selected
+from ..deadline import Deadline
+from ..errors import BucketzipError, InputError
+from ..results import ArchiveResult
+from ..sizes import format_size
+from ..store_local import LocalStateStore
+from . import read as cli_read
+from . import workflow as cli_workflow
 from .terminal import ProgressLine, parse_s3_url
 
 

@@ -7,8 +7,8 @@ import threading
 import time
 from typing import TextIO
 
-from .errors import InputError
-from .sizes import format_size
+from ..errors import InputError
+from ..sizes import format_size
 
 
 def parse_s3_url(url: str, *, want_key: bool, option: str = "") -> tuple[str, str]:

@@ -14,14 +14,14 @@ import re
 import sys
 from typing import Any, TextIO
 
-from .errors import InputError
-from .reading.archive import Archive
-from .reading.errors import CorruptManifest
-from .reading.extract import extract
-from .reading.ls import format_time, list_archive
-from .reading.restore import DEFAULT_PART_SIZE, plan_restore, restore
-from .reading.verify import verify_s3
-from .sizes import format_size, parse_size
+from ..errors import InputError
+from ..reading.archive import Archive
+from ..reading.errors import CorruptManifest
+from ..reading.extract import extract
+from ..reading.ls import format_time, list_archive
+from ..reading.restore import DEFAULT_PART_SIZE, plan_restore, restore
+from ..reading.verify import verify_s3
+from ..sizes import format_size, parse_size
 from .terminal import ProgressLine, parse_s3_url
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
