@@ -7,6 +7,7 @@ Non-fixture helpers live in tests/support/ (import them as `support.seed`,
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -18,6 +19,12 @@ import pytest
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
+# The code under test is this checkout's (a git worktree too), not whatever an editable
+# install points at: first on sys.path here (pytest's `pythonpath`) and in subprocesses.
+_FUNCTIONS = str(Path(_TESTS).parent / "functions")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [_FUNCTIONS, str(Path(_TESTS).parent), os.environ.get("PYTHONPATH")])
+)
 
 from support.moto_server import REGION, running_moto_server  # noqa: E402
 from support.seed import empty_and_delete_bucket  # noqa: E402
