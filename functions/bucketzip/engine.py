@@ -1,14 +1,10 @@
 """The engine's four verbs. Front doors (CLI, Lambda handlers) call only these.
 
 Each takes a boto3 S3 client, a StateStore and (for the looping verbs) a Deadline;
-nothing Lambda-specific. Typical loop:
-
-    progress = start_run(s3, store, request)
-    while not progress.done:
-        progress = run_step(s3, store, progress.run_id, Deadline(600))
-    while not isinstance(outcome := finish_run(s3, store, run_id, Deadline(600)), ArchiveResult):
-        pass
-    # on any exception: abort_run(s3, store, run_id)
+nothing Lambda-specific. The loop over them (start -> steps -> finish) is written once,
+in driver.run_to_completion; the workflow runs the same verbs as separate Lambda calls.
+On an exception the caller decides what becomes of the run (abort_run, or keep it to
+resume).
 """
 
 from __future__ import annotations

@@ -8,27 +8,23 @@ import zipfile
 
 from bucketzip import engine
 from bucketzip.config import ArchiveRequest
-from bucketzip.deadline import Deadline
+from bucketzip.driver import run_to_completion
 from bucketzip.results import ArchiveResult
 
 
 def archive(s3, store, *, max_steps: int = 100_000, **fields) -> tuple[ArchiveResult, int]:
     """Archive with `ArchiveRequest.create(**fields)`; returns (result, archiving steps)."""
     request = ArchiveRequest.create(**fields)
-    progress = engine.start_run(s3, store, request)
-    steps = 0
+    started: list[str] = []
     try:
-        while not progress.done:
-            progress = engine.run_step(s3, store, progress.run_id, Deadline(None))
-            steps += 1
-            assert steps <= max_steps, "too many steps"
-        outcome = engine.finish_run(s3, store, progress.run_id, Deadline(None))
-        while not isinstance(outcome, ArchiveResult):
-            outcome = engine.finish_run(s3, store, progress.run_id, Deadline(None))
+        completed = run_to_completion(
+            s3, store, request, on_started=lambda p: started.append(p.run_id), max_steps=max_steps
+        )
     except BaseException:
-        engine.abort_run(s3, store, progress.run_id)
+        if started:
+            engine.abort_run(s3, store, started[0])
         raise
-    return outcome, steps
+    return completed.result, completed.archiving_steps
 
 
 def fetch(s3, bucket: str, key: str) -> bytes:

@@ -16,8 +16,8 @@ from .. import engine
 from ..clients import s3_client
 from ..config import ArchiveRequest, key_selected
 from ..deadline import Deadline
+from ..driver import run_to_completion
 from ..errors import BucketzipError, InputError
-from ..results import ArchiveResult
 from ..sizes import format_size
 from ..store_local import LocalStateStore
 from . import read as cli_read
@@ -129,28 +129,33 @@ def cmd_archive(args, s3) -> int:
     progress = ProgressLine("archiving", enabled=show, unit="objects")
     if show:
         threading.Thread(target=_count_source, args=(s3, request, progress), daemon=True).start()
-    progress_state = engine.start_run(s3, store, request, run_id)
-    run_id = progress_state.run_id
-    warnings: list[str] = []
+    started: list[str] = [run_id] if run_id else []  # the run id, once known (to abort or resume)
     try:
-        while not progress_state.done:
-            progress_state = engine.run_step(s3, store, run_id, Deadline(args.step_seconds), progress)
-            warnings += progress_state.warnings
-        result = engine.finish_run(s3, store, run_id, Deadline(args.step_seconds))
-        while not isinstance(result, ArchiveResult):
-            result = engine.finish_run(s3, store, run_id, Deadline(args.step_seconds))
+        completed = run_to_completion(
+            s3,
+            store,
+            request,
+            run_id=run_id,
+            step_deadline=lambda: Deadline(args.step_seconds),
+            observer=progress,
+            on_started=lambda p: started.append(p.run_id),
+        )
     except KeyboardInterrupt:
         progress.close()
+        if not started:
+            return 130
         print(
-            f"bucketzip: interrupted; the run is saved. Resume: bucketzip archive --resume {run_id} "
-            f"SRC DEST   or discard it: bucketzip abort {run_id}",
+            f"bucketzip: interrupted; the run is saved. Resume: bucketzip archive --resume {started[-1]} "
+            f"SRC DEST   or discard it: bucketzip abort {started[-1]}",
             file=sys.stderr,
         )
         return 130
     except BaseException:
         progress.close()
-        engine.abort_run(s3, store, run_id)
+        if started:
+            engine.abort_run(s3, store, started[-1])
         raise
+    result, warnings = completed.result, completed.warnings
     progress.close()
     for warning in warnings:
         print(f"bucketzip: warning: {warning}", file=sys.stderr)
