@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from . import finish
 from .config import MANIFEST_SUFFIX, ArchiveRequest
 from .deadline import Deadline
-from .errors import DestinationExists, RunExists, RunNotFound
+from .errors import DestinationExists, IntegrityError, RunExists, RunNotFound
 from .results import ArchiveResult, Progress
 from .s3errors import error_code, translate
 from .sink import ArchiveSink, staging_prefix
@@ -58,14 +58,22 @@ def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> 
             pass
     run_id = run_id or new_run_id()
     _check_source(s3, request)
-    _check_destination(s3, request)
+    dest_etag = _check_destination(s3, request)
     try:
         upload_id = s3.create_multipart_upload(
-            Bucket=request.dest_bucket, Key=request.dest_key, ContentType="application/zip"
+            Bucket=request.dest_bucket,
+            Key=request.dest_key,
+            ContentType="application/zip",
+            # S3 checks the archive's CRC-32 at Complete; the run id proves whose it is.
+            ChecksumAlgorithm="CRC32",
+            ChecksumType="FULL_OBJECT",
+            Metadata={finish.RUN_METADATA: run_id},
         )["UploadId"]
     except ClientError as exc:
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="create upload") from None
-    state = RunState(run_id=run_id, request=request, upload_id=upload_id, started_at=time.time())
+    state = RunState(
+        run_id=run_id, request=request, upload_id=upload_id, started_at=time.time(), dest_etag=dest_etag, marked=True
+    )
     try:
         store.create(state)
     except BaseException as exc:
@@ -83,19 +91,21 @@ def _check_source(s3, request: ArchiveRequest) -> None:
         raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
 
 
-def _check_destination(s3, request: ArchiveRequest) -> None:
+def _check_destination(s3, request: ArchiveRequest) -> str | None:
     """One listing under the destination key answers both "does the bucket exist" and
-    "is the key taken", and needs only a prefix-scoped s3:ListBucket (no HeadBucket)."""
+    "is the key taken", and needs only a prefix-scoped s3:ListBucket (no HeadBucket).
+    Returns the ETag of the object an overwrite replaces (the condition of Complete)."""
     try:
         page = s3.list_objects_v2(Bucket=request.dest_bucket, Prefix=request.dest_key, MaxKeys=1)
     except ClientError as exc:
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="list objects") from None
-    taken = any(item["Key"] == request.dest_key for item in page.get("Contents", []))
+    taken = [item["ETag"] for item in page.get("Contents", []) if item["Key"] == request.dest_key]
     if taken and not request.overwrite:
         raise DestinationExists(
             f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
             '(ask for overwrite: --overwrite, or "overwrite": true)'
         )
+    return taken[0] if taken else None
 
 
 def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progress:
@@ -183,16 +193,27 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
 
 
 def _complete(s3, state: RunState, parts: list[list]) -> str:
-    """Check the parts, complete the upload; after a crash between the two (a retried
-    call), an archive already there with the expected size counts as completed."""
+    """Check the parts, complete the upload, prove the object at the key is this run's
+    archive. When checking or completing fails, the proof alone decides: an earlier call
+    may have completed it (its answer lost, the upload gone). Without proof, no success."""
     try:
         finish.check_parts(s3, state, parts)
-        return finish.complete_upload(s3, state, parts)
+        finish.complete_upload(s3, state, parts)
     except Exception:
-        etag = finish.already_completed(s3, state)
+        etag = finish.proven(s3, state, parts)
         if etag is None:
             raise
         return etag
+    etag, why = finish.proof(s3, state, parts)
+    if why == "other":  # a racing Complete of another run landed after ours
+        raise finish.lost_race(state)
+    if etag is None:
+        request = state.request
+        raise IntegrityError(
+            f"run {state.run_id}: s3://{request.dest_bucket}/{request.dest_key} was completed but is not "
+            "this run's archive (size, CRC-32 or ETag differ)"
+        )
+    return etag
 
 
 def abort_run(s3, store, run_id: str) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from .checksums import crc32_header, multipart_etag
 from .config import MANIFEST_SUFFIX
 from .deadline import Deadline
-from .errors import IntegrityError
+from .errors import DestinationExists, IntegrityError, RetryableError
 from .manifest import header_line
 from .records import end_records
 from .s3errors import error_code, translate
@@ -16,6 +17,8 @@ from .sink import ArchiveSink
 from .state import FINISHING, Fragment, RunState
 
 MANIFEST_PART_BYTES = 8 * 1024 * 1024
+# User metadata (x-amz-meta-bucketzip-run) naming the run that created an upload.
+RUN_METADATA = "bucketzip-run"
 
 
 def write_directory(s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline) -> bool:
@@ -51,30 +54,88 @@ def check_parts(s3, state: RunState, parts: list[list]) -> None:
         if not page.get("IsTruncated"):
             break
         kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
-    numbers = [number for number, _, _ in parts]
+    numbers = [part[0] for part in parts]
     if numbers != list(range(1, len(parts) + 1)):
         raise IntegrityError(f"run {state.run_id}: recorded parts are not 1..{len(parts)}")
-    bad = [number for number, etag, _ in parts if held.get(number) != etag]
+    bad = [part[0] for part in parts if held.get(part[0]) != part[1]]
     if bad:
         raise IntegrityError(f"run {state.run_id}: parts {bad[:10]} in S3 differ from the recorded ones")
-    if sum(size for _, _, size in parts) != state.offset:
-        raise IntegrityError(
-            f"run {state.run_id}: parts add up to {sum(s for *_, s in parts)} bytes, archive is {state.offset}"
-        )
+    total = sum(part[2] for part in parts)
+    if total != state.offset:
+        raise IntegrityError(f"run {state.run_id}: parts add up to {total} bytes, archive is {state.offset}")
 
 
-def complete_upload(s3, state: RunState, parts: list[list]) -> str:
+def complete_upload(s3, state: RunState, parts: list[list]) -> None:
+    """CompleteMultipartUpload, conditional so that of two runs to one key only one wins:
+    IfNoneMatch="*" when the key was free at start, IfMatch on the ETag checked at start
+    when the run replaces an object. A marked upload also sends the archive's CRC-32,
+    which S3 verifies against the bytes (FULL_OBJECT) before it completes."""
     request = state.request
+    kwargs: dict = {"IfMatch": state.dest_etag} if state.dest_etag else {"IfNoneMatch": "*"}
+    completed = []
+    for part in parts:
+        item = {"PartNumber": part[0], "ETag": part[1]}
+        if state.marked:
+            item["ChecksumCRC32"] = crc32_header(part[3])
+        completed.append(item)
+    if state.marked:
+        kwargs.update(ChecksumCRC32=crc32_header(state.crc), ChecksumType="FULL_OBJECT")
     try:
-        response = s3.complete_multipart_upload(
+        s3.complete_multipart_upload(
             Bucket=request.dest_bucket,
             Key=request.dest_key,
             UploadId=state.upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in parts]},
+            MultipartUpload={"Parts": completed},
+            **kwargs,
         )
     except ClientError as exc:
+        code = error_code(exc)
+        where = f"s3://{request.dest_bucket}/{request.dest_key}"
+        if code in ("PreconditionFailed", "412"):
+            raise lost_race(state) from None
+        if code == "ConditionalRequestConflict":  # a concurrent conditional write is in flight
+            raise RetryableError(f"complete upload of {where}: conflicting concurrent write, retry") from None
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="complete upload") from None
-    return response.get("ETag", "")
+
+
+def proven(s3, state: RunState, parts: list[list]) -> str | None:
+    """The ETag of the object at the key if it is provably this run's archive, else None."""
+    etag, _ = proof(s3, state, parts)
+    return etag
+
+
+def proof(s3, state: RunState, parts: list[list]) -> tuple[str | None, str]:
+    """(ETag, "") if the object at the key is provably this run's archive, else (None, why
+    not: "missing", "other" when another run's object is there, or "mismatch").
+    Proof: the run id in its metadata (a marked upload) and the expected size, and the
+    full-object CRC-32 S3 reports equals the archive's (correct for SSE-KMS too, whose
+    ETags are no MD5s); where S3 reports no CRC (runs started before uploads were marked),
+    the ETag must equal the one the recorded part MD5s give."""
+    request = state.request
+    try:
+        head = s3.head_object(Bucket=request.dest_bucket, Key=request.dest_key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None, "missing"
+        raise translate(exc, bucket=request.dest_bucket, role="destination", action="check the archive") from None
+    etag = head.get("ETag", "")
+    if state.marked and (head.get("Metadata") or {}).get(RUN_METADATA) != state.run_id:
+        return None, "other"
+    if head.get("ContentLength") != state.offset:
+        return None, "mismatch"
+    reported = head.get("ChecksumCRC32") if head.get("ChecksumType") == "FULL_OBJECT" else None
+    if state.marked and reported is not None:  # S3's word on the bytes decides, whatever the ETag
+        return (etag, "") if reported == crc32_header(state.crc) else (None, "mismatch")
+    expected = multipart_etag([part[1] for part in parts])
+    return (etag, "") if expected is not None and etag == expected else (None, "mismatch")
+
+
+def lost_race(state: RunState) -> DestinationExists:
+    request = state.request
+    return DestinationExists(
+        f"run {state.run_id}: s3://{request.dest_bucket}/{request.dest_key} was written by someone else while "
+        "this run was archiving (another run to the same key won); this run's archive was not stored"
+    )
 
 
 def manifest_lines(store, state: RunState):
@@ -132,16 +193,3 @@ def write_manifest(s3, store, state: RunState) -> str:
         if isinstance(exc, ClientError):
             raise translate(exc, bucket=bucket, role="destination", action="write manifest") from None
         raise
-
-
-def already_completed(s3, state: RunState) -> str | None:
-    """After a crash between CompleteMultipartUpload and the state commit: the ETag of the
-    archive if it is there with the expected size, else None."""
-    request = state.request
-    try:
-        head = s3.head_object(Bucket=request.dest_bucket, Key=request.dest_key)
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
-    return head["ETag"] if head["ContentLength"] == state.offset else None

@@ -10,10 +10,12 @@ a retried step uploads the very same parts.
 from __future__ import annotations
 
 import threading
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
+from .checksums import crc32_header
 from .config import STAGING_PREFIX
 from .errors import StaleState
 from .parts import part_size
@@ -76,6 +78,7 @@ class ArchiveSink:
             return
         self.buffer += data
         self.state.offset += len(data)
+        self.state.crc = zlib.crc32(data, self.state.crc)
         while len(self.buffer) >= part_size(self.state.next_part, self.request.part_size):
             self._cut(part_size(self.state.next_part, self.request.part_size))
 
@@ -97,9 +100,12 @@ class ArchiveSink:
         future.add_done_callback(lambda _: self.slots.release())
         self.futures.append((number, size, future))
 
-    def _upload(self, number: int, body: bytes) -> str:
+    def _upload(self, number: int, body: bytes) -> tuple[str, int]:
         if self.store.current_version(self.state.run_id) != self.expected_version:
             raise StaleState(f"run {self.state.run_id}: another step committed; not uploading part {number}")
+        crc = zlib.crc32(body)
+        # An upload created with a CRC32 checksum wants one on every part; S3 checks it.
+        checksum = {"ChecksumCRC32": crc32_header(crc)} if self.state.marked else {}
         try:
             response = self.s3.upload_part(
                 Bucket=self.request.dest_bucket,
@@ -107,12 +113,13 @@ class ArchiveSink:
                 UploadId=self.state.upload_id,
                 PartNumber=number,
                 Body=body,
+                **checksum,
             )
         except ClientError as exc:
             raise translate(
                 exc, bucket=self.request.dest_bucket, role="destination", action=f"upload part {number}"
             ) from None
-        return response["ETag"]
+        return response["ETag"], crc
 
     def _raise_failed(self) -> None:
         for _, _, future in self.futures:
@@ -120,9 +127,13 @@ class ArchiveSink:
                 raise future.exception()
 
     def wait(self) -> list[list]:
-        """Block until every part is uploaded; [[part number, ETag, size], ...]."""
+        """Block until every part is uploaded; [[part number, ETag, size, CRC-32], ...]."""
         try:
-            return [[number, future.result(), size] for number, size, future in self.futures]
+            parts = []
+            for number, size, future in self.futures:
+                etag, crc = future.result()
+                parts.append([number, etag, size, crc])
+            return parts
         finally:
             self.close()
 

@@ -81,6 +81,15 @@ class RunState:
     cd_offset: int = 0  # finishing: where the central directory starts
     cd_commits_done: int = 0  # finishing: commits whose directory records are written
     etag: str = ""  # of the completed archive
+    # Completion proof (finish.proven): the CRC-32 of every archive byte produced so far,
+    # carried from step to step (bytes are produced strictly in order, so no combine is
+    # needed); `dest_etag` is the ETag of the object the run may replace (overwrite),
+    # checked at start and made the condition of Complete; `marked` says the upload was
+    # created with a FULL_OBJECT CRC32 and the run id in its metadata (runs started before
+    # these existed are proven by their multipart ETag alone).
+    crc: int = 0
+    dest_etag: str | None = None
+    marked: bool = False
 
     # -- serialization -------------------------------------------------------------
 
@@ -116,7 +125,7 @@ class Fragment:
     central: bytes = b""
     manifest: bytes = b""  # entry lines
     skipped: bytes = b""  # skipped-object lines
-    parts: list = field(default_factory=list)  # [[part_number, etag, size], ...]
+    parts: list = field(default_factory=list)  # [[part_number, etag, size, crc32], ...]
 
     def to_bytes(self) -> bytes:
         data = {name: base64.b64encode(getattr(self, name)).decode() for name in ("central", "manifest", "skipped")}
