@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -49,47 +50,51 @@ class ArchiveRequest:
     page_size: int = 1000
 
     @classmethod
-    def create(cls, **fields) -> ArchiveRequest:
+    def create(cls, *, labels: Mapping[str, str] | None = None, **fields) -> ArchiveRequest:
+        """Validate `fields` into a request. Errors start with the field's name, or with
+        `labels[name]` when given: what the user typed (the CLI's --part-size, SRC)."""
+        label = _labeller(labels)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(fields) - known)
         if unknown:
             raise InputError(f"unknown field(s): {', '.join(unknown)}")
         for name in ("part_size", "chunk_size", "step_bytes", "prefetch_bytes"):
             if fields.get(name) is not None:
-                fields[name] = parse_size(fields[name], name)
+                fields[name] = parse_size(fields[name], label(name))
         for name in ("include", "exclude"):
             value = fields.get(name) or ()
             fields[name] = (value,) if isinstance(value, str) else tuple(value)
         request = cls(**fields)
-        request.validate()
+        request.validate(labels)
         return request
 
-    def validate(self) -> None:
+    def validate(self, labels: Mapping[str, str] | None = None) -> None:
+        label = _labeller(labels)
         for name in ("source_bucket", "dest_bucket"):
             value = getattr(self, name)
             if not isinstance(value, str) or not _BUCKET_RE.match(value):
-                raise InputError(f"{name}: {value!r} is not a valid bucket name")
+                raise InputError(f"{label(name)}: {value!r} is not a valid bucket name")
         if not self.dest_key or self.dest_key.endswith("/"):
-            raise InputError(f"dest_key: {self.dest_key!r} must name an object, not a folder")
+            raise InputError(f"{label('dest_key')}: {self.dest_key!r} must name an object, not a folder")
         if self.dest_key.startswith(STAGING_PREFIX):
-            raise InputError(f"dest_key: {STAGING_PREFIX!r} is reserved for staging")
+            raise InputError(f"{label('dest_key')}: {STAGING_PREFIX!r} is reserved for staging")
         if self.compression not in COMPRESSIONS:
-            raise InputError(f"compression: {self.compression!r} is not one of {', '.join(COMPRESSIONS)}")
+            raise InputError(f"{label('compression')}: {self.compression!r} is not one of {', '.join(COMPRESSIONS)}")
         if self.level is not None and not (0 <= self.level <= 9):
-            raise InputError(f"level: {self.level} is not between 0 and 9")
+            raise InputError(f"{label('level')}: {self.level} is not between 0 and 9")
         if not (MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE):
-            raise InputError(f"part_size: {self.part_size} is not between 5 MiB and 5 GiB")
+            raise InputError(f"{label('part_size')}: {self.part_size} is not between 5 MiB and 5 GiB")
         if not (1 <= self.concurrency <= 64):
-            raise InputError(f"concurrency: {self.concurrency} is not between 1 and 64")
+            raise InputError(f"{label('concurrency')}: {self.concurrency} is not between 1 and 64")
         if not (64 * 1024 <= self.chunk_size <= 64 * MIB):
-            raise InputError(f"chunk_size: {self.chunk_size} is not between 64 KiB and 64 MiB")
+            raise InputError(f"{label('chunk_size')}: {self.chunk_size} is not between 64 KiB and 64 MiB")
         if not (1 <= self.page_size <= 1000):
-            raise InputError(f"page_size: {self.page_size} is not between 1 and 1000")
+            raise InputError(f"{label('page_size')}: {self.page_size} is not between 1 and 1000")
         if self.step_bytes is not None and self.step_bytes < 1:
-            raise InputError("step_bytes: must be at least 1")
+            raise InputError(f"{label('step_bytes')}: must be at least 1")
         for name in ("include", "exclude"):
             for pattern in getattr(self, name):
-                check_glob(pattern, name)
+                check_glob(pattern, label(name))
 
     @property
     def effective_prefetch_bytes(self) -> int:
@@ -104,6 +109,10 @@ class ArchiveRequest:
     @classmethod
     def from_json(cls, data: dict) -> ArchiveRequest:
         return cls.create(**data)
+
+
+def _labeller(labels: Mapping[str, str] | None) -> Callable[[str], str]:
+    return lambda name: (labels or {}).get(name, name)
 
 
 def check_glob(pattern: str, field_name: str = "include") -> None:

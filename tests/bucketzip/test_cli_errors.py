@@ -87,9 +87,9 @@ def test_existing_key_is_refused_unless_overwrite(s3, bucket_factory, run_cli, t
 @pytest.mark.parametrize(
     "argv,needle",
     [
-        (["--include", "[oops"], "include: bad glob '[oops'"),
-        (["--part-size", "1MB"], "part_size: 1000000 is not between 5 MiB and 5 GiB"),
-        (["--part-size", "lots"], "part_size: 'lots' is not a size"),
+        (["--include", "[oops"], "--include: bad glob '[oops'"),
+        (["--part-size", "1MB"], "--part-size: 1000000 is not between 5 MiB and 5 GiB"),
+        (["--part-size", "lots"], "--part-size: 'lots' is not a size"),
         (["--compression", "zstd"], "invalid choice: 'zstd'"),
     ],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -30,13 +31,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"bucketzip: error: {message}\n")
 
 
+ENDPOINT_HELP = "S3/DynamoDB endpoint, e.g. a local emulator (default: boto3 config, AWS_ENDPOINT_URL)"
+
+# What the user typed for each ArchiveRequest field, so errors name the flag, not the field.
+CLI_LABELS = {
+    "source_bucket": "SRC",
+    "source_prefix": "SRC",
+    "dest_bucket": "DEST",
+    "dest_key": "DEST",
+    "include": "--include",
+    "exclude": "--exclude",
+    "compression": "--compression",
+    "level": "--level",
+    "part_size": "--part-size",
+    "chunk_size": "--chunk-size",
+    "concurrency": "--concurrency",
+    "step_bytes": "--step-bytes",
+    "page_size": "--page-size",
+}
+
+
 def state_dir() -> Path:
     return Path(os.environ.get("BUCKETZIP_STATE_DIR") or Path.home() / ".bucketzip" / "runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bucketzip", description="Archive an S3 bucket into one streamed ZIP in another bucket.")
-    parser.add_argument("--endpoint-url", help="S3/DynamoDB endpoint (default: boto3 config, AWS_ENDPOINT_URL)")
+    parser.add_argument("--endpoint-url", help=ENDPOINT_HELP)
     parser.add_argument("--version", action="version", version=f"bucketzip {__import__('bucketzip').__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -77,13 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_read.register(sub)
     cli_workflow.register(sub)
+    for command in sub.choices.values():
+        # Also accepted after the subcommand (where users put it); SUPPRESS: when absent
+        # there, the value given before the subcommand (or None) stands.
+        command.add_argument("--endpoint-url", default=argparse.SUPPRESS, help=ENDPOINT_HELP)
     return parser
 
 
 def request_from_args(args) -> ArchiveRequest:
-    source_bucket, prefix = parse_s3_url(args.source, want_key=False, option="source")
-    dest_bucket, dest_key = parse_s3_url(args.dest, want_key=True, option="dest")
+    source_bucket, prefix = parse_s3_url(args.source, want_key=False, option="SRC")
+    dest_bucket, dest_key = parse_s3_url(args.dest, want_key=True, option="DEST")
     return ArchiveRequest.create(
+        labels=CLI_LABELS,
         source_bucket=source_bucket,
         source_prefix=prefix,
         dest_bucket=dest_bucket,
@@ -157,17 +183,29 @@ def cmd_archive(args, s3) -> int:
         raise
     result, warnings = completed.result, completed.warnings
     progress.close()
+    nothing = result.entries == 0 and result.skipped == 0
+    if nothing:
+        warnings.append(f"{_selection(request)} matched no object: the archive is empty")
     for warning in warnings:
         print(f"bucketzip: warning: {warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps({**result.to_json(), "warnings": warnings}, indent=2))
     elif not args.quiet:
         print(
-            f"s3://{result.bucket}/{result.key}: {result.entries} entries, {format_size(result.size)}, "
+            f"s3://{result.bucket}/{result.key}: {result.entries} entries"
+            + (" (nothing matched)" if nothing else "")
+            + f", {format_size(result.size)}, "
             f"{result.parts} parts, {result.skipped} skipped, {result.steps} steps, "
             f"{result.duration_seconds:.1f} s; manifest s3://{result.bucket}/{result.manifest_key}"
         )
     return 0
+
+
+def _selection(request: ArchiveRequest) -> str:
+    """The source as the user gave it, with the filters that narrowed it."""
+    where = f"s3://{request.source_bucket}/{request.source_prefix}"
+    filters = [f"--include {p}" for p in request.include] + [f"--exclude {p}" for p in request.exclude]
+    return where + (f" (with {' '.join(filters)})" if filters else "")
 
 
 def cmd_abort(args, s3) -> int:
@@ -177,10 +215,21 @@ def cmd_abort(args, s3) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help(sys.stderr)  # usage and the list of commands
+        return 2
     args = parser.parse_args(argv)
     try:
         s3 = s3_client(args.endpoint_url, getattr(args, "concurrency", 8) or 8)
-        return args.func(args, s3)
+        code = args.func(args, s3)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `bucketzip ls ... | head`: the reader has gone. Quietly, like any Unix tool; the
+        # exit status is SIGPIPE's, and stdout goes to devnull so the exit flush is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + int(signal.SIGPIPE)
     except InputError as exc:
         print(f"bucketzip: error: {exc}", file=sys.stderr)
         return 2

@@ -133,7 +133,7 @@ def cmd_extract(args, s3) -> int:
 def cmd_restore(args, s3) -> int:
     try:
         parse_s3_url(args.archive, want_key=True)
-        dest_bucket, dest_prefix = parse_s3_url(args.dest, want_key=False)
+        dest_bucket, dest_prefix = parse_s3_url(args.dest, want_key=False, option="DEST")
         part_size = parse_size(args.part_size, "--part-size")
     except InputError as exc:
         return _usage(str(exc))
@@ -184,7 +184,7 @@ def cmd_restore(args, s3) -> int:
 def cmd_verify(args, s3) -> int:
     try:
         bucket, key = parse_s3_url(args.archive, want_key=True)
-        against = parse_s3_url(args.against, want_key=False) if args.against else None
+        against = parse_s3_url(args.against, want_key=False, option="--against") if args.against else None
     except InputError as exc:
         return _usage(str(exc))
     progress = _progress(args, "verify", 0, 0)  # totals set once the directory is read
