@@ -13,14 +13,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
-
 from . import finish
 from .config import MANIFEST_SUFFIX, ArchiveRequest
 from .deadline import Deadline
 from .errors import DestinationExists, IntegrityError, RunExists, RunNotFound
 from .results import ArchiveResult, Progress
-from .s3errors import error_code, translate
+from .s3errors import AWS_ERRORS, error_code, translate
 from .sink import ArchiveSink, staging_prefix
 from .state import ARCHIVING, COMPLETE, COMPLETING, FINISHING, Fragment, RunState
 from .writer import StepWriter
@@ -69,8 +67,10 @@ def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> 
             ChecksumType="FULL_OBJECT",
             Metadata={finish.RUN_METADATA: run_id},
         )["UploadId"]
-    except ClientError as exc:
-        raise translate(exc, bucket=request.dest_bucket, role="destination", action="create upload") from None
+    except AWS_ERRORS as exc:
+        raise translate(
+            exc, bucket=request.dest_bucket, role="destination", action="create upload", key=request.dest_key
+        ) from None
     state = RunState(
         run_id=run_id, request=request, upload_id=upload_id, started_at=time.time(), dest_etag=dest_etag, marked=True
     )
@@ -87,7 +87,7 @@ def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> 
 def _check_source(s3, request: ArchiveRequest) -> None:
     try:
         s3.list_objects_v2(Bucket=request.source_bucket, Prefix=request.source_prefix, MaxKeys=1)
-    except ClientError as exc:
+    except AWS_ERRORS as exc:
         raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
 
 
@@ -97,7 +97,7 @@ def _check_destination(s3, request: ArchiveRequest) -> str | None:
     Returns the ETag of the object an overwrite replaces (the condition of Complete)."""
     try:
         page = s3.list_objects_v2(Bucket=request.dest_bucket, Prefix=request.dest_key, MaxKeys=1)
-    except ClientError as exc:
+    except AWS_ERRORS as exc:
         raise translate(exc, bucket=request.dest_bucket, role="destination", action="list objects") from None
     taken = [item["ETag"] for item in page.get("Contents", []) if item["Key"] == request.dest_key]
     if taken and not request.overwrite:
@@ -134,7 +134,7 @@ def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: F
     if old_tail and old_tail != state.tail.staging_key:
         try:  # best effort: finish and abort sweep the staging prefix anyway
             s3.delete_object(Bucket=state.request.dest_bucket, Key=old_tail)
-        except ClientError:
+        except AWS_ERRORS:
             pass
 
 
@@ -234,9 +234,11 @@ def _abort_upload(s3, state: RunState) -> None:
     request = state.request
     try:
         s3.abort_multipart_upload(Bucket=request.dest_bucket, Key=request.dest_key, UploadId=state.upload_id)
-    except ClientError as exc:
+    except AWS_ERRORS as exc:
         if error_code(exc) not in ("NoSuchUpload", "404"):
-            raise translate(exc, bucket=request.dest_bucket, role="destination", action="abort upload") from None
+            raise translate(
+                exc, bucket=request.dest_bucket, role="destination", action="abort upload", key=request.dest_key
+            ) from None
 
 
 def _delete_staging(s3, state: RunState) -> None:
@@ -247,7 +249,7 @@ def _delete_staging(s3, state: RunState) -> None:
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-    except ClientError as exc:
+    except AWS_ERRORS as exc:
         raise translate(exc, bucket=bucket, role="destination", action="delete staging objects") from None
 
 

@@ -1,9 +1,17 @@
-"""Errors the engine raises. The class name is what Step Functions sees as the
-error name (Lambda reports `errorType`), so the ASL's Retry/Catch match on them."""
+"""Every error bucketzip raises, in one hierarchy under BucketzipError.
+
+The class name is what Step Functions sees as the error name (Lambda reports
+`errorType`), so the ASL's Retry/Catch (statemachine/archive.asl.json) and the README
+match on these names: rename one only together with both. The CLI prints any
+BucketzipError as one line and exits 1. botocore errors become these in one place,
+bucketzip.s3errors."""
 
 
 class BucketzipError(Exception):
     """Base class: a problem the user can act on; the message names it."""
+
+
+# -- archiving (the engine, the workflow) ------------------------------------------
 
 
 class InputError(BucketzipError):
@@ -19,7 +27,8 @@ class DestinationNotFound(BucketzipError):
 
 
 class DestinationExists(BucketzipError):
-    """The destination key exists and overwrite was not asked."""
+    """What would be written exists and overwrite was not asked: the archive key, or a
+    file or object that extract/restore would write."""
 
 
 class AccessDenied(BucketzipError):
@@ -47,4 +56,42 @@ class IntegrityError(BucketzipError):
 
 
 class RetryableError(BucketzipError):
-    """Transient: S3 SlowDown/5xx, throttling. Safe to retry the step."""
+    """Transient: a dropped connection or timeout, S3 SlowDown/5xx, DynamoDB throttling
+    or a transaction conflict (see s3errors.is_transient). Safe to retry the step: the
+    run resumes from its last commit."""
+
+
+# -- reading archives back (ls / extract / restore / verify) ----------------------
+# Hostile or broken archives always surface as one of these, never as a traceback.
+
+
+class ArchiveNotFound(BucketzipError):
+    """The archive object (or its bucket) does not exist."""
+
+
+class ArchiveChanged(BucketzipError):
+    """The archive object was replaced while it was being read (its ETag changed)."""
+
+
+class ReadFailed(BucketzipError):
+    """S3 refused or failed a read, after retries."""
+
+
+class CorruptArchive(BucketzipError):
+    """The bytes are not a sound zip archive: bad records, offsets past the end, ..."""
+
+
+class EntryCorrupt(CorruptArchive):
+    """One entry's data is bad: CRC or size mismatch, broken deflate stream, bomb."""
+
+
+class UnsupportedArchive(BucketzipError):
+    """A valid zip that this reader does not handle: encrypted, spanned, unknown method."""
+
+
+class UnsafePath(BucketzipError):
+    """An entry name would write outside the destination (absolute, '..', links)."""
+
+
+class CorruptManifest(BucketzipError):
+    """The manifest beside the archive cannot be parsed."""

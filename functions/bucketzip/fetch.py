@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError
-
 from . import compress
 from .config import ArchiveRequest
-from .s3errors import GONE_CODES, error_code, translate
+from .s3errors import AWS_ERRORS, GONE_CODES, error_code, translate
 from .state import Cursor, Listed
 
 _HEADER_FIELDS = {
@@ -182,10 +180,10 @@ class Prefetcher:
         try:
             response = self.s3.get_object(**kwargs)
             chunk.data = response["Body"].read()
-        except ClientError as exc:
+        except AWS_ERRORS as exc:  # a body that breaks mid-read too (ResponseStreamingError)
             if error_code(exc) not in GONE_CODES:
                 raise translate(
-                    exc, bucket=request.source_bucket, role="source", action=f"get object {plan.listed.key!r}"
+                    exc, bucket=request.source_bucket, role="source", action="get object", key=plan.listed.key
                 ) from None
             chunk.skip_reason = _reason(exc)
             return
@@ -243,7 +241,7 @@ class Prefetcher:
         self.planner.join(timeout=60)
 
 
-def _reason(exc: ClientError) -> str:
+def _reason(exc: BaseException) -> str:
     code = error_code(exc)
     if code == "InvalidObjectState":
         return "archived storage class (GLACIER/DEEP_ARCHIVE) not restored"

@@ -4,15 +4,13 @@ S3 holds; the upload is completed; then the manifest is written beside the archi
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
 from .checksums import crc32_header, multipart_etag
 from .config import MANIFEST_SUFFIX
 from .deadline import Deadline
-from .errors import DestinationExists, IntegrityError, RetryableError
+from .errors import DestinationExists, IntegrityError
 from .manifest import header_line
 from .records import end_records
-from .s3errors import error_code, translate
+from .s3errors import AWS_ERRORS, NOT_FOUND_CODES, PRECONDITION_CODES, error_code, translate
 from .sink import ArchiveSink
 from .state import FINISHING, Fragment, RunState
 
@@ -49,7 +47,12 @@ def check_parts(s3, state: RunState, parts: list[list]) -> None:
     request = state.request
     held, kwargs = {}, {"Bucket": request.dest_bucket, "Key": request.dest_key, "UploadId": state.upload_id}
     while True:
-        page = s3.list_parts(**kwargs)
+        try:
+            page = s3.list_parts(**kwargs)
+        except AWS_ERRORS as exc:
+            raise translate(
+                exc, bucket=request.dest_bucket, role="destination", action="list parts of", key=request.dest_key
+            ) from None
         held.update({p["PartNumber"]: p["ETag"] for p in page.get("Parts", [])})
         if not page.get("IsTruncated"):
             break
@@ -88,14 +91,13 @@ def complete_upload(s3, state: RunState, parts: list[list]) -> None:
             MultipartUpload={"Parts": completed},
             **kwargs,
         )
-    except ClientError as exc:
-        code = error_code(exc)
-        where = f"s3://{request.dest_bucket}/{request.dest_key}"
-        if code in ("PreconditionFailed", "412"):
+    except AWS_ERRORS as exc:
+        if error_code(exc) in PRECONDITION_CODES:
             raise lost_race(state) from None
-        if code == "ConditionalRequestConflict":  # a concurrent conditional write is in flight
-            raise RetryableError(f"complete upload of {where}: conflicting concurrent write, retry") from None
-        raise translate(exc, bucket=request.dest_bucket, role="destination", action="complete upload") from None
+        # ConditionalRequestConflict (a concurrent conditional write in flight) is transient
+        raise translate(
+            exc, bucket=request.dest_bucket, role="destination", action="complete upload", key=request.dest_key
+        ) from None
 
 
 def proven(s3, state: RunState, parts: list[list]) -> str | None:
@@ -114,10 +116,12 @@ def proof(s3, state: RunState, parts: list[list]) -> tuple[str | None, str]:
     request = state.request
     try:
         head = s3.head_object(Bucket=request.dest_bucket, Key=request.dest_key, ChecksumMode="ENABLED")
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+    except AWS_ERRORS as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
             return None, "missing"
-        raise translate(exc, bucket=request.dest_bucket, role="destination", action="check the archive") from None
+        raise translate(
+            exc, bucket=request.dest_bucket, role="destination", action="check the archive", key=request.dest_key
+        ) from None
     etag = head.get("ETag", "")
     if state.marked and (head.get("Metadata") or {}).get(RUN_METADATA) != state.run_id:
         return None, "other"
@@ -188,8 +192,8 @@ def write_manifest(s3, store, state: RunState) -> str:
         if upload_id is not None:
             try:
                 s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except ClientError:
+            except AWS_ERRORS:
                 pass
-        if isinstance(exc, ClientError):
-            raise translate(exc, bucket=bucket, role="destination", action="write manifest") from None
+        if isinstance(exc, AWS_ERRORS):
+            raise translate(exc, bucket=bucket, role="destination", action="write manifest", key=key) from None
         raise

@@ -11,10 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from botocore.exceptions import ClientError
-
 from .config import MANIFEST_SUFFIX, STAGING_PREFIX, ArchiveRequest, key_selected
-from .s3errors import translate
+from .s3errors import AWS_ERRORS, translate
 from .state import Cursor, Listed
 
 
@@ -78,14 +76,14 @@ def iter_objects(s3, request: ArchiveRequest, cursor: Cursor) -> Iterator[tuple[
 def _call(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
     try:
         return _page(s3, request, cursor)
-    except ClientError as exc:
+    except AWS_ERRORS as exc:
         raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
 
 
 def _resume_page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
     try:
         page = _page(s3, request, cursor)
-    except ClientError as exc:
+    except AWS_ERRORS as exc:
         if not cursor.token:
             raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
         # Tokens are opaque and may expire (S3: 400 InvalidArgument; emulators differ).

@@ -13,13 +13,11 @@ import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from botocore.exceptions import ClientError
-
 from .checksums import crc32_header
 from .config import STAGING_PREFIX
 from .errors import StaleState
 from .parts import part_size
-from .s3errors import translate
+from .s3errors import AWS_ERRORS, translate
 from .state import RunState, Tail
 
 INLINE_TAIL_BYTES = 256 * 1024
@@ -48,12 +46,16 @@ class ArchiveSink:
         else:
             try:
                 data = self.s3.get_object(Bucket=self.request.dest_bucket, Key=tail.staging_key)["Body"].read()
-            except ClientError as exc:
+            except AWS_ERRORS as exc:
                 if self.store.current_version(self.state.run_id) != self.expected_version:
                     # The step that replaced this state removed its tail: we are a zombie.
                     raise StaleState(f"run {self.state.run_id}: another step committed first") from None
                 raise translate(
-                    exc, bucket=self.request.dest_bucket, role="destination", action="read staged tail"
+                    exc,
+                    bucket=self.request.dest_bucket,
+                    role="destination",
+                    action="read staged tail",
+                    key=tail.staging_key,
                 ) from None
         if len(data) != tail.length or tail.length != self.state.offset - self.state.uploaded:
             raise StaleState(f"run {self.state.run_id}: staged tail is {len(data)} bytes, state expects {tail.length}")
@@ -67,8 +69,10 @@ class ArchiveSink:
         key = f"{staging_prefix(self.state.run_id)}tail-{self.attempt}"
         try:
             self.s3.put_object(Bucket=self.request.dest_bucket, Key=key, Body=data)
-        except ClientError as exc:
-            raise translate(exc, bucket=self.request.dest_bucket, role="destination", action="stage tail") from None
+        except AWS_ERRORS as exc:
+            raise translate(
+                exc, bucket=self.request.dest_bucket, role="destination", action="stage tail", key=key
+            ) from None
         return Tail(staging_key=key, length=len(data))
 
     # -- writing ---------------------------------------------------------------------
@@ -115,9 +119,13 @@ class ArchiveSink:
                 Body=body,
                 **checksum,
             )
-        except ClientError as exc:
+        except AWS_ERRORS as exc:
             raise translate(
-                exc, bucket=self.request.dest_bucket, role="destination", action=f"upload part {number}"
+                exc,
+                bucket=self.request.dest_bucket,
+                role="destination",
+                action=f"upload part {number} of",
+                key=self.request.dest_key,
             ) from None
         return response["ETag"], crc
 

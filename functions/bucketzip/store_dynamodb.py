@@ -14,15 +14,11 @@ import time
 from collections.abc import Iterator
 
 import boto3
-from botocore.exceptions import ClientError
 
-from .errors import AccessDenied, RunExists, RunNotFound, StaleState
+from .errors import RunExists, RunNotFound, StaleState
+from .s3errors import AWS_ERRORS, cancellation_reasons, error_code, translate_dynamodb
 from .state import RunState
 from .store import StateStore, split_pieces
-
-
-def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 class DynamoStateStore(StateStore):
@@ -34,20 +30,24 @@ class DynamoStateStore(StateStore):
     def _expires(self) -> dict:
         return {"N": str(int(time.time()) + self.ttl_seconds)}
 
-    def _call(self, method: str, **kwargs):
+    def _call(self, method: str, run_id: str, *, table: bool = True, condition_ok: bool = False, **kwargs):
+        """One DynamoDB call; failures become bucketzip errors naming the run. With
+        `condition_ok`, a failed condition is re-raised as is, for the caller to answer."""
         try:
-            return getattr(self.client, method)(TableName=self.table, **kwargs)
-        except ClientError as exc:
-            if _code(exc) in ("AccessDeniedException", "UnrecognizedClientException"):
-                raise AccessDenied(f"DynamoDB table {self.table}: access denied ({method})") from None
-            if _code(exc) == "ResourceNotFoundException":
-                raise RunNotFound(f"DynamoDB table {self.table} does not exist") from None
-            raise
+            if table:
+                kwargs["TableName"] = self.table
+            return getattr(self.client, method)(**kwargs)
+        except AWS_ERRORS as exc:
+            if condition_ok and _condition_failed(exc):
+                raise
+            raise translate_dynamodb(exc, table=self.table, action=method, run_id=run_id) from None
 
     def create(self, state: RunState) -> None:
         try:
             self._call(
                 "put_item",
+                state.run_id,
+                condition_ok=True,
                 Item={
                     "run_id": {"S": state.run_id},
                     "sk": {"S": "state"},
@@ -57,20 +57,18 @@ class DynamoStateStore(StateStore):
                 },
                 ConditionExpression="attribute_not_exists(run_id)",
             )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                raise RunExists(f"run {state.run_id}: state exists already") from None
-            raise
+        except AWS_ERRORS:  # only a failed condition gets here
+            raise RunExists(f"run {state.run_id}: state exists already") from None
 
     def load(self, run_id: str) -> RunState:
-        item = self._call("get_item", Key=self._key(run_id, "state"), ConsistentRead=True).get("Item")
+        item = self._call("get_item", run_id, Key=self._key(run_id, "state"), ConsistentRead=True).get("Item")
         if not item:
             raise RunNotFound(f"run {run_id}: no state (finished, aborted or never started)")
         return RunState.from_bytes(item["data"]["B"])
 
     def current_version(self, run_id: str) -> int | None:
         item = self._call(
-            "get_item", Key=self._key(run_id, "state"), ConsistentRead=True, ProjectionExpression="version"
+            "get_item", run_id, Key=self._key(run_id, "state"), ConsistentRead=True, ProjectionExpression="version"
         ).get("Item")
         return int(item["version"]["N"]) if item else None
 
@@ -79,6 +77,7 @@ class DynamoStateStore(StateStore):
         for index, piece in enumerate(pieces):
             self._call(
                 "put_item",
+                run_id,
                 Item={
                     **self._key(run_id, f"frag#{attempt}#{index:04d}"),
                     "data": {"B": piece},
@@ -121,14 +120,14 @@ class DynamoStateStore(StateStore):
                 }
             )
         try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if _code(exc) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
-                state.version = expected_version
-                raise StaleState(
-                    f"run {state.run_id}: another step committed first "
-                    f"(this step started from version {expected_version})"
-                ) from None
+            self._call("transact_write_items", state.run_id, table=False, condition_ok=True, TransactItems=items)
+        except AWS_ERRORS:  # only a failed condition gets here: the fencing check
+            state.version = expected_version
+            raise StaleState(
+                f"run {state.run_id}: another step committed first (this step started from version {expected_version})"
+            ) from None
+        except BaseException:
+            state.version = expected_version
             raise
 
     def _query(self, run_id: str, prefix: str, **extra) -> Iterator[dict]:
@@ -144,7 +143,7 @@ class DynamoStateStore(StateStore):
             **extra,
         }
         while True:
-            page = self._call("query", **kwargs)
+            page = self._call("query", run_id, **kwargs)
             yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
                 return
@@ -165,14 +164,15 @@ class DynamoStateStore(StateStore):
         try:
             self._call(
                 "put_item",
+                run_id,
+                condition_ok=True,
                 Item={**item_key, "key": {"S": key}, "expires_at": self._expires()},
                 ConditionExpression="attribute_not_exists(run_id)",
             )
             return True
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-        item = self._call("get_item", Key=item_key, ConsistentRead=True).get("Item", {})
+        except AWS_ERRORS:  # only a failed condition gets here: the name is claimed
+            pass
+        item = self._call("get_item", run_id, Key=item_key, ConsistentRead=True).get("Item", {})
         return item.get("key", {}).get("S") == key
 
     def delete_run(self, run_id: str) -> None:
@@ -183,20 +183,29 @@ class DynamoStateStore(StateStore):
         for i in range(0, len(keys), 25):
             requests = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + 25]]
             while requests:
-                response = self.client.batch_write_item(RequestItems={self.table: requests})
+                response = self._call("batch_write_item", run_id, table=False, RequestItems={self.table: requests})
                 requests = response.get("UnprocessedItems", {}).get(self.table, [])
 
     def record_result(self, run_id: str, result: dict) -> None:
         """Written after delete_run: the run's one remaining item, gone with the TTL."""
         self._call(
             "put_item",
+            run_id,
             Item={**self._key(run_id, "result"), "data": {"S": json.dumps(result)}, "expires_at": self._expires()},
         )
 
     def load_result(self, run_id: str) -> dict | None:
-        item = self._call("get_item", Key=self._key(run_id, "result"), ConsistentRead=True).get("Item")
+        item = self._call("get_item", run_id, Key=self._key(run_id, "result"), ConsistentRead=True).get("Item")
         return json.loads(item["data"]["S"]) if item else None
 
     @staticmethod
     def _key(run_id: str, sk: str) -> dict:
         return {"run_id": {"S": run_id}, "sk": {"S": sk}}
+
+
+def _condition_failed(exc: BaseException) -> bool:
+    """A ConditionExpression was false (a transaction: one of its items' was)."""
+    code = error_code(exc)
+    return code == "ConditionalCheckFailedException" or (
+        code == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_reasons(exc)
+    )

@@ -15,7 +15,7 @@ from .listing import iter_objects
 from .manifest import entry_line, skipped_line
 from .names import entry_name, with_suffix
 from .records import DEFLATED, STORED, EntryMeta, central_record, data_descriptor, local_header, needs_zip64
-from .s3errors import GONE_CODES, error_code
+from .s3errors import AWS_ERRORS, GONE_CODES, error_code, translate
 from .sink import ArchiveSink
 from .state import Fragment, Listed, OpenEntry, RunState
 
@@ -184,7 +184,7 @@ class StepWriter:
         try:
             self.s3.head_object(Bucket=self.request.source_bucket, Key=name)
             return True
-        except Exception as exc:  # noqa: BLE001 - only "not there" answers False
+        except AWS_ERRORS as exc:
             if error_code(exc) in GONE_CODES:
                 return False
-            raise
+            raise translate(exc, bucket=self.request.source_bucket, role="source", action="head", key=name) from None

@@ -14,9 +14,8 @@ import re
 import sys
 from typing import Any, TextIO
 
-from ..errors import InputError
+from ..errors import CorruptManifest, InputError
 from ..reading.archive import Archive
-from ..reading.errors import CorruptManifest
 from ..reading.extract import extract
 from ..reading.ls import format_time, list_archive
 from ..reading.restore import DEFAULT_PART_SIZE, plan_restore, restore

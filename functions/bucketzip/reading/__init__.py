@@ -8,12 +8,10 @@
     restore(s3, archive, plan_restore(archive, "restored/"), "dest-bucket")
     report = verify_s3(s3, "backups", "2024/photos.zip"); report.ok
 
-Everything here raises only BucketzipError subclasses (see .errors) on bad input.
+Everything here raises only BucketzipError subclasses (bucketzip.errors) on bad input.
 """
 
-from .archive import Archive, matches
-from .directory import ArchiveInfo, Entry, read_directory, read_end
-from .errors import (
+from ..errors import (
     ArchiveChanged,
     ArchiveNotFound,
     CorruptArchive,
@@ -24,6 +22,8 @@ from .errors import (
     UnsafePath,
     UnsupportedArchive,
 )
+from .archive import Archive, matches
+from .directory import ArchiveInfo, Entry, read_directory, read_end
 from .extract import ExtractResult, extract, safe_parts
 from .ls import Listed, list_archive
 from .manifest import Manifest, ManifestEntry, load_manifest, manifest_key, parse_manifest

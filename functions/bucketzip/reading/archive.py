@@ -10,9 +10,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Iterator, Sequence
 
+from ..errors import CorruptArchive
 from .directory import ArchiveInfo, Entry, iter_entries, read_end
 from .entries import iter_entry_data
-from .errors import CorruptArchive
 from .manifest import Manifest, ManifestEntry, load_manifest
 from .rangereader import RangeReader, S3RangeReader
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .errors import CorruptArchive, UnsupportedArchive
+from ..errors import CorruptArchive, UnsupportedArchive
 from .rangereader import TAIL_SIZE, RangeReader
 
 SIG_LOCAL = b"PK\x03\x04"

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..errors import CorruptArchive, EntryCorrupt, UnsupportedArchive
 from .directory import (
     FLAG_DESCRIPTOR,
     FLAG_ENCRYPTED,
@@ -31,7 +32,6 @@ from .directory import (
     apply_zip64,
     check_entry,
 )
-from .errors import CorruptArchive, EntryCorrupt, UnsupportedArchive
 from .rangereader import ByteStream, RangeReader
 
 KiB, MiB = 1024, 1024 * 1024

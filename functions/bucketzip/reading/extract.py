@@ -25,10 +25,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BucketzipError
+from ..errors import BucketzipError, CorruptManifest, DestinationExists, UnsafePath
 from .archive import Archive, check_no_overlaps, select
 from .directory import Entry
-from .errors import CorruptManifest, DestinationExists, UnsafePath
 
 Progress = Callable[[int, int], None]  # (bytes done, entries done) increments
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CorruptManifest
-from .rangereader import S3_ERRORS, s3_error
+from ..errors import CorruptManifest
+from ..s3errors import AWS_ERRORS, NOT_FOUND_CODES, error_code, translate
 
 FORMAT = "bucketzip-manifest/1"
 SUFFIX = ".manifest.jsonl"
@@ -159,15 +159,14 @@ def load_manifest(s3, bucket: str, archive_key: str) -> Manifest | None:
     location = f"s3://{bucket}/{key}"
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except S3_ERRORS as exc:
-        code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-        if code in ("NoSuchKey", "404", "NotFound"):
+    except AWS_ERRORS as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
             return None
-        raise s3_error(exc, location) from None
+        raise translate(exc, bucket=bucket, role="archive", action="read manifest", key=key) from None
     try:
         return parse_manifest(_lines(body), location)
-    except S3_ERRORS as exc:
-        raise s3_error(exc, location) from None
+    except AWS_ERRORS as exc:
+        raise translate(exc, bucket=bucket, role="archive", action="read manifest", key=key) from None
     finally:
         body.close()
 

@@ -27,8 +27,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .. import errors as base_errors
-from .errors import ArchiveChanged, ArchiveNotFound, CorruptArchive, ReadFailed
+from ..errors import ArchiveNotFound, CorruptArchive, ReadFailed
+from ..s3errors import AWS_ERRORS, error_code, translate
 
 KiB, MiB = 1024, 1024 * 1024
 # The end records are at most 22 + 65,535 (comment) + 20 (zip64 locator) + 56 (zip64
@@ -425,38 +425,6 @@ class FileRangeReader(RangeReader):
 
 
 # ----------------------------------------------------------------------------------
-def s3_error(exc: Exception, what: str) -> base_errors.BucketzipError:
-    """Map a botocore exception to the matching BucketzipError (message names `what`)."""
-    response = getattr(exc, "response", None) or {}
-    error = response.get("Error", {}) if isinstance(response, dict) else {}
-    code = str(error.get("Code", ""))
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
-    message = error.get("Message") or str(exc)
-    if code in ("NoSuchKey", "NoSuchBucket", "NotFound", "404") or status == 404:
-        kind = "bucket" if code == "NoSuchBucket" else "object"
-        return ArchiveNotFound(f"{what}: no such {kind}")
-    if (
-        code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch")
-        or status == 403
-    ):
-        return base_errors.AccessDenied(f"{what}: access denied ({code or status})")
-    if code in ("PreconditionFailed", "412") or status == 412:
-        return ArchiveChanged(f"{what}: the object changed while it was being read")
-    if code in ("SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"):
-        return base_errors.RetryableError(f"{what}: {code}: {message}")
-    return ReadFailed(f"{what}: {code + ': ' if code else ''}{message}")
-
-
-def _client_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        return (ClientError, BotoCoreError)
-    except ImportError:  # pragma: no cover
-        return ()
-
-
-S3_ERRORS = _client_errors()
 
 
 class S3RangeReader(RangeReader):
@@ -485,15 +453,14 @@ class S3RangeReader(RangeReader):
                 data = body.read()
             finally:
                 body.close()
-        except S3_ERRORS as exc:
-            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-            if code != "InvalidRange":
-                raise s3_error(exc, name) from None
+        except AWS_ERRORS as exc:
+            if error_code(exc) != "InvalidRange":
+                raise translate(exc, bucket=bucket, role="archive", action="read", key=key) from None
             # an empty object: S3 answers 416 to any range
             try:
                 head = s3.head_object(**{k: v for k, v in params.items() if k != "Range"})
-            except S3_ERRORS as exc2:
-                raise s3_error(exc2, name) from None
+            except AWS_ERRORS as exc2:
+                raise translate(exc2, bucket=bucket, role="archive", action="read", key=key) from None
             requests += 1
             response, data = head, b""
         match = _CONTENT_RANGE.match(response.get("ContentRange") or "")
@@ -525,8 +492,8 @@ class S3RangeReader(RangeReader):
                 data = body.read()
             finally:
                 body.close()
-        except S3_ERRORS as exc:
-            raise s3_error(exc, self.name) from None
+        except AWS_ERRORS as exc:
+            raise translate(exc, bucket=self.bucket, role="archive", action="read", key=self.key) from None
         except _STREAM_ERRORS as exc:
             raise ReadFailed(f"{self.name}: read at offset {start} failed: {exc}") from None
         self._count(nbytes=len(data))
@@ -536,5 +503,5 @@ class S3RangeReader(RangeReader):
         self._count(1)
         try:
             return self.s3.get_object(**self._params(start, end))["Body"]
-        except S3_ERRORS as exc:
-            raise s3_error(exc, self.name) from None
+        except AWS_ERRORS as exc:
+            raise translate(exc, bucket=self.bucket, role="archive", action="read", key=self.key) from None

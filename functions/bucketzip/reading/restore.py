@@ -23,12 +23,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ..errors import BucketzipError, DestinationNotFound
+from ..errors import AccessDenied, BucketzipError, DestinationExists
+from ..s3errors import AWS_ERRORS, NOT_FOUND_CODES, error_code, translate
 from .archive import Archive, check_no_overlaps, select
 from .directory import Entry
-from .errors import ArchiveNotFound, DestinationExists
 from .manifest import ManifestEntry
-from .rangereader import S3_ERRORS, s3_error
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
@@ -165,12 +164,10 @@ class _Writer:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key)
             return True
-        except S3_ERRORS as exc:
-            response = getattr(exc, "response", None) or {}
-            code = str(response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NotFound"):
+        except AWS_ERRORS as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
                 return False
-            raise s3_error(exc, self._where(key)) from None
+            raise translate(exc, bucket=self.bucket, role="destination", action="head", key=key) from None
 
     def write(self, item: RestoreItem) -> int:
         key = item.key
@@ -194,8 +191,8 @@ class _Writer:
         # the generator finished: size and CRC checked; one PutObject
         try:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=bytes(buffer), **params, **guard)
-        except S3_ERRORS as exc:
-            raise _write_error(exc, where) from None
+        except AWS_ERRORS as exc:
+            raise translate(exc, bucket=self.bucket, role="destination", action="write", key=key) from None
         if self.progress:
             self.progress(len(buffer), 1)
         return len(buffer)
@@ -204,8 +201,8 @@ class _Writer:
         where = self._where(key)
         try:
             upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, **params)["UploadId"]
-        except S3_ERRORS as exc:
-            raise _write_error(exc, where) from None
+        except AWS_ERRORS as exc:
+            raise translate(exc, bucket=self.bucket, role="destination", action="write", key=key) from None
         parts: list[dict[str, Any]] = []
         total = 0
 
@@ -242,26 +239,16 @@ class _Writer:
             data.close()
             try:
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            except S3_ERRORS:
+            except AWS_ERRORS:
                 pass
-            if isinstance(exc, S3_ERRORS):
-                raise _write_error(exc, where) from None
+            if isinstance(exc, AWS_ERRORS):
+                raise translate(exc, bucket=self.bucket, role="destination", action="write", key=key) from None
             raise
         with self._lock:
             self.multipart += 1
         if self.progress:
             self.progress(0, 1)
         return total
-
-
-def _write_error(exc: Exception, where: str) -> BucketzipError:
-    code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-    if code == "PreconditionFailed":
-        return DestinationExists(f"{where} was created meanwhile (use --overwrite)")
-    error = s3_error(exc, where)
-    if isinstance(error, ArchiveNotFound):  # NoSuchBucket on the destination
-        return DestinationNotFound(f"{where}: destination bucket does not exist")
-    return error
 
 
 def restore(
@@ -281,12 +268,10 @@ def restore(
     result = RestoreResult(planned=len(items))
     try:
         s3.head_bucket(Bucket=bucket)
-    except S3_ERRORS as exc:
-        code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchBucket", "NotFound"):
-            raise DestinationNotFound(f"destination bucket {bucket!r} does not exist") from None
-        if code not in ("403", "AccessDenied"):  # may write without listing rights: let puts tell
-            raise s3_error(exc, f"s3://{bucket}") from None
+    except AWS_ERRORS as exc:
+        error = translate(exc, bucket=bucket, role="destination", action="check")
+        if not isinstance(error, AccessDenied):  # may write without listing rights: let puts tell
+            raise error from None
     writer = _Writer(
         s3,
         archive,

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BucketzipError
+from ..errors import BucketzipError, CorruptArchive, CorruptManifest, UnsafePath, UnsupportedArchive
+from ..s3errors import AWS_ERRORS, translate
 from .directory import ArchiveInfo, Entry, check_entry, iter_entries, read_end
 from .entries import (
     SUPPORTED_METHODS,
@@ -32,10 +33,9 @@ from .entries import (
     parse_descriptor,
     read_local_header,
 )
-from .errors import CorruptArchive, CorruptManifest, UnsafePath, UnsupportedArchive
 from .extract import safe_parts
 from .manifest import Manifest, load_manifest
-from .rangereader import S3_ERRORS, RangeReader, S3RangeReader, s3_error
+from .rangereader import RangeReader, S3RangeReader
 
 Progress = Callable[[int, int], None]
 METHODS = {"store": 0, "deflate": 8}
@@ -380,8 +380,8 @@ def compare_source(s3, bucket: str, prefix: str, entries: list[Entry], manifest:
                 etag, size = expected[key]
                 if size != obj.get("Size") or (etag and obj.get("ETag") and etag != obj["ETag"]):
                     drift.changed.append(key)
-    except S3_ERRORS as exc:
-        raise s3_error(exc, drift.source) from None
+    except AWS_ERRORS as exc:
+        raise translate(exc, bucket=bucket, role="source", action="list objects") from None
     drift.missing = [key for key in expected if key not in seen]
     return drift
 
