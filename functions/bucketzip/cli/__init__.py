@@ -11,14 +11,13 @@ import sys
 import threading
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from .. import engine
 from ..clients import s3_client
 from ..config import ArchiveRequest, key_selected
 from ..deadline import Deadline
 from ..driver import run_to_completion
 from ..errors import BucketzipError, InputError
+from ..s3errors import AWS_ERRORS
 from ..sizes import format_size
 from ..store_local import LocalStateStore
 from . import read as cli_read
@@ -236,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     except BucketzipError as exc:
         print(f"bucketzip: error: {exc}", file=sys.stderr)
         return 1
-    except (BotoCoreError, ClientError) as exc:  # what the engine did not translate: still one line
+    except AWS_ERRORS as exc:  # what the engine did not translate: still one line
         print(f"bucketzip: error: {exc}", file=sys.stderr)
         return 1
 
