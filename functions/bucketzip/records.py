@@ -21,6 +21,11 @@ DATA_DESCRIPTOR_FLAG = 0x08
 _EXT_TIME = struct.Struct("<HHBl")
 _FILE_MODE = 0o100644 << 16
 _DIR_MODE = (0o40755 << 16) | 0x10
+# The file comment of an entry whose source object changed or vanished while it was being
+# read (non-strict runs): the entry holds only the bytes read before. It sits in the
+# central-directory record, so every zip tool shows it (zipfile's ZipInfo.comment,
+# `zipinfo -v`, `7z l -slt`); bucketzip's readers recognise the prefix.
+TRUNCATED_MARK = "bucketzip: TRUNCATED"
 _DOS_MIN, _DOS_MAX = datetime(1980, 1, 1, tzinfo=UTC), datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC)
 
 
@@ -72,8 +77,17 @@ def data_descriptor(meta: EntryMeta) -> bytes:
     return _info(meta).DataDescriptor(meta.zip64)
 
 
-def central_record(meta: EntryMeta) -> bytes:
-    return _info(meta)._central_directory_header_data()
+def truncated_comment(reason: str, bytes_read: int, listed_size: int) -> bytes:
+    """The file comment of a truncated entry, ASCII (the key is in the manifest, not here)."""
+    text = f"{TRUNCATED_MARK}: source object {reason}; this entry holds only the first {bytes_read} of {listed_size}"
+    text += " bytes"
+    return text.encode("ascii", "replace")[:1024]
+
+
+def central_record(meta: EntryMeta, comment: bytes = b"") -> bytes:
+    info = _info(meta)
+    info.comment = comment
+    return info._central_directory_header_data()
 
 
 def end_records(entries: int, cd_offset: int, cd_size: int) -> bytes:

@@ -14,7 +14,16 @@ from .fetch import Chunk, ObjectPlan, Prefetcher
 from .listing import iter_objects
 from .manifest import entry_line, skipped_line
 from .names import entry_name, with_suffix
-from .records import DEFLATED, STORED, EntryMeta, central_record, data_descriptor, local_header, needs_zip64
+from .records import (
+    DEFLATED,
+    STORED,
+    EntryMeta,
+    central_record,
+    data_descriptor,
+    local_header,
+    needs_zip64,
+    truncated_comment,
+)
 from .s3errors import AWS_ERRORS, GONE_CODES, error_code, translate
 from .sink import ArchiveSink
 from .state import Fragment, Listed, OpenEntry, RunState
@@ -130,7 +139,7 @@ class StepWriter:
         self._finish_entry()
         return True
 
-    def _close(self, truncated: bool = False) -> None:
+    def _close(self, truncated: bytes = b"") -> None:
         meta = self.state.open_entry.meta
         if meta.method == DEFLATED:
             self.sink.write(FINAL_BLOCK)
@@ -138,10 +147,11 @@ class StepWriter:
         self.sink.write(data_descriptor(meta))
         self._finish_entry(truncated)
 
-    def _finish_entry(self, truncated: bool = False) -> None:
+    def _finish_entry(self, truncated: bytes = b"") -> None:
+        """`truncated`: the file comment of an entry cut short (records.truncated_comment)."""
         entry = self.state.open_entry
-        self.fragment.central += central_record(entry.meta)
-        self.fragment.manifest += entry_line(entry.listed, entry.meta, entry.headers, truncated)
+        self.fragment.central += central_record(entry.meta, comment=truncated)
+        self.fragment.manifest += entry_line(entry.listed, entry.meta, entry.headers, bool(truncated))
         self.state.entries += 1
         self.state.open_entry = None
 
@@ -153,7 +163,7 @@ class StepWriter:
             raise ObjectChanged(f"object {listed.key!r} {chunk.skip_reason} (--strict)")
         self.skipping = chunk.plan
         read = self.state.open_entry.bytes_read
-        self._close(truncated=True)
+        self._close(truncated=truncated_comment(chunk.skip_reason, read, listed.size))
         self._skip(listed, f"{chunk.skip_reason}; its entry holds only the first {read} bytes")
 
     def _skip(self, listed: Listed, reason: str) -> None:

@@ -81,7 +81,7 @@ def cmd_ls(args, s3) -> int:
     with_keys = use_manifest and archive.manifest() is not None
     header = f"{'Size':>12} {'Compressed':>12} {'Method':<8} {'CRC-32':<8} {'Modified':<20} Name"
     out.write(header + ("  <- source key" if with_keys else "") + "\n")
-    count = total = packed = 0
+    count = total = packed = truncated = 0
     for item in listed:
         e = item.entry
         count += 1
@@ -93,9 +93,13 @@ def cmd_ls(args, s3) -> int:
         )
         if with_keys:
             line += f"  <- {item.key if item.key is not None else '(not in manifest)'}"
+        if item.truncated is not None:
+            truncated += 1
+            line += "  [TRUNCATED]"
         _say(line)
     ratio = f", {100 * (1 - packed / total):.0f}% saved" if total else ""
-    out.write(f"{count} entries, {total} bytes ({format_size(total)}), {packed} compressed{ratio}\n")
+    marked = f"; {truncated} TRUNCATED (source changed while archived)" if truncated else ""
+    out.write(f"{count} entries, {total} bytes ({format_size(total)}), {packed} compressed{ratio}{marked}\n")
     return 0
 
 
@@ -110,12 +114,20 @@ def cmd_extract(args, s3) -> int:
     progress = _progress(args, "extract", 0, 0)  # totals set once the selection is known
     try:
         result = extract(
-            archive, args.to, args.patterns, overwrite=args.overwrite, workers=args.concurrency, progress=progress
+            archive,
+            args.to,
+            args.patterns,
+            overwrite=args.overwrite,
+            workers=args.concurrency,
+            progress=progress,
+            accept_truncated=args.accept_truncated,
         )
     finally:
         progress.close()
     for failure in result.failures:
         _err(f"bucketzip: {failure.message}")
+    for warning in result.warnings:
+        _err(f"bucketzip: warning: {warning}")
     if not _quiet(args):
         for note in result.notes:
             _err(f"bucketzip: note: {note}")
@@ -143,12 +155,23 @@ def cmd_restore(args, s3) -> int:
     if args.patterns and not items:
         print("bucketzip: no entry matches the given patterns", file=sys.stderr)
         return 1
+    if args.dry_run:  # what the run would do, and its exit code
+        left_out = {i for i, item in enumerate(items) if item.truncated is not None and not args.accept_truncated}
+        for i, item in enumerate(items):
+            where = f"s3://{dest_bucket}/{item.key} ({item.size} bytes)"
+            if i in left_out:
+                _say(f"would leave out {where} [TRUNCATED] (--accept-truncated writes it)")
+            else:
+                _say(f"would write {where}" + ("" if item.truncated is None else " [TRUNCATED]"))
+        written = [item for i, item in enumerate(items) if i not in left_out]
+        total = sum(item.size for item in written)
+        print(
+            f"{len(written)} objects, {total} bytes ({format_size(total)}) would be written"
+            + (f", {len(left_out)} truncated left out" if left_out else "")
+            + "; nothing written"
+        )
+        return 1 if left_out else 0
     total = sum(item.size for item in items)
-    if args.dry_run:
-        for item in items:
-            _say(f"would write s3://{dest_bucket}/{item.key} ({item.size} bytes)")
-        print(f"{len(items)} objects, {total} bytes ({format_size(total)}) would be written; nothing written")
-        return 0
     if archive.manifest() is None and not _quiet(args):
         print(
             "bucketzip: note: no manifest beside the archive: entry names are used as keys, "
@@ -167,11 +190,14 @@ def cmd_restore(args, s3) -> int:
             part_size=part_size,
             keep_storage_class=args.keep_storage_class,
             progress=progress,
+            accept_truncated=args.accept_truncated,
         )
     finally:
         progress.close()
     for failure in result.failures:
         _err(f"bucketzip: {failure.message}")
+    for warning in result.warnings:
+        _err(f"bucketzip: warning: {warning}")
     print(
         f"restored {result.objects} of {result.planned} objects ({result.bytes} bytes, "
         f"{format_size(result.bytes)}) to s3://{dest_bucket}/{dest_prefix}"
@@ -188,7 +214,15 @@ def cmd_verify(args, s3) -> int:
         return _usage(str(exc))
     progress = _progress(args, "verify", 0, 0)  # totals set once the directory is read
     try:
-        report = verify_s3(s3, bucket, key, use_manifest=not args.no_manifest, against=against, progress=progress)
+        report = verify_s3(
+            s3,
+            bucket,
+            key,
+            use_manifest=not args.no_manifest,
+            against=against,
+            progress=progress,
+            accept_truncated=args.accept_truncated,
+        )
     finally:
         progress.close()
     if args.json:
@@ -247,6 +281,15 @@ def _add_common(parser: argparse.ArgumentParser, *, patterns: bool = True) -> No
         )
 
 
+def _add_accept_truncated(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--accept-truncated",
+        action="store_true",
+        help=f"{verb} entries marked TRUNCATED (their source object changed while it was archived: "
+        "they hold only its first bytes) and exit 0; default: leave them out, exit 1",
+    )
+
+
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", dest="read_quiet", action="store_true", help="no progress line, no notes")
 
@@ -283,6 +326,7 @@ def register(subparsers: Any) -> None:
         default=8,
         help="entries fetched at once (default 8)",
     )
+    _add_accept_truncated(p, "also extract")
     _add_quiet(p)
     p.set_defaults(func=cmd_extract)
 
@@ -318,6 +362,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="restore each object's original storage class (default: the bucket's default)",
     )
+    _add_accept_truncated(p, "also restore")
     _add_quiet(p)
     p.set_defaults(func=cmd_restore)
 
@@ -337,5 +382,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="the report as one JSON document")
     p.add_argument("--no-manifest", action="store_true", help="do not compare with the manifest")
+    p.add_argument(
+        "--accept-truncated",
+        action="store_true",
+        help="report entries marked TRUNCATED as notes, not problems (exit 0 if all else is sound)",
+    )
     _add_quiet(p)
     p.set_defaults(func=cmd_verify)

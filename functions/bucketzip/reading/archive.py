@@ -11,6 +11,7 @@ import fnmatch
 from collections.abc import Iterable, Iterator, Sequence
 
 from ..errors import CorruptArchive
+from ..records import TRUNCATED_MARK
 from .directory import ArchiveInfo, Entry, iter_entries, read_end
 from .entries import iter_entry_data
 from .manifest import Manifest, ManifestEntry, load_manifest
@@ -57,6 +58,17 @@ class Archive:
 
     def set_manifest(self, manifest: Manifest | None) -> None:
         self._manifest, self._manifest_loaded = manifest, True
+
+
+def truncation(entry: Entry, source: ManifestEntry | None = None) -> str | None:
+    """Why the entry holds less than its source object (its source changed or vanished
+    while it was archived), from the entry's file comment or the manifest; None if whole."""
+    mark = TRUNCATED_MARK.encode("ascii")
+    if entry.comment.startswith(mark):
+        return entry.comment[:1024].decode("ascii", "replace")
+    if source is not None and source.truncated:
+        return f"{TRUNCATED_MARK}: the manifest says the source object changed while it was read"
+    return None
 
 
 def matches(patterns: Sequence[str], name: str, key: str | None = None) -> bool:

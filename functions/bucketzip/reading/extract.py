@@ -9,7 +9,10 @@ Safety, whatever the archive says:
 - data goes to a temporary file in the target directory and is moved into place only
   after its CRC and size checked out; without `overwrite` an existing path is never
   replaced (the move is a hard link, which fails if the name exists);
-- entries that overlap (overlapping-entry zip bombs) make the whole extract fail.
+- entries that overlap (overlapping-entry zip bombs) make the whole extract fail;
+- truncated entries (their source object changed while it was archived) are not
+  written unless `accept_truncated`: a partial file under the object's name would pass
+  for the object.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BucketzipError, CorruptManifest, DestinationExists, UnsafePath
-from .archive import Archive, check_no_overlaps, select
+from .archive import Archive, check_no_overlaps, select, truncation
 from .directory import Entry
 
 Progress = Callable[[int, int], None]  # (bytes done, entries done) increments
@@ -47,6 +50,7 @@ class ExtractResult:
     selected: int = 0
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown even when quiet
 
     @property
     def ok(self) -> bool:
@@ -178,20 +182,24 @@ def extract(
     overwrite: bool = False,
     workers: int = 8,
     progress: Progress | None = None,
+    accept_truncated: bool = False,
 ) -> ExtractResult:
     """Extract the entries matching `patterns` (all when empty) under `dest`.
 
     Raises UnsafePath (nothing written) for unsafe names, CorruptArchive for a broken
-    directory; per-entry problems (bad CRC, existing file, ...) are in result.failures."""
+    directory; per-entry problems (bad CRC, existing file, truncated entry not accepted,
+    ...) are in result.failures."""
     entries = archive.entries()
     check_no_overlaps(entries, archive.info, archive.name)
-    try:  # the manifest only lets patterns match source keys too
-        manifest = archive.manifest() if patterns else None
+    try:  # the manifest lets patterns match source keys, and knows truncated entries
+        manifest = archive.manifest()
     except CorruptManifest:
         manifest = None
-    chosen = list(select(entries, patterns, manifest.by_name() if manifest else None))
+    by_name = manifest.by_name() if manifest else {}
+    chosen = list(select(entries, patterns, by_name))
     planned = plan(chosen)
     result = ExtractResult(selected=len(planned))
+    planned = _truncated_entries(planned, by_name, accept_truncated, result)
     set_totals = getattr(progress, "set_totals", None)  # a ProgressLine learns what is ahead
     if set_totals is not None:
         set_totals(sum(e.size for e, _ in planned), len(planned))
@@ -270,6 +278,24 @@ def extract(
     order = {e.name: e.index for e in chosen}
     result.failures.sort(key=lambda f: order.get(f.name, 0))
     return result
+
+
+def _truncated_entries(planned, by_name, accept: bool, result: ExtractResult):
+    """The planned entries minus truncated ones (reported), or all of them when accepted
+    (with a warning each)."""
+    kept = []
+    for entry, parts in planned:
+        why = truncation(entry, by_name.get(entry.name))
+        if why is None:
+            kept.append((entry, parts))
+        elif accept:
+            result.warnings.append(f"{entry.name}: extracted although truncated ({why})")
+            kept.append((entry, parts))
+        else:
+            result.failures.append(
+                Failure(entry.name, f"{entry.name}: not extracted: {why} (--accept-truncated extracts it anyway)")
+            )
+    return kept
 
 
 def _message(exc: BaseException, name: str) -> str:

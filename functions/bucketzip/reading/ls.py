@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .archive import Archive, matches
+from .archive import Archive, matches, truncation
 from .directory import Entry
 
 
@@ -16,6 +16,7 @@ from .directory import Entry
 class Listed:
     entry: Entry
     key: str | None  # original S3 key from the manifest (None without one)
+    truncated: str | None = None  # why the entry is incomplete (see archive.truncation)
 
     def as_dict(self) -> dict[str, Any]:
         e = self.entry
@@ -33,6 +34,8 @@ class Listed:
             out["encrypted"] = True
         if self.key is not None:
             out["key"] = self.key
+        if self.truncated is not None:
+            out["truncated"] = self.truncated
         return out
 
 
@@ -49,8 +52,9 @@ def list_archive(archive: Archive, patterns: Sequence[str] = (), *, use_manifest
 
     With a manifest, each entry carries its original key (looked up by name)."""
     manifest = archive.manifest() if use_manifest else None
-    keys = {m.name: m.key for m in manifest.entries} if manifest else None
+    by_name = manifest.by_name() if manifest else {}
     for entry in archive.iter_entries():
-        key = keys.get(entry.name) if keys is not None else None
+        source = by_name.get(entry.name)
+        key = source.key if source is not None else None
         if matches(patterns, entry.name, key):
-            yield Listed(entry, key)
+            yield Listed(entry, key, truncation(entry, source))

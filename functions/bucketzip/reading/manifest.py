@@ -43,6 +43,7 @@ class ManifestEntry:
     expires: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     line: int = 0
+    truncated: bool = False  # the source object changed or vanished while it was read
 
 
 @dataclass
@@ -106,7 +107,12 @@ def _entry(obj: dict, where: str, number: int) -> ManifestEntry:
         metadata and not all(type(k) is str and type(v) is str for k, v in metadata.items())
     ):
         raise CorruptManifest(f"{where}: field 'metadata' must map strings to strings")
-    return ManifestEntry(name, key, size, crc, csize, offset, method, *optional, metadata=metadata, line=number)
+    truncated = get("truncated", False)
+    if type(truncated) is not bool:
+        raise CorruptManifest(f"{where}: field 'truncated' must be true or false")
+    return ManifestEntry(
+        name, key, size, crc, csize, offset, method, *optional, metadata=metadata, line=number, truncated=truncated
+    )
 
 
 def parse_manifest(lines: Iterable[bytes | str], location: str = "manifest") -> Manifest:

@@ -10,6 +10,11 @@ With a manifest, keys come from it, and Content-Type, Content-Encoding,
 Content-Language, Content-Disposition, Cache-Control, Expires and the user metadata
 are put back (the storage class too with keep_storage_class); without one, entry names
 are the keys and Content-Type is guessed from the name.
+
+Keys: a bucketzip archive's manifest holds each entry's original S3 key, written back
+exactly (whatever it contains: it was a key). An entry name with no manifest line (a
+foreign archive) becomes a key only when it is a safe relative path, as `extract` asks:
+no '..' segment, not absolute, no backslash, no NUL; otherwise nothing is restored.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ..errors import AccessDenied, BucketzipError, DestinationExists
+from ..errors import AccessDenied, BucketzipError, DestinationExists, UnsafePath
 from ..s3errors import AWS_ERRORS, NOT_FOUND_CODES, error_code, translate
-from .archive import Archive, check_no_overlaps, select
+from .archive import Archive, check_no_overlaps, select, truncation
 from .directory import Entry
+from .extract import safe_parts
 from .manifest import ManifestEntry
 
 MiB = 1024 * 1024
@@ -42,6 +48,7 @@ class RestoreItem:
     entry: Entry
     key: str  # destination key
     source: ManifestEntry | None  # manifest line (None without a manifest)
+    truncated: str | None = None  # why the entry holds less than its object (archive.truncation)
 
     @property
     def size(self) -> int:
@@ -61,6 +68,7 @@ class RestoreResult:
     bytes: int = 0
     multipart: int = 0
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,12 +87,30 @@ def plan_restore(archive: Archive, dest_prefix: str = "", patterns: Sequence[str
     check_no_overlaps(entries, archive.info, archive.name)
     manifest = archive.manifest()
     by_name = manifest.by_name() if manifest else {}
-    items = []
+    items, unsafe = [], []
     for entry in select(entries, patterns, by_name):
         source = by_name.get(entry.name)
+        if source is None:
+            try:
+                check_foreign_name(entry.name)
+            except UnsafePath as exc:
+                unsafe.append(str(exc))
+                continue
         original = source.key if source else entry.name
-        items.append(RestoreItem(entry, join_key(dest_prefix, original), source))
+        items.append(RestoreItem(entry, join_key(dest_prefix, original), source, truncation(entry, source)))
+    if unsafe:
+        more = f" (and {len(unsafe) - 3} more)" if len(unsafe) > 3 else ""
+        raise UnsafePath(f"refusing to restore: {'; '.join(unsafe[:3])}{more}")
     return items
+
+
+def check_foreign_name(name: str) -> None:
+    """An entry name that is not in a manifest may become a key only if extract would
+    write it (relative, no '..', no NUL) and it has no backslash (a separator to some
+    tools, part of the key to S3: either way not what the archive's author meant)."""
+    safe_parts(name)
+    if "\\" in name:
+        raise UnsafePath(f"{name!r}: entry name contains a backslash")
 
 
 def _expires(value: str | None) -> datetime | None:
@@ -251,6 +277,29 @@ class _Writer:
         return total
 
 
+def _jobs(items: Sequence[RestoreItem], bucket: str, accept: bool, result: RestoreResult) -> list[RestoreItem]:
+    """The items to write: truncated ones only when accepted, and of two items with one
+    key the later; the others are reported in `result`."""
+    eligible = []
+    for item in items:
+        if item.truncated is None or accept:
+            eligible.append(item)
+            continue
+        message = f"s3://{bucket}/{item.key}: not restored: {item.truncated} (--accept-truncated restores it anyway)"
+        result.failures.append(Failure(item.entry.name, message))
+    last_for = {item.key: i for i, item in enumerate(eligible)}
+    jobs = []
+    for i, item in enumerate(eligible):
+        if last_for[item.key] != i:
+            message = f"s3://{bucket}/{item.key}: two entries restore to this key; the later one was written"
+            result.failures.append(Failure(item.entry.name, message))
+            continue
+        if item.truncated is not None:
+            result.warnings.append(f"s3://{bucket}/{item.key}: restored although truncated ({item.truncated})")
+        jobs.append(item)
+    return jobs
+
+
 def restore(
     s3,
     archive: Archive,
@@ -262,9 +311,11 @@ def restore(
     part_size: int = DEFAULT_PART_SIZE,
     keep_storage_class: bool = False,
     progress: Progress | None = None,
+    accept_truncated: bool = False,
 ) -> RestoreResult:
     """Write the planned items to `bucket`, `workers` at a time. Per-item failures are
-    collected in the result (nothing is left half-written)."""
+    collected in the result (nothing is left half-written). Truncated entries are not
+    written (a failure each) unless `accept_truncated`."""
     result = RestoreResult(planned=len(items))
     try:
         s3.head_bucket(Bucket=bucket)
@@ -281,18 +332,7 @@ def restore(
         keep_storage_class=keep_storage_class,
         progress=progress,
     )
-    last_for = {item.key: i for i, item in enumerate(items)}
-    jobs = []
-    for i, item in enumerate(items):
-        if last_for[item.key] != i:
-            result.failures.append(
-                Failure(
-                    item.entry.name,
-                    f"s3://{bucket}/{item.key}: two entries restore to this key; the later one was written",
-                )
-            )
-        else:
-            jobs.append(item)
+    jobs = _jobs(items, bucket, accept_truncated, result)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(writer.write, item): item for item in jobs}
         for future in as_completed(futures):

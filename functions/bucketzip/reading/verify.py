@@ -9,6 +9,8 @@
   central directory starts right after the last one, ends right at the end records;
 - the manifest (when there is one) lists the same entries, in the same order, with the
   same name, CRC, sizes, offset and method;
+- truncated entries (their source object changed or vanished while it was archived:
+  the entry's file comment or the manifest says so) are problems, notes when accepted;
 - optionally, the current source listing: objects missing, changed (ETag or size), new.
 
 One sequential GET covers the entries; the central directory and end records come from
@@ -23,6 +25,7 @@ from typing import Any
 
 from ..errors import BucketzipError, CorruptArchive, CorruptManifest, UnsafePath, UnsupportedArchive
 from ..s3errors import AWS_ERRORS, translate
+from .archive import truncation
 from .directory import ArchiveInfo, Entry, check_entry, iter_entries, read_end
 from .entries import (
     SUPPORTED_METHODS,
@@ -43,7 +46,7 @@ METHODS = {"store": 0, "deflate": 8}
 
 @dataclass
 class Problem:
-    kind: str  # structure | entry | manifest
+    kind: str  # structure | entry | manifest | truncated
     message: str
     entry: str | None = None
 
@@ -119,7 +122,12 @@ class VerifyReport:
 
 # ----------------------------------------------------------------------------------
 def verify(
-    reader: RangeReader, *, manifest: Manifest | None = None, progress: Progress | None = None, max_problems: int = 1000
+    reader: RangeReader,
+    *,
+    manifest: Manifest | None = None,
+    progress: Progress | None = None,
+    max_problems: int = 1000,
+    accept_truncated: bool = False,
 ) -> tuple[VerifyReport, list[Entry]]:
     """Check the archive behind `reader` (and compare with `manifest` when given).
 
@@ -145,6 +153,7 @@ def verify(
         _check_entries(report, reader, info, entries, progress)
         if manifest is not None:
             compare_manifest(report, info, entries, manifest)
+        _check_truncated(report, entries, manifest, accept_truncated)
     stats = reader.stats()
     report.requests, report.bytes_read = stats.requests, stats.bytes_read
     return report, entries
@@ -159,6 +168,18 @@ def _check_end_records(report: VerifyReport, info: ArchiveInfo) -> None:
     if info.comment:
         report.notes.append(f"archive comment: {info.comment[:200].decode('utf-8', 'replace')!r}")
     report.notes[:] = [n for n in report.notes if "unexpected bytes between" not in n]
+
+
+def _check_truncated(report: VerifyReport, entries: list[Entry], manifest: Manifest | None, accept: bool) -> None:
+    by_name = manifest.by_name() if manifest else {}
+    for entry in entries:
+        why = truncation(entry, by_name.get(entry.name))
+        if why is None:
+            continue
+        if accept:
+            report.notes.append(f"{entry.name!r} is truncated (accepted): {why}")
+        else:
+            report.add("truncated", why, entry.name)
 
 
 def _check_names(report: VerifyReport, entries: list[Entry]) -> None:
@@ -395,6 +416,7 @@ def verify_s3(
     against: tuple[str, str] | None = None,
     progress: Progress | None = None,
     max_problems: int = 1000,
+    accept_truncated: bool = False,
 ) -> VerifyReport:
     """verify() for an S3 archive, with its manifest and optionally its source bucket."""
     reader = S3RangeReader.open(s3, bucket, key)
@@ -405,7 +427,9 @@ def verify_s3(
             manifest = load_manifest(s3, bucket, key)
         except CorruptManifest as exc:
             manifest_problem = str(exc)
-    report, entries = verify(reader, manifest=manifest, progress=progress, max_problems=max_problems)
+    report, entries = verify(
+        reader, manifest=manifest, progress=progress, max_problems=max_problems, accept_truncated=accept_truncated
+    )
     if manifest_problem:
         report.add("manifest", manifest_problem)
     elif use_manifest and manifest is None:
