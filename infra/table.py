@@ -1,4 +1,5 @@
-"""The run-state table: one item per run plus its fragment items, all expiring by TTL."""
+"""The run-state table: one item per run plus its fragment items, all expiring by TTL.
+Its schema is bucketzip.state_table's, shared with the store, the local demo and the tests."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from .nag import suppress
+from bucketzip.state_table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
-PARTITION_KEY = "run_id"
-SORT_KEY = "sk"
-TTL_ATTRIBUTE = "expires_at"
+from .nag import suppress
 
 
 class StateTable(Construct):

@@ -26,6 +26,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [_FUNCTIONS, str(Path(_TESTS).parent), os.environ.get("PYTHONPATH")])
 )
 
+from bucketzip.state_table import create_table_params  # noqa: E402
 from support.moto_server import REGION, running_moto_server  # noqa: E402
 from support.seed import empty_and_delete_bucket  # noqa: E402
 
@@ -73,21 +74,9 @@ def bucket_factory(s3):
 
 @pytest.fixture
 def state_table(dynamodb):
-    """Name of a new DynamoDB table: partition key run_id (S), sort key sk (S),
-    PAY_PER_REQUEST. Deleted after the test."""
+    """Name of a new state table (bucketzip.state_table's schema). Deleted after the test."""
     name = f"bucketzip-state-{uuid.uuid4().hex[:12]}"
-    dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(**create_table_params(name))
     dynamodb.get_waiter("table_exists").wait(TableName=name)
     yield name
     try:

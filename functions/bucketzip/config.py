@@ -9,17 +9,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .errors import InputError
+from .limits import MAX_LIST_KEYS, MAX_PART_SIZE, MIN_PART_SIZE
 from .sizes import parse_size
 
 MIB = 1024 * 1024
-MIN_PART_SIZE = 5 * MIB
-MAX_PART_SIZE = 5 * 1024 * MIB
 DEFAULT_PART_SIZE = 16 * MIB
 DEFAULT_CHUNK_SIZE = 8 * MIB
 COMPRESSIONS = ("auto", "store", "deflate")
 # Staging objects (the carried tail of a run) live here, in the destination bucket.
 STAGING_PREFIX = ".bucketzip-staging/"
-MANIFEST_SUFFIX = ".manifest.jsonl"
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
 
@@ -47,7 +45,7 @@ class ArchiveRequest:
     # Bytes of source data fetched ahead of the writer, across all objects.
     prefetch_bytes: int = 0  # 0: derived from concurrency and chunk_size
     # Keys per ListObjectsV2 page (S3's maximum is 1000; tests use small pages).
-    page_size: int = 1000
+    page_size: int = MAX_LIST_KEYS
 
     @classmethod
     def create(cls, *, labels: Mapping[str, str] | None = None, **fields) -> ArchiveRequest:
@@ -88,8 +86,8 @@ class ArchiveRequest:
             raise InputError(f"{label('concurrency')}: {self.concurrency} is not between 1 and 64")
         if not (64 * 1024 <= self.chunk_size <= 64 * MIB):
             raise InputError(f"{label('chunk_size')}: {self.chunk_size} is not between 64 KiB and 64 MiB")
-        if not (1 <= self.page_size <= 1000):
-            raise InputError(f"{label('page_size')}: {self.page_size} is not between 1 and 1000")
+        if not (1 <= self.page_size <= MAX_LIST_KEYS):
+            raise InputError(f"{label('page_size')}: {self.page_size} is not between 1 and {MAX_LIST_KEYS}")
         if self.step_bytes is not None and self.step_bytes < 1:
             raise InputError(f"{label('step_bytes')}: must be at least 1")
         for name in ("include", "exclude"):

@@ -14,9 +14,10 @@ import uuid
 from datetime import UTC, datetime
 
 from . import finish
-from .config import MANIFEST_SUFFIX, ArchiveRequest
+from .config import ArchiveRequest
 from .deadline import Deadline
 from .errors import DestinationExists, IntegrityError, RunExists, RunNotFound
+from .manifest import manifest_key
 from .results import ArchiveResult, Progress
 from .s3errors import AWS_ERRORS, error_code, translate
 from .sink import ArchiveSink, staging_prefix
@@ -182,7 +183,7 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
         entries=state.entries,
         parts=state.next_part - 1,
         skipped=state.skipped,
-        manifest_key=request.dest_key + MANIFEST_SUFFIX,
+        manifest_key=manifest_key(request.dest_key),
         etag=state.etag,
         steps=state.steps,
         duration_seconds=round(time.time() - state.started_at, 3),

@@ -5,10 +5,9 @@ S3 holds; the upload is completed; then the manifest is written beside the archi
 from __future__ import annotations
 
 from .checksums import crc32_header, multipart_etag
-from .config import MANIFEST_SUFFIX
 from .deadline import Deadline
 from .errors import DestinationExists, IntegrityError
-from .manifest import header_line
+from .manifest import header_line, manifest_key
 from .records import end_records
 from .s3errors import AWS_ERRORS, NOT_FOUND_CODES, PRECONDITION_CODES, error_code, translate
 from .sink import ArchiveSink
@@ -162,7 +161,7 @@ def manifest_lines(store, state: RunState):
 
 def write_manifest(s3, store, state: RunState) -> str:
     """Stream the manifest: one PUT when small, a multipart upload otherwise."""
-    bucket, key = state.request.dest_bucket, state.request.dest_key + MANIFEST_SUFFIX
+    bucket, key = state.request.dest_bucket, manifest_key(state.request.dest_key)
     buffer, upload_id, parts = bytearray(), None, []
     try:
         for data in manifest_lines(store, state):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from .config import MANIFEST_SUFFIX, STAGING_PREFIX, ArchiveRequest, key_selected
+from .config import STAGING_PREFIX, ArchiveRequest, key_selected
+from .manifest import manifest_key
 from .s3errors import AWS_ERRORS, translate
 from .state import Cursor, Listed
 
@@ -20,7 +21,7 @@ def own_keys(request: ArchiveRequest) -> tuple[str, ...]:
     """Keys bucketzip itself writes, never archived when they sit under the source."""
     if request.source_bucket != request.dest_bucket:
         return ()
-    return (request.dest_key, request.dest_key + MANIFEST_SUFFIX)
+    return (request.dest_key, manifest_key(request.dest_key))
 
 
 def is_own_key(key: str, request: ArchiveRequest) -> bool:

@@ -9,7 +9,12 @@ from datetime import UTC, datetime
 from .records import STORED, EntryMeta
 from .state import Listed
 
+# The manifest's one definition: its format name (line 1's "format"; readers accept any
+# "bucketzip-manifest/N" and ignore what they do not know), where it sits beside the
+# archive, and the standard headers it records. reading/manifest.py parses it.
 FORMAT = "bucketzip-manifest/1"
+FORMAT_FAMILY = "bucketzip-manifest/"
+MANIFEST_SUFFIX = ".manifest.jsonl"
 HEADER_NAMES = (
     "content_type",
     "content_encoding",
@@ -18,6 +23,11 @@ HEADER_NAMES = (
     "cache_control",
     "expires",
 )
+
+
+def manifest_key(archive_key: str) -> str:
+    """The key of the manifest beside the archive at `archive_key`."""
+    return archive_key + MANIFEST_SUFFIX
 
 
 def _iso(epoch: float) -> str:

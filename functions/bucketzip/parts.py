@@ -9,9 +9,8 @@ the largest object S3 accepts.
 
 from __future__ import annotations
 
-from .config import MAX_PART_SIZE
+from .limits import MAX_PART_SIZE, MAX_PARTS
 
-MAX_PARTS = 10_000
 PARTS_PER_STEP = 1000
 
 

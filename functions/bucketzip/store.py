@@ -13,10 +13,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+from .limits import MAX_ITEM_BYTES, KiB
 from .state import RunState
 
-# DynamoDB items are capped at 400 KB; pieces stay well under with their keys.
-PIECE_BYTES = 350_000
+# A fragment piece and its item's keys and other attributes stay under the item size limit.
+PIECE_BYTES = MAX_ITEM_BYTES - 50 * KiB
 
 
 def split_pieces(blob: bytes) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""State in DynamoDB: one partition per run (`run_id`), items by sort key `sk`:
+"""State in DynamoDB (schema: state_table): one partition per run (`run_id`), items by sort key `sk`:
   state                      the RunState blob + `version` (every write conditional on it)
   commit#000000000012        which attempt's fragment commit 12 made visible
   frag#<attempt>#0003        fragment pieces (< 400 KB items), invisible until committed
@@ -16,8 +16,10 @@ from collections.abc import Iterator
 import boto3
 
 from .errors import RunExists, RunNotFound, StaleState
+from .limits import MAX_BATCH_WRITE_ITEMS
 from .s3errors import AWS_ERRORS, cancellation_reasons, error_code, translate_dynamodb
 from .state import RunState
+from .state_table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 from .store import StateStore, split_pieces
 
 
@@ -49,13 +51,12 @@ class DynamoStateStore(StateStore):
                 state.run_id,
                 condition_ok=True,
                 Item={
-                    "run_id": {"S": state.run_id},
-                    "sk": {"S": "state"},
+                    **self._key(state.run_id, "state"),
                     "version": {"N": str(state.version)},
                     "data": {"B": state.to_bytes()},
-                    "expires_at": self._expires(),
+                    TTL_ATTRIBUTE: self._expires(),
                 },
-                ConditionExpression="attribute_not_exists(run_id)",
+                ConditionExpression=f"attribute_not_exists({PARTITION_KEY})",
             )
         except AWS_ERRORS:  # only a failed condition gets here
             raise RunExists(f"run {state.run_id}: state exists already") from None
@@ -81,7 +82,7 @@ class DynamoStateStore(StateStore):
                 Item={
                     **self._key(run_id, f"frag#{attempt}#{index:04d}"),
                     "data": {"B": piece},
-                    "expires_at": self._expires(),
+                    TTL_ATTRIBUTE: self._expires(),
                 },
             )
         return len(pieces)
@@ -93,7 +94,7 @@ class DynamoStateStore(StateStore):
             "Update": {
                 "TableName": self.table,
                 "Key": self._key(state.run_id, "state"),
-                "UpdateExpression": "SET #d = :d, version = :new, expires_at = :exp",
+                "UpdateExpression": f"SET #d = :d, version = :new, {TTL_ATTRIBUTE} = :exp",
                 "ConditionExpression": "version = :old",
                 "ExpressionAttributeNames": {"#d": "data"},
                 "ExpressionAttributeValues": {
@@ -114,7 +115,7 @@ class DynamoStateStore(StateStore):
                             **self._key(state.run_id, f"commit#{new_version:012d}"),
                             "attempt": {"S": attempt},
                             "pieces": {"N": str(pieces)},
-                            "expires_at": self._expires(),
+                            TTL_ATTRIBUTE: self._expires(),
                         },
                     }
                 }
@@ -132,9 +133,9 @@ class DynamoStateStore(StateStore):
 
     def _query(self, run_id: str, prefix: str, **extra) -> Iterator[dict]:
         values = {":r": {"S": run_id}}
-        condition = "run_id = :r"
+        condition = f"{PARTITION_KEY} = :r"
         if prefix:
-            condition += " AND begins_with(sk, :p)"
+            condition += f" AND begins_with({SORT_KEY}, :p)"
             values[":p"] = {"S": prefix}
         kwargs = {
             "KeyConditionExpression": condition,
@@ -166,8 +167,8 @@ class DynamoStateStore(StateStore):
                 "put_item",
                 run_id,
                 condition_ok=True,
-                Item={**item_key, "key": {"S": key}, "expires_at": self._expires()},
-                ConditionExpression="attribute_not_exists(run_id)",
+                Item={**item_key, "key": {"S": key}, TTL_ATTRIBUTE: self._expires()},
+                ConditionExpression=f"attribute_not_exists({PARTITION_KEY})",
             )
             return True
         except AWS_ERRORS:  # only a failed condition gets here: the name is claimed
@@ -177,11 +178,11 @@ class DynamoStateStore(StateStore):
 
     def delete_run(self, run_id: str) -> None:
         keys = [
-            {"run_id": item["run_id"], "sk": item["sk"]}
-            for item in self._query(run_id, "", ProjectionExpression="run_id, sk")
+            {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
+            for item in self._query(run_id, "", ProjectionExpression=f"{PARTITION_KEY}, {SORT_KEY}")
         ]
-        for i in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + 25]]
+        for i in range(0, len(keys), MAX_BATCH_WRITE_ITEMS):
+            requests = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + MAX_BATCH_WRITE_ITEMS]]
             while requests:
                 response = self._call("batch_write_item", run_id, table=False, RequestItems={self.table: requests})
                 requests = response.get("UnprocessedItems", {}).get(self.table, [])
@@ -191,7 +192,7 @@ class DynamoStateStore(StateStore):
         self._call(
             "put_item",
             run_id,
-            Item={**self._key(run_id, "result"), "data": {"S": json.dumps(result)}, "expires_at": self._expires()},
+            Item={**self._key(run_id, "result"), "data": {"S": json.dumps(result)}, TTL_ATTRIBUTE: self._expires()},
         )
 
     def load_result(self, run_id: str) -> dict | None:
@@ -200,7 +201,7 @@ class DynamoStateStore(StateStore):
 
     @staticmethod
     def _key(run_id: str, sk: str) -> dict:
-        return {"run_id": {"S": run_id}, "sk": {"S": sk}}
+        return {PARTITION_KEY: {"S": run_id}, SORT_KEY: {"S": sk}}
 
 
 def _condition_failed(exc: BaseException) -> bool:

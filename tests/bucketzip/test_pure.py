@@ -14,8 +14,9 @@ from bucketzip.compress import FINAL_BLOCK, deflate_piece, is_incompressible, lo
 from bucketzip.config import ArchiveRequest
 from bucketzip.errors import InputError
 from bucketzip.keys import render_key
+from bucketzip.limits import MAX_PARTS
 from bucketzip.names import entry_name, with_suffix
-from bucketzip.parts import MAX_PARTS, capacity, part_size
+from bucketzip.parts import capacity, part_size
 from bucketzip.records import (
     DEFLATED,
     STORED,

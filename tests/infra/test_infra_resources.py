@@ -5,6 +5,8 @@ from __future__ import annotations
 from aws_cdk.assertions import Match
 from infra_support import DEST_BUCKET, LAYER, render
 
+from bucketzip.state_table import create_table_params, ttl_params
+
 FUNCTIONS = {"start": (512, 120), "step": (2048, 900), "finish": (1024, 900), "abort": (512, 300)}
 
 
@@ -40,21 +42,17 @@ def test_resource_inventory(main, existing):
 
 
 def test_table(main, existing):
+    schema, ttl = create_table_params("t"), ttl_params("t")
     for synth, pitr in ((main, False), (existing, True)):
         synth.assertions.has_resource(
             "AWS::DynamoDB::Table",
             {
                 "Properties": {
-                    "KeySchema": [
-                        {"AttributeName": "run_id", "KeyType": "HASH"},
-                        {"AttributeName": "sk", "KeyType": "RANGE"},
-                    ],
-                    "AttributeDefinitions": [
-                        {"AttributeName": "run_id", "AttributeType": "S"},
-                        {"AttributeName": "sk", "AttributeType": "S"},
-                    ],
-                    "BillingMode": "PAY_PER_REQUEST",
-                    "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+                    # the one schema the store, the demo and the tests' tables use too
+                    "KeySchema": schema["KeySchema"],
+                    "AttributeDefinitions": schema["AttributeDefinitions"],
+                    "BillingMode": schema["BillingMode"],
+                    "TimeToLiveSpecification": ttl["TimeToLiveSpecification"],
                     "SSESpecification": {"SSEEnabled": True},
                     "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": pitr},
                 },

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import boto3
 
+from ..state_table import create_table_params, ttl_params
 from .server import embedded_moto_server
 from .workflow import LocalWorkflow
 
@@ -159,15 +160,5 @@ def _seed(s3, objects: dict[str, bytes]) -> None:
 
 
 def _create_table(dynamodb) -> None:
-    dynamodb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    dynamodb.update_time_to_live(
-        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-    )
+    dynamodb.create_table(**create_table_params(TABLE))
+    dynamodb.update_time_to_live(**ttl_params(TABLE))

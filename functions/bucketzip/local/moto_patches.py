@@ -104,12 +104,14 @@ def _patch_lambda_service_errors() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
+    from ..s3errors import error_code
+
     original = StateTaskLambda._from_error
 
     def from_error(self, env, ex):
         if not isinstance(ex, ClientError):
             return original(self, env, ex)
-        error = f"Lambda.{ex.response['Error']['Code']}"
+        error = f"Lambda.{error_code(ex)}"
         return FailureEvent(
             env=env,
             error_name=CustomErrorName(error),

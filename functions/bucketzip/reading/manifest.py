@@ -1,6 +1,7 @@
-"""Reading the manifest bucketzip writes beside an archive (`<key>.manifest.jsonl`).
+"""Reading the manifest bucketzip writes beside an archive (`<key>.manifest.jsonl`;
+its format is defined in bucketzip.manifest).
 
-Line 1: {"type": "archive", "format": "bucketzip-manifest/1", ...}; then one
+Line 1: {"type": "archive", "format": manifest.FORMAT, ...}; then one
 {"type": "entry", ...} per entry in archive order; then {"type": "skipped", ...} lines.
 Unknown fields are kept (forward compatible); unknown line types are ignored.
 """
@@ -13,13 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CorruptManifest
+from ..manifest import FORMAT_FAMILY, HEADER_NAMES, manifest_key
 from ..s3errors import AWS_ERRORS, NOT_FOUND_CODES, error_code, translate
 
-FORMAT = "bucketzip-manifest/1"
-SUFFIX = ".manifest.jsonl"
 MAX_LINE = 1024 * 1024  # a manifest line is a few hundred bytes; refuse absurd ones
-
-HEADERS = ("content_type", "content_encoding", "content_language", "content_disposition", "cache_control", "expires")
 
 
 @dataclass(slots=True)
@@ -67,13 +65,9 @@ class Manifest:
         return {entry.name: entry for entry in self.entries}
 
 
-def manifest_key(archive_key: str) -> str:
-    return archive_key + SUFFIX
-
-
 _REQUIRED_STR = ("name", "key", "method")
 _REQUIRED_INT = ("size", "crc32", "compressed_size", "offset")
-_OPTIONAL_STR = ("etag", "version_id", "last_modified", "storage_class", *HEADERS)
+_OPTIONAL_STR = ("etag", "version_id", "last_modified", "storage_class", *HEADER_NAMES)
 
 
 def _entry(obj: dict, where: str, number: int) -> ManifestEntry:
@@ -141,7 +135,7 @@ def parse_manifest(lines: Iterable[bytes | str], location: str = "manifest") -> 
             if kind != "archive":
                 raise CorruptManifest(f"{where}: the first line must be the archive record")
             fmt = obj.get("format")
-            if not isinstance(fmt, str) or not fmt.startswith("bucketzip-manifest/"):
+            if not isinstance(fmt, str) or not fmt.startswith(FORMAT_FAMILY):
                 raise CorruptManifest(f"{where}: unknown manifest format {fmt!r}")
             header = obj
             continue

@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..errors import AccessDenied, BucketzipError, DestinationExists, UnsafePath
+from ..limits import MAX_KEY_BYTES, MAX_PARTS, MIN_PART_SIZE
 from ..s3errors import AWS_ERRORS, NOT_FOUND_CODES, error_code, translate
 from .archive import Archive, check_no_overlaps, select, truncation
 from .directory import Entry
@@ -37,9 +38,6 @@ from .manifest import ManifestEntry
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
-MIN_PART_SIZE = 5 * MiB
-MAX_PARTS = 10_000
-MAX_KEY_BYTES = 1024
 Progress = Callable[[int, int], None]
 
 

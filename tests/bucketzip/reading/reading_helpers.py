@@ -27,7 +27,7 @@ from pathlib import Path
 
 import zipstream
 
-MANIFEST_SUFFIX = ".manifest.jsonl"
+from bucketzip.manifest import manifest_key
 
 
 # ---------------------------------------------------------------------------------- upload
@@ -51,7 +51,7 @@ def upload_zip(
         size = os.path.getsize(path_or_bytes)
         s3.upload_file(str(path_or_bytes), bucket, key, Config=TransferConfig(multipart_threshold=multipart_threshold))
     if manifest_lines is not None:
-        s3.put_object(Bucket=bucket, Key=key + MANIFEST_SUFFIX, Body=encode_manifest(manifest_lines))
+        s3.put_object(Bucket=bucket, Key=manifest_key(key), Body=encode_manifest(manifest_lines))
     return size
 
 
