@@ -3,13 +3,13 @@ least-privilege role, a log group each with a retention, X-Ray tracing."""
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from .config import FUNCTION_NAMES, Config
+from .config import FUNCTION_NAMES, Config, ConfigError
 from .nag import suppress, wildcard_resource_findings
 from .packaging import ARCHITECTURE, RUNTIME, lambda_code
 from .permissions import function_statements
@@ -17,6 +17,34 @@ from .retention import retention
 
 SERVICE_NAME = "bucketzip"
 METRICS_NAMESPACE = "Bucketzip"
+# Step and Finish spill the part being built, and the parts being uploaded, to /tmp
+# (functions/bucketzip/sink.py), so memory does not grow with the part size. The part
+# policy ends with 5 GiB parts (functions/bucketzip/parts.py), so /tmp gets Lambda's
+# maximum ephemeral storage (10,240 MB): one 5 GiB part fits, and parts up to ~4.8 GiB
+# are built while the previous one uploads.
+SPILL_FUNCTIONS = ("step", "finish")
+EPHEMERAL_STORAGE_MB = 10240
+SPILL_RESERVE_MB = 256  # of /tmp left for anything but parts
+LARGEST_PART_MB = 5 * 1024  # bucketzip.config.MAX_PART_SIZE
+# Peak RSS at default run settings is ~250 MiB whatever the part size (bench/README.md);
+# below this the Step and Finish functions would run out of memory on ordinary runs.
+MIN_SPILL_FUNCTION_MEMORY_MB = 1024
+
+
+def check_spill_settings(config: Config, ephemeral_mb: int = EPHEMERAL_STORAGE_MB) -> None:
+    """Refuse at synth a deployment whose Step/Finish cannot hold the policy's largest part."""
+    if ephemeral_mb - SPILL_RESERVE_MB < LARGEST_PART_MB:
+        raise ConfigError(
+            f"ephemeral storage {ephemeral_mb} MB cannot hold the part policy's largest part "
+            f"({LARGEST_PART_MB} MB) plus {SPILL_RESERVE_MB} MB"
+        )
+    for name in SPILL_FUNCTIONS:
+        memory = config.functions[name].memory_mb
+        if memory < MIN_SPILL_FUNCTION_MEMORY_MB:
+            raise ConfigError(
+                f"{name}_memory_mb: {memory} MB is below the {MIN_SPILL_FUNCTION_MEMORY_MB} MB "
+                f"the {name} function needs at default run settings"
+            )
 
 
 class Functions(Construct):
@@ -24,6 +52,7 @@ class Functions(Construct):
         self, scope: Construct, id: str, *, config: Config, table_name: str, table_arn: str, dest_bucket_arn: str
     ) -> None:
         super().__init__(scope, id)
+        check_spill_settings(config)
         stack_name = Stack.of(self).stack_name
         self.role = iam.Role(
             self,
@@ -64,6 +93,12 @@ class Functions(Construct):
                 removal_policy=RemovalPolicy.DESTROY,
             )
             log_arns.append(log_group.log_group_arn)
+            spills = name in SPILL_FUNCTIONS
+            spill_environment = (
+                {"BUCKETZIP_SPILL_BYTES": str((EPHEMERAL_STORAGE_MB - SPILL_RESERVE_MB) * 1024 * 1024)}
+                if spills
+                else {}
+            )
             self.by_name[name] = lambda_.Function(
                 self,
                 name.title(),
@@ -76,7 +111,8 @@ class Functions(Construct):
                 layers=layers,
                 memory_size=settings.memory_mb,
                 timeout=Duration.seconds(settings.timeout_seconds),
-                environment=environment,
+                environment={**environment, **spill_environment},
+                ephemeral_storage_size=Size.mebibytes(EPHEMERAL_STORAGE_MB) if spills else None,
                 role=self.role,
                 log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,

@@ -121,9 +121,9 @@ def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progr
     try:
         writer.run()
         writer.fragment.parts = sink.wait()
+        state.tail = sink.save_tail()
     finally:
         sink.close()
-    state.tail = sink.save_tail()
     state.steps += 1
     _commit(s3, store, state, expected, attempt, writer.fragment, old_tail)
     return progress_of(state, writer.warnings)
@@ -158,9 +158,9 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
         try:
             written = finish.write_directory(s3, store, state, sink, deadline)
             fragment = Fragment(parts=sink.wait())
+            state.tail = sink.save_tail()
         finally:
             sink.close()
-        state.tail = sink.save_tail()
         state.steps += 1
         if written:
             state.phase = COMPLETING  # every part is out: a retry only has to complete

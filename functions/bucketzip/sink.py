@@ -1,17 +1,32 @@
 """The archive byte stream of one step: bytes in, fixed-size parts out.
 
-The carried tail (bytes of the previous step not yet uploaded) comes first. Whenever a
-whole part is buffered it is uploaded on a small pool, at most `concurrency` at a time,
-after a fencing check (a zombie step stops before it uploads). Part boundaries are fixed
-archive offsets (parts.py), and the byte stream does not depend on where steps stop, so
-a retried step uploads the very same parts.
+Bounded memory whatever the part size (issue 9, req. 1): the part being built is spilled
+to a file on local disk (Lambda's /tmp), not held in memory, and each finished part is
+uploaded from its file. Memory therefore depends only on the write-buffer size, never on
+the part size the policy has reached (16 MiB or 5 GiB alike); local disk holds at most
+the part being built plus the parts being uploaded, limited by a disk budget
+($BUCKETZIP_SPILL_BYTES; a part larger than the budget is still uploaded, alone).
+Why a spill file and not a part streamed straight into its PUT: a streamed body cannot
+be re-sent when the request fails (botocore retries rewind the body), and a step that
+stops inside a part would have to upload the part's first bytes somewhere anyway.
+
+The carried tail (bytes of the previous step not yet uploaded, < one part) comes first,
+read back into the spill file. Whenever a whole part is written it is uploaded on a
+small pool, at most `concurrency` at a time, after a fencing check (a zombie step stops
+before it uploads). Part boundaries are fixed archive offsets (parts.py), and the byte
+stream does not depend on where steps stop, so a retried step uploads the very same parts.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from .checksums import crc32_header
 from .config import STAGING_PREFIX
@@ -21,31 +36,139 @@ from .s3errors import AWS_ERRORS, translate
 from .state import RunState, Tail
 
 INLINE_TAIL_BYTES = 256 * 1024
+# Writes reach the spill file through a buffer of this size (the sink's only memory).
+WRITE_BUFFER_BYTES = 1024 * 1024
+# Local disk for spilled parts when $BUCKETZIP_SPILL_BYTES is not set (the CLI's case).
+DEFAULT_SPILL_BYTES = 2 * 1024**3
+SPILL_DIR_PREFIX = "bucketzip-spill-"
+_COPY_BYTES = 1024 * 1024
 
 
 def staging_prefix(run_id: str) -> str:
     return f"{STAGING_PREFIX}{run_id}/"
 
 
+def spill_budget() -> int:
+    """Bytes of local disk the parts of one sink may use ($BUCKETZIP_SPILL_BYTES)."""
+    raw = os.environ.get("BUCKETZIP_SPILL_BYTES")
+    return int(raw) if raw else DEFAULT_SPILL_BYTES
+
+
+def spill_root() -> str:
+    return os.environ.get("BUCKETZIP_SPILL_DIR") or tempfile.gettempdir()
+
+
+def _sweep_stale(root: str) -> None:
+    """Remove spill directories left by a process that died (a Lambda invocation that
+    timed out leaves its /tmp to the next one in the same sandbox)."""
+    live = _live_dirs()
+    for path in Path(root).glob(f"{SPILL_DIR_PREFIX}*"):
+        try:
+            pid = int(path.name[len(SPILL_DIR_PREFIX) :].split("-", 1)[0])
+        except ValueError:
+            continue
+        if str(path) in live:
+            continue
+        if pid == os.getpid() or not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+_live_lock = threading.Lock()
+_live: set[str] = set()
+
+
+def _live_dirs() -> set[str]:
+    with _live_lock:
+        return set(_live)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _DiskBudget:
+    """Bytes of local disk held by spilled parts: those waiting for (or in) their upload,
+    plus the part being built, counted at its full size before its first byte."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self.cond = threading.Condition()
+
+    def reserve(self, n: int, failed) -> None:
+        """Wait until `n` more bytes fit; when nothing else is held they always do, so a
+        part larger than the budget is built and uploaded alone."""
+        with self.cond:
+            while self.used and self.used + n > self.limit and not failed():
+                self.cond.wait(timeout=1.0)
+            self.used += n
+
+    def release(self, n: int) -> None:
+        with self.cond:
+            self.used -= n
+            self.cond.notify_all()
+
+
 class ArchiveSink:
-    def __init__(self, s3, store, state: RunState, attempt: str):
+    def __init__(self, s3, store, state: RunState, attempt: str, spill_bytes: int | None = None):
         self.s3, self.store, self.state, self.attempt = s3, store, state, attempt
         self.expected_version = state.version
         self.request = state.request
-        self.buffer = bytearray(self._load_tail())
+        root = spill_root()
+        _sweep_stale(root)
+        self.dir = tempfile.mkdtemp(prefix=f"{SPILL_DIR_PREFIX}{os.getpid()}-", dir=root)
+        with _live_lock:
+            _live.add(self.dir)
+        self.budget = _DiskBudget(spill_budget() if spill_bytes is None else spill_bytes)
         self.pool = ThreadPoolExecutor(max_workers=self.request.concurrency, thread_name_prefix="upload")
         self.slots = threading.Semaphore(self.request.concurrency)
         self.futures: list[tuple[int, int, Future]] = []
+        self.file: BinaryIO | None = None
+        self.path = ""
+        self.reserved = 0  # disk budget held by the part being built
+        self.length = 0  # bytes in the part file being built
+        self.closed = False
+        self._open_part()
+        self._load_tail()
+
+    # -- the part being built ---------------------------------------------------------
+
+    def _open_part(self) -> None:
+        """Start the next part's file once its full size fits the disk budget."""
+        number = self.state.next_part
+        self.reserved = self._current_part_size()
+        self.budget.reserve(self.reserved, self._any_failed)
+        self._raise_failed()
+        self.path = os.path.join(self.dir, f"part-{number}")
+        self.file = open(self.path, "w+b", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115 - closed in _cut/close
+        self.length = 0
+        self.part_crc = 0  # CRC-32 of the part's bytes so far
+
+    def _current_part_size(self) -> int:
+        return part_size(self.state.next_part, self.request.part_size)
 
     # -- tail ------------------------------------------------------------------------
 
-    def _load_tail(self) -> bytes:
-        tail = self.state.tail
+    def _load_tail(self) -> None:
+        tail, file = self.state.tail, self.file
+        assert file is not None
         if tail.staging_key is None:
-            data = tail.inline
+            file.write(tail.inline)
+            loaded = len(tail.inline)
+            self.part_crc = zlib.crc32(tail.inline)
         else:
             try:
-                data = self.s3.get_object(Bucket=self.request.dest_bucket, Key=tail.staging_key)["Body"].read()
+                body = self.s3.get_object(Bucket=self.request.dest_bucket, Key=tail.staging_key)["Body"]
+                loaded = 0
+                for piece in body.iter_chunks(_COPY_BYTES):  # streamed: a tail may be GiBs
+                    file.write(piece)
+                    loaded += len(piece)
+                    self.part_crc = zlib.crc32(piece, self.part_crc)
             except AWS_ERRORS as exc:
                 if self.store.current_version(self.state.run_id) != self.expected_version:
                     # The step that replaced this state removed its tail: we are a zombie.
@@ -57,93 +180,128 @@ class ArchiveSink:
                     action="read staged tail",
                     key=tail.staging_key,
                 ) from None
-        if len(data) != tail.length or tail.length != self.state.offset - self.state.uploaded:
-            raise StaleState(f"run {self.state.run_id}: staged tail is {len(data)} bytes, state expects {tail.length}")
-        return data
+        if loaded != tail.length or tail.length != self.state.offset - self.state.uploaded:
+            raise StaleState(f"run {self.state.run_id}: staged tail is {loaded} bytes, state expects {tail.length}")
+        self.length = loaded
 
     def save_tail(self) -> Tail:
-        """Persist the unuploaded bytes: inline in the state when small, else staged."""
-        data = bytes(self.buffer)
-        if len(data) <= INLINE_TAIL_BYTES:
-            return Tail(inline=data, length=len(data))
+        """Persist the unuploaded bytes: inline in the state when small, else staged
+        (one PUT from the spill file; a tail is under one part, so under 5 GiB)."""
+        file = self.file
+        assert file is not None
+        file.flush()
+        file.seek(0)
+        if self.length <= INLINE_TAIL_BYTES:
+            return Tail(inline=file.read(self.length), length=self.length)
         key = f"{staging_prefix(self.state.run_id)}tail-{self.attempt}"
         try:
-            self.s3.put_object(Bucket=self.request.dest_bucket, Key=key, Body=data)
+            self.s3.put_object(Bucket=self.request.dest_bucket, Key=key, Body=file, ContentLength=self.length)
         except AWS_ERRORS as exc:
             raise translate(
                 exc, bucket=self.request.dest_bucket, role="destination", action="stage tail", key=key
             ) from None
-        return Tail(staging_key=key, length=len(data))
+        return Tail(staging_key=key, length=self.length)
 
     # -- writing ---------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        self.buffer += data
-        self.state.offset += len(data)
-        self.state.crc = zlib.crc32(data, self.state.crc)
-        while len(self.buffer) >= part_size(self.state.next_part, self.request.part_size):
-            self._cut(part_size(self.state.next_part, self.request.part_size))
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view.nbytes:
+            room = self._current_part_size() - self.length
+            piece = view[:room]
+            assert self.file is not None
+            self.file.write(piece)
+            self.length += piece.nbytes
+            self.state.offset += piece.nbytes
+            self.state.crc = zlib.crc32(piece, self.state.crc)
+            self.part_crc = zlib.crc32(piece, self.part_crc)
+            view = view[piece.nbytes :]
+            if self.length == self._current_part_size():
+                self._cut()
 
     def write_last_part(self) -> None:
         """Upload what remains as the final part (which may be under 5 MiB)."""
-        if self.buffer or self.state.next_part == 1:
-            self._cut(len(self.buffer))
+        if self.length or self.state.next_part == 1:
+            self._cut()
 
-    def _cut(self, size: int) -> None:
-        with memoryview(self.buffer) as view:  # one copy of the part, not two
-            body = bytes(view[:size])
-        del self.buffer[:size]
+    def _cut(self) -> None:
+        file, size, path, crc = self.file, self.length, self.path, self.part_crc
+        assert file is not None
+        file.flush()
         number = self.state.next_part
         self.state.next_part += 1
         self.state.uploaded += size
+        self.file = None
         self._raise_failed()
         self.slots.acquire()
-        future = self.pool.submit(self._upload, number, body)
-        future.add_done_callback(lambda _: self.slots.release())
+        reserved, self.reserved = self.reserved, 0  # the upload holds the part's budget now
+        future = self.pool.submit(self._upload, number, file, size, path, crc)
+        future.add_done_callback(lambda _: (self.budget.release(reserved), self.slots.release()))
         self.futures.append((number, size, future))
+        self._open_part()
 
-    def _upload(self, number: int, body: bytes) -> tuple[str, int]:
-        if self.store.current_version(self.state.run_id) != self.expected_version:
-            raise StaleState(f"run {self.state.run_id}: another step committed; not uploading part {number}")
-        crc = zlib.crc32(body)
-        # An upload created with a CRC32 checksum wants one on every part; S3 checks it.
-        checksum = {"ChecksumCRC32": crc32_header(crc)} if self.state.marked else {}
+    def _upload(self, number: int, file: BinaryIO, size: int, path: str, crc: int) -> tuple[str, int]:
         try:
-            response = self.s3.upload_part(
-                Bucket=self.request.dest_bucket,
-                Key=self.request.dest_key,
-                UploadId=self.state.upload_id,
-                PartNumber=number,
-                Body=body,
-                **checksum,
-            )
-        except AWS_ERRORS as exc:
-            raise translate(
-                exc,
-                bucket=self.request.dest_bucket,
-                role="destination",
-                action=f"upload part {number} of",
-                key=self.request.dest_key,
-            ) from None
-        return response["ETag"], crc
+            if self.store.current_version(self.state.run_id) != self.expected_version:
+                raise StaleState(f"run {self.state.run_id}: another committed step; not uploading part {number}")
+            file.seek(0)
+            # An upload created with a CRC32 checksum wants one on every part; S3 checks it.
+            checksum = {"ChecksumCRC32": crc32_header(crc)} if self.state.marked else {}
+            try:
+                response = self.s3.upload_part(
+                    Bucket=self.request.dest_bucket,
+                    Key=self.request.dest_key,
+                    UploadId=self.state.upload_id,
+                    PartNumber=number,
+                    Body=file,
+                    ContentLength=size,
+                    **checksum,
+                )
+            except AWS_ERRORS as exc:
+                raise translate(
+                    exc,
+                    bucket=self.request.dest_bucket,
+                    role="destination",
+                    action=f"upload part {number} of",
+                    key=self.request.dest_key,
+                ) from None
+            return response["ETag"], crc
+        finally:
+            file.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def _any_failed(self) -> bool:
+        return any(future.done() and future.exception() for _, _, future in self.futures)
 
     def _raise_failed(self) -> None:
         for _, _, future in self.futures:
-            if future.done() and future.exception():
-                raise future.exception()
+            if future.done():
+                error = future.exception()
+                if error is not None:
+                    raise error
 
-    def wait(self) -> list[list]:
+    def wait(self) -> list[list[Any]]:
         """Block until every part is uploaded; [[part number, ETag, size, CRC-32], ...]."""
-        try:
-            parts = []
-            for number, size, future in self.futures:
-                etag, crc = future.result()
-                parts.append([number, etag, size, crc])
-            return parts
-        finally:
-            self.close()
+        parts = []
+        for number, size, future in self.futures:
+            etag, crc = future.result()
+            parts.append([number, etag, size, crc])
+        return parts
 
     def close(self) -> None:
+        """Stop the uploads and remove the spill files (the tail is saved before this)."""
+        if self.closed:
+            return
+        self.closed = True
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.budget.release(self.reserved)
+        self.reserved = 0
+        shutil.rmtree(self.dir, ignore_errors=True)
+        with _live_lock:
+            _live.discard(self.dir)

@@ -85,12 +85,16 @@ def test_functions(main, existing):
             assert props["TracingConfig"] == {"Mode": "Active"}
             assert props.get("Layers") == layers
             env = props["Environment"]["Variables"]
+            spills = name in ("step", "finish")
             assert env == {
                 "BUCKETZIP_TABLE": env["BUCKETZIP_TABLE"],
                 "BUCKETZIP_STATE_TTL_DAYS": "14",
                 "POWERTOOLS_SERVICE_NAME": "bucketzip",
                 "POWERTOOLS_METRICS_NAMESPACE": "Bucketzip",
+                **({"BUCKETZIP_SPILL_BYTES": str((10240 - 256) * 1024 * 1024)} if spills else {}),
             }
+            # parts are spilled to /tmp: it must hold the policy's largest part (5 GiB)
+            assert props.get("EphemeralStorage") == ({"Size": 10240} if spills else None)
             assert render(env["BUCKETZIP_TABLE"]) == "${StateTable}"
             assert render(props["LoggingConfig"]["LogGroup"]) == f"${{Functions{name.title()}Logs}}"
         assert functions["step"]["Timeout"] == 900  # the Lambda maximum
@@ -213,3 +217,22 @@ def test_outputs(main, existing):
         assert outputs["StartCommand"] == (
             f"bucketzip start --state-machine ${{ArchiveStateMachine}} --source {source} --dest {dest}"
         )
+
+
+def test_spill_check_refuses_small_step_memory_or_storage():
+    import dataclasses
+
+    import pytest
+
+    from infra.config import ConfigError, FunctionSettings
+    from infra.functions import check_spill_settings
+
+    class Cfg:
+        functions = {"step": FunctionSettings(512, 900), "finish": FunctionSettings(1024, 900)}
+
+    with pytest.raises(ConfigError, match="step_memory_mb: 512 MB is below the 1024 MB"):
+        check_spill_settings(Cfg())  # type: ignore[arg-type]
+    Cfg.functions["step"] = dataclasses.replace(Cfg.functions["step"], memory_mb=2048)
+    check_spill_settings(Cfg())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="cannot hold the part policy's largest part"):
+        check_spill_settings(Cfg(), ephemeral_mb=4096)  # type: ignore[arg-type]
