@@ -18,7 +18,7 @@ from .config import ArchiveRequest
 from .deadline import Deadline
 from .errors import DestinationExists, IntegrityError, RunExists, RunNotFound
 from .manifest import manifest_key
-from .results import ArchiveResult, Progress
+from .results import ArchiveResult, Progress, capped_warnings
 from .s3errors import AWS_ERRORS, error_code, translate
 from .sink import ArchiveSink, staging_prefix
 from .state import ARCHIVING, COMPLETE, COMPLETING, FINISHING, Fragment, RunState
@@ -29,7 +29,7 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:12]
 
 
-def progress_of(state: RunState, warnings: list[str] | None = None) -> Progress:
+def progress_of(state: RunState, warnings: list[str] | None = None, warning_count: int = 0) -> Progress:
     archiving_done = state.cursor.exhausted and state.open_entry is None
     return Progress(
         run_id=state.run_id,
@@ -43,7 +43,7 @@ def progress_of(state: RunState, warnings: list[str] | None = None) -> Progress:
         steps=state.steps,
         dest_bucket=state.request.dest_bucket,
         dest_key=state.request.dest_key,
-        warnings=warnings or [],
+        warnings=capped_warnings(warnings or [], max(warning_count, len(warnings or []))),
     )
 
 
@@ -126,7 +126,7 @@ def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progr
         sink.close()
     state.steps += 1
     _commit(s3, store, state, expected, attempt, writer.fragment, old_tail)
-    return progress_of(state, writer.warnings)
+    return progress_of(state, writer.warnings, writer.warning_count)
 
 
 def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: Fragment, old_tail: str | None) -> None:

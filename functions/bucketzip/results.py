@@ -5,6 +5,22 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+# A Step or Finish result travels in the Step Functions payload (256 KB, and a
+# States.DataLimitExceeded there cannot be caught): it carries counts and the first few
+# warnings, each cut short; every skipped object is in the manifest and the logs.
+MAX_WARNINGS = 10
+MAX_WARNING_CHARS = 400
+MAX_RESULT_BYTES = 32 * 1024
+
+
+def capped_warnings(first: list[str], total: int) -> list[str]:
+    """The first MAX_WARNINGS of `total` warnings, each at most MAX_WARNING_CHARS, then
+    one line saying how many more there were."""
+    out = [w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 1] + "…" for w in first[:MAX_WARNINGS]]
+    if total > len(out):
+        out.append(f"… and {total - len(out)} more (every skipped object is listed in the manifest and the logs)")
+    return out
+
 
 @dataclass
 class Progress:

@@ -236,9 +236,13 @@ class ArchiveSink:
         self.slots.acquire()
         reserved, self.reserved = self.reserved, 0  # the upload holds the part's budget now
         future = self.pool.submit(self._upload, number, file, size, path, crc)
-        future.add_done_callback(lambda _: (self.budget.release(reserved), self.slots.release()))
+        future.add_done_callback(lambda _: self._uploaded(reserved))
         self.futures.append((number, size, future))
         self._open_part()
+
+    def _uploaded(self, reserved: int) -> None:
+        self.budget.release(reserved)
+        self.slots.release()
 
     def _upload(self, number: int, file: BinaryIO, size: int, path: str, crc: int) -> tuple[str, int]:
         try:

@@ -6,6 +6,8 @@ so stopping needs no flush and leaves nothing but the open entry's progress to s
 
 from __future__ import annotations
 
+import logging
+
 from .compress import FINAL_BLOCK
 from .config import ArchiveRequest, key_selected
 from .deadline import Deadline
@@ -24,9 +26,12 @@ from .records import (
     needs_zip64,
     truncated_comment,
 )
+from .results import MAX_WARNINGS
 from .s3errors import AWS_ERRORS, GONE_CODES, error_code, translate
 from .sink import ArchiveSink
 from .state import Fragment, Listed, OpenEntry, RunState
+
+log = logging.getLogger(__name__)
 
 # A step's directory records and manifest lines wait in memory until its commit: ending
 # the step at this size keeps memory independent of how many objects a bucket holds.
@@ -42,7 +47,8 @@ class StepWriter:
         self.fragment = Fragment(central=bytearray(), manifest=bytearray(), skipped=bytearray())
         self.start_offset = state.offset
         self.skipping: ObjectPlan | None = None
-        self.warnings: list[str] = []
+        self.warnings: list[str] = []  # the first MAX_WARNINGS; the rest are counted and logged
+        self.warning_count = 0
 
     def run(self) -> None:
         """Write entries until the listing ends (state.cursor.exhausted) or it is time to stop."""
@@ -171,7 +177,11 @@ class StepWriter:
             raise ObjectChanged(f"object {listed.key!r}: {reason} (--strict)")
         self.state.skipped += 1
         self.fragment.skipped += skipped_line(listed, reason)
-        self.warnings.append(f"skipped {listed.key!r}: {reason}")
+        warning = f"skipped {listed.key!r}: {reason}"
+        self.warning_count += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(warning)
+        log.warning(warning, extra={"key": listed.key, "reason": reason})
 
     # -- names -------------------------------------------------------------------------
 
