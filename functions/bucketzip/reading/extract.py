@@ -31,9 +31,11 @@ from pathlib import Path
 from ..errors import BucketzipError, CorruptManifest, DestinationExists, UnsafePath
 from .archive import Archive, check_no_overlaps, select, truncation
 from .directory import Entry
+from .manifest import ManifestEntry
 
 Progress = Callable[[int, int], None]  # (bytes done, entries done) increments
 _DRIVE = re.compile(r"^[A-Za-z]:")
+Planned = list[tuple[Entry, tuple[str, ...]]]  # entries with the path segments they go to
 
 
 @dataclass
@@ -77,9 +79,10 @@ def safe_parts(name: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def plan(entries: Sequence[Entry]) -> list[tuple[Entry, tuple[str, ...]]]:
+def plan(entries: Sequence[Entry]) -> Planned:
     """(entry, path segments) for every entry; refuses the lot if any name is unsafe."""
-    planned, unsafe = [], []
+    planned: Planned = []
+    unsafe = []
     for entry in entries:
         try:
             planned.append((entry, safe_parts(entry.name)))
@@ -203,49 +206,61 @@ def extract(
     set_totals = getattr(progress, "set_totals", None)  # a ProgressLine learns what is ahead
     if set_totals is not None:
         set_totals(sum(e.size for e, _ in planned), len(planned))
+    target = _Target(_destination(dest), overwrite)
+    files = _make_directories(target, _last_of_each_name(planned, result), result, progress)
+    _write_files(archive, target, files, workers, result, progress)
+    order = {e.name: e.index for e in chosen}
+    result.failures.sort(key=lambda f: order.get(f.name, 0))
+    return result
 
+
+def _destination(dest: str | os.PathLike) -> Path:
     root = Path(dest)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        root = root.resolve(strict=True)
+        return root.resolve(strict=True)
     except OSError as exc:
         raise DestinationExists(f"cannot use {dest} as the destination directory: {exc.strerror or exc}") from None
-    target = _Target(root, overwrite)
 
-    # duplicate names: the later entry is extracted, the earlier ones are reported
-    last_for: dict[tuple[str, ...], int] = {}
-    for i, (_entry, parts) in enumerate(planned):
-        last_for[parts] = i
+
+def _last_of_each_name(planned: Planned, result: ExtractResult) -> Planned:
+    """Of entries with the same path, the later is extracted; the earlier are reported."""
+    last_for = {parts: i for i, (_entry, parts) in enumerate(planned)}
     jobs = []
     for i, (entry, parts) in enumerate(planned):
         if last_for[parts] != i:
-            result.failures.append(
-                Failure(entry.name, f"{entry.name}: duplicate entry name; a later entry of that name was extracted")
-            )
+            message = f"{entry.name}: duplicate entry name; a later entry of that name was extracted"
+            result.failures.append(Failure(entry.name, message))
             continue
         jobs.append((entry, parts))
+    return jobs
 
-    files = [(e, p) for e, p in jobs if not (e.is_dir and not e.is_symlink)]
-    file_paths = {p for _, p in files}
-    if any(e.is_symlink for e, _ in files):
+
+def _is_file(entry: Entry) -> bool:
+    return not (entry.is_dir and not entry.is_symlink)
+
+
+def _make_directories(target: _Target, jobs: Planned, result: ExtractResult, progress: Progress | None) -> Planned:
+    """Directories first, in archive order, so that files find them and the outcome does
+    not depend on thread timing; a path that is a file in the archive is never made a
+    directory. Returns the files whose parent directories are ready."""
+    file_paths = {parts for entry, parts in jobs if _is_file(entry)}
+    if any(entry.is_symlink for entry, _ in jobs if _is_file(entry)):
         result.notes.append("symbolic links were extracted as regular files holding the link target")
 
-    def clashes(parts: tuple[str, ...], own: bool) -> str | None:
+    def clash(parts: tuple[str, ...], own: bool) -> str | None:
         for i in range(1, len(parts) + (0 if own else 1)):
             if parts[:i] in file_paths:
                 return "/".join(parts[:i])
         return None
 
-    # directories first, in archive order, so that files find them and the outcome does
-    # not depend on thread timing; a path that is a file in the archive is never a directory
     ready = []
     for entry, parts in jobs:
-        is_file = not (entry.is_dir and not entry.is_symlink)
-        clash = clashes(parts, own=is_file)
-        if clash is not None:
-            result.failures.append(
-                Failure(entry.name, f"{entry.name}: {clash!r} is a file in the archive, not a directory")
-            )
+        is_file = _is_file(entry)
+        clashing = clash(parts, own=is_file)
+        if clashing is not None:
+            message = f"{entry.name}: {clashing!r} is a file in the archive, not a directory"
+            result.failures.append(Failure(entry.name, message))
             continue
         try:
             target.directory(parts[:-1] if is_file else parts, entry.name)
@@ -258,8 +273,12 @@ def extract(
             result.directories += 1
             if progress:
                 progress(0, 1)
-    files = ready
+    return ready
 
+
+def _write_files(
+    archive: Archive, target: _Target, files: Planned, workers: int, result: ExtractResult, progress: Progress | None
+) -> None:
     def work(entry: Entry, parts: tuple[str, ...]) -> int:
         n = target.write(archive, entry, parts, progress)
         if progress:
@@ -275,12 +294,11 @@ def extract(
                 result.files += 1
             except (BucketzipError, OSError) as exc:
                 result.failures.append(Failure(entry.name, _message(exc, entry.name)))
-    order = {e.name: e.index for e in chosen}
-    result.failures.sort(key=lambda f: order.get(f.name, 0))
-    return result
 
 
-def _truncated_entries(planned, by_name, accept: bool, result: ExtractResult):
+def _truncated_entries(
+    planned: Planned, by_name: dict[str, ManifestEntry], accept: bool, result: ExtractResult
+) -> Planned:
     """The planned entries minus truncated ones (reported), or all of them when accepted
     (with a warning each)."""
     kept = []
