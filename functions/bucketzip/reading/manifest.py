@@ -104,8 +104,9 @@ def _entry(obj: dict, where: str, number: int) -> ManifestEntry:
     truncated = get("truncated", False)
     if type(truncated) is not bool:
         raise CorruptManifest(f"{where}: field 'truncated' must be true or false")
+    headers: dict[str, Any] = dict(zip(_OPTIONAL_STR, optional, strict=True))
     return ManifestEntry(
-        name, key, size, crc, csize, offset, method, *optional, metadata=metadata, line=number, truncated=truncated
+        name, key, size, crc, csize, offset, method, **headers, metadata=metadata, line=number, truncated=truncated
     )
 
 
