@@ -1,5 +1,6 @@
 """One name per concept, kept so: each S3/DynamoDB limit, the manifest format, the state
-table schema and the AWS error classification are defined in one module (see the
+table schema, the AWS error classification and the uses of dependencies' private APIs
+are each defined in one module (see the
 comments there); this test fails when a second definition appears in code."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ HOMES = {
     r"AttributeName[\"']?\s*[:=]\s*[\"'](run_id|sk|expires_at)[\"']|KeyType": "state_table.py",
     r"[\"']Error[\"']\]?\)?\.get\([\"']Code|\[[\"']Error[\"']\]\[[\"']Code": "s3errors.py",
     r"^\s*class DestinationExists\b|^\s*class RetryableError\b": "bucketzip/errors.py",
+    r"_central_directory_header_data|_decode_filter_properties|structEndArchive|\.FileHeader\(": "private_apis.py",
 }
 
 

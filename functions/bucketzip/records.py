@@ -3,7 +3,7 @@
 An entry is written as: local header, data, and (when its CRC/sizes were not known
 up front) a data descriptor. Its central-directory record is made when it closes.
 Only the end records (which zipstream-ng builds inside ZipStream from its own
-bookkeeping) are packed here, with the stdlib's record layouts.
+bookkeeping) are packed here, with the stdlib's record layouts (see private_apis).
 """
 
 from __future__ import annotations
@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from zipstream.ng import ZIP64_LIMIT, ZipStreamInfo
+
+from .private_apis import (
+    central_directory_record,
+    end_of_central_directory,
+    local_file_header,
+    zip64_end_locator,
+    zip64_end_of_central_directory,
+)
 
 STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
 DATA_DESCRIPTOR_FLAG = 0x08
@@ -70,7 +78,7 @@ def _info(meta: EntryMeta) -> ZipStreamInfo:
 
 def local_header(meta: EntryMeta) -> bytes:
     """With a descriptor, CRC and sizes are zero here and follow the data."""
-    return _info(meta).FileHeader(meta.zip64)
+    return local_file_header(_info(meta), meta.zip64)
 
 
 def data_descriptor(meta: EntryMeta) -> bytes:
@@ -87,30 +95,14 @@ def truncated_comment(reason: str, bytes_read: int, listed_size: int) -> bytes:
 def central_record(meta: EntryMeta, comment: bytes = b"") -> bytes:
     info = _info(meta)
     info.comment = comment
-    return info._central_directory_header_data()
+    return central_directory_record(info)
 
 
 def end_records(entries: int, cd_offset: int, cd_size: int) -> bytes:
     """End of central directory, preceded by the zip64 end record + locator when needed."""
     out = b""
     if entries >= 0xFFFF or cd_offset > ZIP64_LIMIT or cd_size > ZIP64_LIMIT:
-        zip64_end_offset = cd_offset + cd_size
-        out += struct.pack(
-            zipfile.structEndArchive64,
-            zipfile.stringEndArchive64,
-            44,
-            45,
-            45,
-            0,
-            0,
-            entries,
-            entries,
-            cd_size,
-            cd_offset,
-        )
-        out += struct.pack(zipfile.structEndArchive64Locator, zipfile.stringEndArchive64Locator, 0, zip64_end_offset, 1)
+        out += zip64_end_of_central_directory(entries, cd_size, cd_offset)
+        out += zip64_end_locator(cd_offset + cd_size)
         entries, cd_size, cd_offset = min(entries, 0xFFFF), min(cd_size, 0xFFFFFFFF), min(cd_offset, 0xFFFFFFFF)
-    out += struct.pack(
-        zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0, entries, entries, cd_size, cd_offset, 0
-    )
-    return out
+    return out + end_of_central_directory(entries, cd_size, cd_offset)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import CorruptArchive, EntryCorrupt, UnsupportedArchive
+from ..private_apis import lzma1_filter
 from .directory import (
     FLAG_DESCRIPTOR,
     FLAG_ENCRYPTED,
@@ -197,7 +198,7 @@ class _Lzma(_Bounded):
                     raise EntryCorrupt("bad LZMA header")
                 return
             try:
-                filters = [lzma._decode_filter_properties(lzma.FILTER_LZMA1, self._head[4 : 4 + props_size])]
+                filters = [lzma1_filter(self._head[4 : 4 + props_size])]
                 self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
             except (lzma.LZMAError, ValueError, MemoryError) as exc:
                 raise EntryCorrupt(f"bad LZMA properties: {exc}") from None
