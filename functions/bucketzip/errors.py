@@ -39,6 +39,11 @@ class ObjectChanged(BucketzipError):
     """An object changed or vanished after listing, and --strict was asked."""
 
 
+class ArchiveTooLarge(BucketzipError):
+    """The archive would need more than S3's 10,000 parts under the run's part policy;
+    the message names the largest archive the settings allow (a larger part_size raises it)."""
+
+
 class StaleState(BucketzipError):
     """Another step committed first (fencing): this step must stop, not retry."""
 

@@ -31,7 +31,8 @@ from typing import Any, BinaryIO
 from .checksums import crc32_header
 from .config import STAGING_PREFIX
 from .errors import StaleState
-from .parts import part_size
+from .limits import MAX_PARTS
+from .parts import check_fits, part_size
 from .s3errors import AWS_ERRORS, translate
 from .state import RunState, Tail
 
@@ -150,6 +151,9 @@ class ArchiveSink:
         self.part_crc = 0  # CRC-32 of the part's bytes so far
 
     def _current_part_size(self) -> int:
+        """0 past the last part number: no byte more fits the upload."""
+        if self.state.next_part > MAX_PARTS:
+            return 0
         return part_size(self.state.next_part, self.request.part_size)
 
     # -- tail ------------------------------------------------------------------------
@@ -206,6 +210,7 @@ class ArchiveSink:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
+        check_fits(self.state.offset + view.nbytes, self.request.part_size)
         while view.nbytes:
             room = self._current_part_size() - self.length
             piece = view[:room]

@@ -16,6 +16,7 @@ from .fetch import Chunk, ObjectPlan, Prefetcher
 from .listing import iter_objects
 from .manifest import entry_line, skipped_line
 from .names import entry_name, with_suffix
+from .parts import check_fits
 from .records import (
     DEFLATED,
     STORED,
@@ -121,6 +122,8 @@ class StepWriter:
         """Start a new entry; True when the object fit in this chunk and is written whole."""
         plan, state = chunk.plan, self.state
         listed = plan.listed
+        if plan.level in (None, 0):  # stored bytes: the listed size proves an overflow before its bytes
+            check_fits(state.offset + listed.size, self.request.part_size, f"the archive with {listed.key!r}")
         listed.version_id = chunk.version_id
         is_dir = listed.key.endswith("/") and listed.size == 0
         name = self._name(listed.key, folder_with_content=listed.key.endswith("/") and not is_dir)
