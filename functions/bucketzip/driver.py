@@ -52,7 +52,8 @@ def run_to_completion(
     observer: hears of each chunk written (progress display).
     on_started: called once with the run's progress before the first step (the run id
       is known from here on: the caller needs it to abort, suspend or resume).
-    on_step: called with the progress after each archiving step.
+    on_step: called with the progress of every call that did not end the run: each
+      archiving step, then each finish call that must be called again (phase "finishing").
     max_steps: a guard for tests; more archiving steps than this raise RuntimeError.
     """
     if request is not None:
@@ -75,7 +76,8 @@ def run_to_completion(
         if on_step is not None:
             on_step(progress)
     while not isinstance(outcome := engine.finish_run(s3, store, run_id, step_deadline()), ArchiveResult):
-        pass
+        if on_step is not None:
+            on_step(outcome)
     return Completed(outcome, warnings, steps)
 
 

@@ -17,6 +17,7 @@ from bucketzip.checksums import crc32_header, multipart_etag
 from bucketzip.clients import s3_client
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
+from bucketzip.driver import run_to_completion
 from bucketzip.errors import BucketzipError, DestinationExists, IntegrityError
 from bucketzip.results import ArchiveResult
 from bucketzip.state import COMPLETING, RunState
@@ -48,14 +49,8 @@ class FailingComplete:
         return getattr(self._client, name)
 
 
-def _drive(s3, store, run_id: str):
-    progress = engine.get_progress(store, run_id)
-    while not progress.done:
-        progress = engine.run_step(s3, store, run_id, Deadline(None))
-    outcome = engine.finish_run(s3, store, run_id, Deadline(None))
-    while not isinstance(outcome, ArchiveResult):
-        outcome = engine.finish_run(s3, store, run_id, Deadline(None))
-    return outcome
+def _drive(s3, store, run_id: str) -> ArchiveResult:
+    return run_to_completion(s3, store, run_id=run_id).result
 
 
 @pytest.mark.parametrize("code, status", [("InternalError", 500), ("NoSuchUpload", 404), ("InvalidPart", 400)], ids=str)

@@ -8,9 +8,9 @@ import json
 
 from botocore.exceptions import ClientError
 
-from bucketzip import engine
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
+from bucketzip.driver import run_to_completion
 from bucketzip.results import MAX_RESULT_BYTES, MAX_WARNINGS
 from bucketzip.store_local import LocalStateStore
 from support.archiving import manifest
@@ -35,15 +35,10 @@ def test_results_stay_under_32_kb_with_1200_skipped_objects(s3, bucket_factory, 
     source = ArchivedSource(s3, "glacier-source", sizes)
     store = LocalStateStore(tmp_path / "state")
     request = ArchiveRequest.create(source_bucket="glacier-source", dest_bucket=dest, dest_key="cold.zip")
-    progress = engine.start_run(source, store, request)
-    results = []
-    while not progress.done:
-        progress = engine.run_step(source, store, progress.run_id, Deadline(600))
-        results.append(progress.to_json())
-    outcome = engine.finish_run(source, store, progress.run_id, Deadline(600))
-    while not isinstance(outcome, engine.ArchiveResult):
-        results.append(outcome.to_json())
-        outcome = engine.finish_run(source, store, progress.run_id, Deadline(600))
+    results: list[dict] = []
+    outcome = run_to_completion(
+        source, store, request, step_deadline=lambda: Deadline(600), on_step=lambda p: results.append(p.to_json())
+    ).result
     results.append(outcome.to_json())
     assert max(len(json.dumps(r).encode()) for r in results) <= MAX_RESULT_BYTES
     step = results[0]
