@@ -1,5 +1,7 @@
 """The archive workflow: statemachine/archive.asl.json, deployed as written, its
-${...FunctionArn} placeholders filled by CloudFormation definition substitutions."""
+${...FunctionArn} placeholders filled by CloudFormation definition substitutions and its
+${...TaskTimeoutSeconds} placeholders (whole JSON strings) replaced at synth by numbers:
+each function's timeout plus a small margin."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from bucketzip.local.definition import render_numbers, task_timeout_seconds
 
 from .config import ASL_PATH, Config
 from .nag import suppress
@@ -21,6 +25,19 @@ SUBSTITUTIONS = {
     "FinishFunctionArn": "finish",
     "AbortFunctionArn": "abort",
 }
+
+
+def task_timeouts(config: Config) -> dict[str, int]:
+    """${StepTaskTimeoutSeconds} etc.: each function's timeout plus a small margin."""
+    return {
+        f"{name.title()}TaskTimeoutSeconds": task_timeout_seconds(config.functions[name].timeout_seconds)
+        for name in SUBSTITUTIONS.values()
+    }
+
+
+def definition_text(config: Config) -> str:
+    """The ASL file with its numeric placeholders ("${Name}", quotes included) replaced."""
+    return render_numbers(ASL_PATH.read_text(), task_timeouts(config))
 
 
 def state_machine_arn(scope: Construct, name: str) -> str:
@@ -44,7 +61,7 @@ class ArchiveStateMachine(Construct):
             self,
             "StateMachine",
             state_machine_name=config.state_machine_name,
-            definition_body=sfn.DefinitionBody.from_string(ASL_PATH.read_text()),
+            definition_body=sfn.DefinitionBody.from_string(definition_text(config)),
             definition_substitutions={
                 placeholder: functions[name].function_arn for placeholder, name in SUBSTITUTIONS.items()
             },
@@ -65,6 +82,46 @@ class ArchiveStateMachine(Construct):
                 actions=["states:StartExecution"],
                 resources=[state_machine_arn(self, config.state_machine_name)],
             )
+        )
+        # startExecution.sync:2 waits for the continuation: it describes it, stops it when this
+        # execution is stopped, and learns of its end through a Step Functions-managed rule.
+        stack = Stack.of(self)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FollowContinuation",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{config.state_machine_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ContinuationEvents",
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForStepFunctionsExecutionRule",
+                    )
+                ],
+            )
+        )
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "startExecution.sync:2 follows a continuation it starts: executions of this one state machine "
+            "only (execution ARNs end in the execution name, unknown before the run).",
+            findings=[
+                "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                f"{config.state_machine_name}:*"
+            ],
         )
         suppress(
             role,

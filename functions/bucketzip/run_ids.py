@@ -2,8 +2,11 @@
 
 A run started by the state machine is named after its execution, so a retried Start
 finds the run it already created and the Abort of a failed Start knows what to clean.
-Continued executions are named `{run_id}-{generation}`, hence the 64-character cap
-(execution names are at most 80 characters).
+Continued executions are named `{run_id}--continued-{generation}` (the state machine's
+ContinueAsNew builds that name; `continuation_name` is the same rule in Python). The
+suffix is reserved: Start refuses any other execution whose name contains it, so a name
+a user picks never takes a continuation's place. Run ids are capped so that the
+continuation names of 8-digit generations still fit the 80 characters of an execution name.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import re
 
-MAX_RUN_ID = 64
+EXECUTION_NAME_LIMIT = 80  # Step Functions StartExecution: name, 1-80 characters
+CONTINUATION_MARK = "--continued-"
+MAX_GENERATION_DIGITS = 8
+MAX_RUN_ID = EXECUTION_NAME_LIMIT - len(CONTINUATION_MARK) - MAX_GENERATION_DIGITS
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -30,3 +36,13 @@ def run_id_of_execution(name: str, execution_input: dict | None) -> str:
     if isinstance(resume, dict) and isinstance(resume.get("run_id"), str):
         return resume["run_id"]
     return run_id_for_execution(name)
+
+
+def continuation_name(run_id: str, generation: int) -> str:
+    """The execution name of the run's `generation`-th continuation (as ContinueAsNew names it)."""
+    return f"{run_id}{CONTINUATION_MARK}{generation}"
+
+
+def is_reserved_name(execution_name: str) -> bool:
+    """Names carrying the continuation suffix belong to continuations only."""
+    return CONTINUATION_MARK in execution_name

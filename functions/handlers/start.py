@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from bucketzip import engine
 from bucketzip.config import ArchiveRequest
+from bucketzip.errors import InputError
 from bucketzip.keys import render_key
-from bucketzip.run_ids import run_id_for_execution
+from bucketzip.run_ids import CONTINUATION_MARK, is_reserved_name, run_id_for_execution
 
 from . import common
 from .common import logger, metrics, tracer
@@ -29,6 +30,11 @@ def handler(event, context):
     if "resume" in data:
         return resume(common.parse_model(data, ResumeInput, "execution input").resume)
 
+    if is_reserved_name(start.execution_name):
+        raise InputError(
+            f"execution name {start.execution_name!r}: names containing {CONTINUATION_MARK!r} are reserved "
+            "for the continuations of a run; choose another name"
+        )
     execution_input = common.parse_model(data, ExecutionInput, "execution input")
     run_id = run_id_for_execution(start.execution_name)
     logger.set_correlation_id(run_id)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bucketzip.errors import InputError, RetryableError, StaleState
+from bucketzip.run_ids import MAX_RUN_ID
 from handlers import abort, common, finish, start, step
 
 # Failure paths publish no metrics by design (Powertools warns; the handlers silence it in Lambda).
@@ -52,6 +53,12 @@ def test_start_ignores_the_parent_execution_marker_and_takes_loops_per_execution
         == 77
     )
     assert start.handler(start_event({**GOOD, "loops_per_execution": 3}), context)["loops_per_execution"] == 3
+
+
+def test_start_refuses_a_name_reserved_for_continuations(fake_engine, context):
+    with pytest.raises(InputError, match="reserved for the continuations"):
+        start.handler(start_event(GOOD, name="nightly--continued-1"), context)
+    assert fake_engine.calls == []
 
 
 @pytest.mark.parametrize(
@@ -205,7 +212,7 @@ def test_finish_asks_to_be_called_again(fake_engine, context):
     [
         ({"source_bucket": "a"}, "nightly-2026-03-04", "nightly-2026-03-04"),  # a fresh run
         ({"run_id": "someone-else"}, "mine", "mine"),  # input is not trusted
-        ({"resume": {"run_id": "nightly", "generation": 2}}, "nightly-2", "nightly"),  # a continuation
+        ({"resume": {"run_id": "nightly", "generation": 2}}, "nightly--continued-2", "nightly"),  # a continuation
         ("not an object", "x" * 80, None),  # derived, capped
     ],
 )
@@ -221,7 +228,7 @@ def test_abort_cleans_the_run_of_the_execution(execution_input, name, run_id, fa
     if run_id is not None:
         assert aborted == run_id
     else:
-        assert len(aborted) <= 64
+        assert len(aborted) <= MAX_RUN_ID
 
 
 def test_abort_needs_the_execution_name(fake_engine, context):

@@ -135,6 +135,19 @@ def state_machine_statements(name: str):
             ["states:StartExecution"],
             [f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"],
         ),
+        statement(
+            "FollowContinuation",
+            ["states:DescribeExecution", "states:StopExecution"],
+            [f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}:*"],
+        ),
+        statement(
+            "ContinuationEvents",
+            ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
+            [
+                "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
+                "StepFunctionsGetEventsForStepFunctionsExecutionRule"
+            ],
+        ),
     )
 
 

@@ -8,7 +8,7 @@ import re
 
 from infra_support import render
 
-from infra.config import ASL_PATH
+from infra.config import ASL_PATH, FUNCTION_DEFAULTS
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 SUBSTITUTIONS = {
@@ -24,10 +24,31 @@ def machine(synth) -> dict:
     return resource["Properties"]
 
 
+def task_timeouts(step_timeout: int = FUNCTION_DEFAULTS["step"][1]) -> dict[str, int]:
+    """Each function's timeout (defaults, step's as given) plus the 30-second margin."""
+    seconds = {name: timeout for name, (_, timeout) in FUNCTION_DEFAULTS.items()} | {"step": step_timeout}
+    return {f"{name.title()}TaskTimeoutSeconds": seconds[name] + 30 for name in SUBSTITUTIONS.values()}
+
+
 def test_definition_is_the_asl_file(any_synth):
     definition = machine(any_synth)["DefinitionString"]
     assert isinstance(definition, str), "the ASL must be deployed as written, not rebuilt by CDK"
-    assert json.loads(definition) == json.loads(ASL_PATH.read_text())
+    asl = ASL_PATH.read_text()
+    for placeholder, seconds in task_timeouts().items():
+        asl = asl.replace(f'"${{{placeholder}}}"', str(seconds))
+    assert json.loads(definition) == json.loads(asl)
+
+
+def test_every_lambda_task_times_out_30_seconds_after_its_function(main):
+    states = json.loads(machine(main)["DefinitionString"])["States"]
+    timeouts = {name: states[name]["TimeoutSeconds"] for name in ("Start", "Step", "Finish", "Abort")}
+    assert timeouts == {"Start": 150, "Step": 930, "Finish": 930, "Abort": 330}
+    assert all(isinstance(s.get("TimeoutSeconds"), int) for s in states.values() if s["Type"] == "Task")
+    # from the function settings, not fixed in the file
+    from infra.config import load_config
+    from infra.state_machine import task_timeouts as timeouts_of
+
+    assert timeouts_of(load_config({"step_timeout_seconds": 300}))["StepTaskTimeoutSeconds"] == 330
 
 
 def test_same_file_and_rendering_as_the_workflow_tests(any_synth, monkeypatch):
@@ -38,7 +59,7 @@ def test_same_file_and_rendering_as_the_workflow_tests(any_synth, monkeypatch):
     assert definition_path().resolve() == ASL_PATH.resolve()
     arns = {name: f"arn:aws:lambda:eu-west-1:111122223333:function:{name}" for name in SUBSTITUTIONS}
     deployed = PLACEHOLDER.sub(lambda m: arns[m.group(1)], machine(any_synth)["DefinitionString"])
-    assert json.loads(deployed) == json.loads(render_definition(arns))
+    assert json.loads(deployed) == json.loads(render_definition({**arns, **task_timeouts()}))
 
 
 def test_every_placeholder_is_substituted_with_its_function(any_synth):
@@ -62,7 +83,7 @@ def test_continue_as_new_targets_own_state_machine_via_context(any_synth):
     starts = [s for s in states.values() if s.get("Resource", "").startswith("arn:aws:states:::states:startExecution")]
     assert starts, "the ASL continues as new with states:startExecution"
     for state in starts:
-        assert state["Resource"] == "arn:aws:states:::states:startExecution"  # no .sync: StartExecution suffices
+        assert state["Resource"] == "arn:aws:states:::states:startExecution.sync:2"  # waits for the run's end
         assert state["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
 
 

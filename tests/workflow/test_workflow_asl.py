@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import uuid
 
 import pytest
-from workflow_helpers import assert_nothing_left, assert_nothing_left_after_failure, cause_message
+from workflow_helpers import assert_nothing_left, assert_nothing_left_after_failure
 
-from bucketzip.local.definition import PLACEHOLDERS, definition_path
+from bucketzip.local.definition import (
+    FUNCTION_PLACEHOLDERS,
+    PLACEHOLDERS,
+    TASK_TIMEOUT_MARGIN_SECONDS,
+    definition_path,
+    render_definition,
+)
 from bucketzip.local.lambdas import ServiceError
+from bucketzip.local.workflow import LocalWorkflow
 from handlers.common import DEFAULT_LOOPS_PER_EXECUTION
 from handlers.models import MAX_LOOPS_PER_EXECUTION
 from support.seed import seed_bucket
@@ -43,7 +52,7 @@ def lambda_tasks(definition):
 def test_placeholders_are_the_four_function_arns(definition):
     text = definition_path().read_text()
     assert set(re.findall(r"\$\{(\w+)\}", text)) == set(PLACEHOLDERS)
-    assert {s["Resource"] for s in lambda_tasks(definition).values()} == {f"${{{p}}}" for p in PLACEHOLDERS}
+    assert {s["Resource"] for s in lambda_tasks(definition).values()} == {f"${{{p}}}" for p in FUNCTION_PLACEHOLDERS}
     assert "QueryLanguage" not in definition  # JSONPath, the default
 
 
@@ -54,13 +63,33 @@ def test_every_task_is_caught_and_goes_through_abort(definition):
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"]
         if name == "Abort":
-            assert catch["Next"] == "Fail" and catch["ResultPath"] != "$.error"  # keep the original
+            assert catch["Next"] == "DescribeAbortFailure" and catch["ResultPath"] != "$.error"  # keep the original
+        elif name == "ContinueAsNew":  # a continuation that ran has cleaned up itself; one not started: Abort
+            assert (catch["Next"], catch["ResultPath"]) == ("IsContinuationEnded", "$.error")
+            assert definition["States"]["IsContinuationEnded"]["Default"] == "Abort"
         else:
             assert (catch["Next"], catch["ResultPath"]) == ("Abort", "$.error")
     assert definition["States"]["Abort"]["Next"] == "Fail"
     assert definition["States"]["Abort"]["ResultPath"] is None
     fail = definition["States"]["Fail"]
     assert (fail["ErrorPath"], fail["CausePath"]) == ("$.error.Error", "$.error.Cause")
+
+
+def test_every_task_has_a_timeout_a_little_above_its_function(definition):
+    for name, state in definition["States"].items():
+        if state["Type"] != "Task":
+            continue
+        assert "TimeoutSeconds" in state, name
+        if name in lambda_tasks(definition):
+            assert state["TimeoutSeconds"] == f"${{{name}TaskTimeoutSeconds}}", name
+            retried = {error for r in state["Retry"] for error in r["ErrorEquals"]}
+            assert "States.Timeout" in retried, name  # a lost invocation is retried, then aborts
+    timeouts = {f"{name}TaskTimeoutSeconds": 100 + i for i, name in enumerate(("Start", "Step", "Finish", "Abort"))}
+    arns = {p: f"arn:aws:lambda:eu-west-1:111122223333:function:{p}" for p in FUNCTION_PLACEHOLDERS}
+    rendered = json.loads(render_definition({**arns, **timeouts}))
+    for name in ("Start", "Step", "Finish", "Abort"):
+        assert rendered["States"][name]["TimeoutSeconds"] == timeouts[f"{name}TaskTimeoutSeconds"]
+    assert 0 < TASK_TIMEOUT_MARGIN_SECONDS <= 60
 
 
 def test_retry_policies(definition):
@@ -78,9 +107,11 @@ def test_retry_policies(definition):
 
 def test_continue_as_new_starts_this_state_machine_with_the_run_id(definition):
     state = definition["States"]["ContinueAsNew"]
-    assert state["Resource"] == "arn:aws:states:::states:startExecution"
+    assert state["Resource"] == "arn:aws:states:::states:startExecution.sync:2"  # waits: the output is the run's
     assert state["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
     assert state["Parameters"]["Input"]["resume"]["run_id.$"] == "$.run_id"
+    assert "--continued-" in state["Parameters"]["Name.$"]
+    assert state["OutputPath"] == "$.continuation.archive" and state["End"] is True
     loop = definition["States"]["IsArchived"]["Choices"][1]
     assert (loop["Variable"], loop["NumericGreaterThanEqualsPath"]) == ("$.loops", "$.loops_per_execution")
 
@@ -154,7 +185,7 @@ def test_finish_is_called_again_until_complete(workflow, buckets, s3):
     assert outcome.succeeded and len(calls) == 3 and outcome.output["entries"] == 5
 
 
-def test_a_failing_abort_still_fails_with_the_original_error(workflow, buckets, s3):
+def test_a_failing_abort_fails_with_both_errors(workflow, buckets, s3):
     source, dest = buckets
 
     def broken(event, context, call):
@@ -162,8 +193,37 @@ def test_a_failing_abort_still_fails_with_the_original_error(workflow, buckets, 
 
     workflow.intercept("abort", broken)
     outcome = workflow.run({"source_bucket": source, "dest_bucket": dest})  # no dest_key
-    assert outcome.status == "FAILED" and outcome.error == "InputError"
-    assert "dest_key" in cause_message(outcome)
+    assert outcome.status == "FAILED" and outcome.error == "AbortFailed"
+    assert "InputError" in outcome.cause and "dest_key" in outcome.cause  # the run's error
+    assert "RuntimeError" in outcome.cause and "abort is broken too" in outcome.cause  # and the abort's
+
+
+def test_a_lost_invocation_times_out_and_is_retried(moto_server, state_table, buckets, s3, dynamodb):
+    """The Task's TimeoutSeconds ends an invocation that never answers (States.Timeout); the retry
+    completes the run."""
+    source, dest = buckets
+    workflow = LocalWorkflow(
+        moto_server, state_table, name=f"bz-{uuid.uuid4().hex[:10]}", retry_time_scale=0.001, task_timeout=2
+    )
+    workflow.setup()
+    try:
+        lost = []
+
+        def never_answers(event, context, call):
+            if not lost:
+                lost.append(event)
+                time.sleep(4)
+                return {"lost": True}
+            return call(event, context)
+
+        workflow.intercept("step", never_answers)
+        outcome = workflow.run(small_run(s3, source, dest))
+        assert outcome.succeeded, (outcome.error, outcome.cause)
+        history = workflow.history(outcome.execution_arn)
+        assert any(e["type"] == "LambdaFunctionTimedOut" for e in history)
+        assert_nothing_left(s3, dynamodb, workflow.table, dest)
+    finally:
+        workflow.close()
 
 
 def test_a_permanent_error_is_not_retried(workflow, buckets, s3, dynamodb):

@@ -74,7 +74,7 @@ def test_start_then_watch_follows_continuations_to_the_archive(workflow, buckets
     assert output["entries"] == 12 and output["key"].endswith(".zip")
     progress_lines = [line for line in captured.err.splitlines() if " step " in line]
     assert progress_lines and "objects" in progress_lines[-1]
-    assert any(":cli-run-1:" in line or line.startswith("cli-run-1:") for line in captured.err.splitlines())
+    assert any(line.startswith("cli-run--continued-1:") for line in captured.err.splitlines())  # the working one
 
 
 def test_start_with_watch_reports_a_failure_and_exits_1(workflow, buckets, s3, capsys):

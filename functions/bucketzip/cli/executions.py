@@ -1,8 +1,9 @@
 """Start and follow executions of the bucketzip state machine (deployed, or in moto).
 
-An execution that reaches its loop budget ends with
-`{"status": "CONTINUED", "continued_as": <execution ARN>, ...}`; `follow` goes on with
-that execution, so the outcome is the one of the whole run.
+An execution that reaches its loop budget starts its continuation with
+startExecution.sync:2 and waits for it, so the first execution ends with the outcome of the
+whole run. `follow` polls that execution and reports the execution currently working (the
+latest continuation, named by `run_ids.continuation_name`), so progress shows as it goes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..run_ids import run_id_of_execution
+from ..run_ids import continuation_name, run_id_of_execution
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -29,8 +30,8 @@ class ExecutionUpdate:
 
 @dataclass
 class ExecutionOutcome:
-    status: str  # of the last execution of the chain
-    execution_arn: str  # the last execution of the chain
+    status: str  # of the run: the first execution ends with the outcome of its continuations
+    execution_arn: str  # the last execution of the chain (the one that did the last work)
     executions: list[str] = field(default_factory=list)
     output: dict | None = None
     error: str | None = None
@@ -63,32 +64,43 @@ def follow(
     poll_seconds: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ExecutionOutcome:
-    """Poll the execution (and those it continues as) until the run ends."""
+    """Poll the execution until the run ends (its continuations end first)."""
     chain = [execution_arn]
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
         status = description["status"]
         run_id = run_id_of_execution(description["name"], _json(description.get("input")))
+        chain = continuations(sfn, chain, run_id)
         progress = progress_of(run_id) if progress_of else None
         if on_update:
-            on_update(ExecutionUpdate(execution_arn, status, run_id, progress))
+            on_update(ExecutionUpdate(chain[-1], status, run_id, progress))
         if status not in TERMINAL:
             sleep(poll_seconds)
             continue
         output = _json(description.get("output"))
-        if status == "SUCCEEDED" and isinstance(output, dict) and output.get("continued_as"):
-            execution_arn = output["continued_as"]
-            chain.append(execution_arn)
-            continue
         return ExecutionOutcome(
             status,
-            execution_arn,
+            chain[-1],
             chain,
             output if isinstance(output, dict) else None,
             description.get("error"),
             description.get("cause"),
             run_id,
         )
+
+
+def continuations(sfn, chain: list[str], run_id: str) -> list[str]:
+    """`chain` (the first execution, then continuations found so far) extended with the
+    continuations started since: each is named after the run and its generation."""
+    chain = list(chain)
+    base = chain[0].rsplit(":", 1)[0]  # arn:...:execution:<state machine>
+    while True:
+        candidate = f"{base}:{continuation_name(run_id, len(chain))}"
+        try:
+            sfn.describe_execution(executionArn=candidate)
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return chain
+        chain.append(candidate)
 
 
 def store_progress(store) -> Callable[[str], object]:

@@ -30,7 +30,7 @@ import boto3
 
 from ..cli.executions import ExecutionOutcome, follow, start_execution
 from . import lambdas, moto_patches
-from .definition import render_definition
+from .definition import render_definition, task_timeout_seconds
 from .server import enable_state_machine_execution
 
 HANDLERS = {
@@ -65,6 +65,7 @@ class LocalWorkflow:
     table: str
     name: str = "bucketzip"
     lambda_timeout: float = 900.0
+    task_timeout: int | None = None  # the Tasks' TimeoutSeconds; default: a little above lambda_timeout
     retry_time_scale: float = 1.0
     environment: dict[str, str] = field(default_factory=dict)
     state_machine_arn: str = ""
@@ -90,7 +91,7 @@ class LocalWorkflow:
         os.environ.update(env)  # in-process handlers share this process's environment
         role_arn = self._role()
         awslambda = boto3.client("lambda", endpoint_url=self.endpoint_url)
-        substitutions = {}
+        substitutions: dict[str, str | int] = {}
         for placeholder, (short, handler) in HANDLERS.items():
             function_name = f"{self.name}-{short}"
             arn = awslambda.create_function(
@@ -105,7 +106,10 @@ class LocalWorkflow:
             lambdas.register(lambdas.Registration(function_name, arn, handler, self.lambda_timeout))
             self.function_names[short] = function_name
             substitutions[placeholder] = arn
-        self._arns = dict(zip(self.function_names, substitutions.values(), strict=True))
+            substitutions[f"{short.title()}TaskTimeoutSeconds"] = self.task_timeout or task_timeout_seconds(
+                self.lambda_timeout
+            )
+        self._arns = {short: str(substitutions[placeholder]) for placeholder, (short, _) in HANDLERS.items()}
         self.state_machine_arn = self.sfn.create_state_machine(
             name=self.name,
             roleArn=role_arn,
