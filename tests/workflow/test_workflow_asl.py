@@ -212,7 +212,7 @@ def test_a_lost_invocation_times_out_and_is_retried(moto_server, state_table, bu
         def never_answers(event, context, call):
             if not lost:
                 lost.append(event)
-                time.sleep(4)
+                time.sleep(9)
                 return {"lost": True}
             return call(event, context)
 
