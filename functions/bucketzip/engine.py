@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from . import finish
 from .config import ArchiveRequest
 from .deadline import Deadline
-from .errors import DestinationExists, IntegrityError, RunExists, RunNotFound
+from .errors import DestinationExists, IntegrityError, RunExists, RunNotFound, StaleState
 from .manifest import manifest_key
 from .results import ArchiveResult, Progress, capped_warnings
 from .s3errors import AWS_ERRORS, error_code, translate
@@ -34,7 +34,9 @@ def progress_of(state: RunState, warnings: list[str] | None = None, warning_coun
     return Progress(
         run_id=state.run_id,
         phase=state.phase,
-        done=archiving_done if state.phase == ARCHIVING else state.phase == COMPLETE,
+        # Past archiving no step has work: done, so that no Step loop (CLI, workflow)
+        # spins on a run resumed in finishing or completing.
+        done=archiving_done if state.phase == ARCHIVING else True,
         objects=state.entries,
         skipped=state.skipped,
         bytes_in=state.bytes_in,
@@ -44,6 +46,7 @@ def progress_of(state: RunState, warnings: list[str] | None = None, warning_coun
         dest_bucket=state.request.dest_bucket,
         dest_key=state.request.dest_key,
         warnings=capped_warnings(warnings or [], max(warning_count, len(warnings or []))),
+        suspended=state.suspended,
     )
 
 
@@ -254,9 +257,44 @@ def _delete_staging(s3, state: RunState) -> None:
         raise translate(exc, bucket=bucket, role="destination", action="delete staging objects") from None
 
 
+def suspend_run(store, run_id: str, reason: str) -> Progress | None:
+    """Mark the run suspended (transient faults outlasted the retries) and keep everything:
+    state, upload, staging. None when the run has no state (nothing to keep)."""
+    for _ in range(5):  # a zombie step may commit meanwhile: mark the newest state
+        try:
+            state = store.load(run_id)
+        except RunNotFound:
+            return None
+        state.suspended = reason or "suspended"
+        try:
+            store.commit(state, state.version, None, 0)
+        except StaleState:
+            continue
+        return progress_of(state)
+    return progress_of(store.load(run_id))
+
+
+def resume_run(store, run_id: str) -> Progress:
+    """Progress of a run to continue; a suspended run is marked active again."""
+    state = store.load(run_id)
+    if state.suspended:
+        state.suspended = ""
+        store.commit(state, state.version, None, 0)
+    return progress_of(state)
+
+
 def get_progress(store, run_id: str) -> Progress:
     """Progress from persisted state (for `bucketzip watch`)."""
     return progress_of(store.load(run_id))
 
 
-__all__ = ["start_run", "run_step", "finish_run", "abort_run", "get_progress", "new_run_id"]
+__all__ = [
+    "start_run",
+    "run_step",
+    "finish_run",
+    "abort_run",
+    "suspend_run",
+    "resume_run",
+    "get_progress",
+    "new_run_id",
+]

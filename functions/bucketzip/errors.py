@@ -48,6 +48,10 @@ class StaleState(BucketzipError):
     """Another step committed first (fencing): this step must stop, not retry."""
 
 
+class RunBusy(StaleState):
+    """Another process holds the run (the CLI's local store): this one must not touch it."""
+
+
 class RunExists(StaleState):
     """A run with this id already has state."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,9 +19,12 @@ from dataclasses import dataclass, field
 
 from . import compress
 from .config import ArchiveRequest
-from .s3errors import AWS_ERRORS, GONE_CODES, error_code, translate
+from .errors import RetryableError
+from .s3errors import AWS_ERRORS, GONE_CODES, error_code, is_transient, translate
 from .state import Cursor, Listed
 
+# Reads of one chunk whose body broke mid-stream before the step gives up (RetryableError).
+BODY_ATTEMPTS = 4
 _HEADER_FIELDS = {
     "ContentType": "content_type",
     "ContentEncoding": "content_encoding",
@@ -177,16 +181,35 @@ class Prefetcher:
         whole = chunk.start == 0 and length == plan.listed.size
         if not whole:
             kwargs["Range"] = f"bytes={chunk.start}-{chunk.start + length - 1}"
-        try:
-            response = self.s3.get_object(**kwargs)
-            chunk.data = response["Body"].read()
-        except AWS_ERRORS as exc:  # a body that breaks mid-read too (ResponseStreamingError)
-            if error_code(exc) not in GONE_CODES:
-                raise translate(
-                    exc, bucket=request.source_bucket, role="source", action="get object", key=plan.listed.key
-                ) from None
-            chunk.skip_reason = _reason(exc)
-            return
+        response: dict | None = None
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            try:
+                response = self.s3.get_object(**kwargs)
+                chunk.data = response["Body"].read()
+                break
+            except (*AWS_ERRORS, OSError) as exc:  # a body that breaks mid-read too (ResponseStreamingError)
+                if error_code(exc) in GONE_CODES:
+                    chunk.skip_reason = _reason(exc)
+                    return
+                transient = isinstance(exc, OSError) or is_transient(exc)
+                if not transient or attempt == BODY_ATTEMPTS:
+                    if isinstance(exc, OSError):
+                        raise RetryableError(
+                            f"get object {plan.listed.key!r} on source bucket {request.source_bucket!r}: {exc}"
+                        ) from None
+                    raise translate(
+                        exc, bucket=request.source_bucket, role="source", action="get object", key=plan.listed.key
+                    ) from None
+                # The SDK retries a failed request, not a body that breaks once it is
+                # streaming (ResponseStreamingError, ReadTimeout, reset): read the chunk
+                # again here, within this step, ranged and pinned to the version seen.
+                if length:
+                    kwargs["Range"] = f"bytes={chunk.start}-{chunk.start + length - 1}"
+                if response is not None and response.get("VersionId") and "VersionId" not in kwargs:
+                    kwargs["VersionId"] = response["VersionId"]
+                response = None
+                time.sleep(min(2.0, 0.1 * 2**attempt))
+        assert response is not None  # the loop ends with a response, or returned or raised
         if len(chunk.data) != length:
             chunk.skip_reason = f"changed after listing: read {len(chunk.data)} bytes, expected {length}"
             return

@@ -20,14 +20,20 @@ RUN_METADATA = "bucketzip-run"
 
 def write_directory(s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline) -> bool:
     """Stream directory records from `state.cd_commits_done` on; True when the end records
-    and the last part are out, False when the deadline came first."""
+    and the last part are out, False when the deadline came first (after one fragment at
+    least, so that every call makes progress)."""
     if state.phase != FINISHING:
-        state.phase, state.cd_offset = FINISHING, state.offset
+        # The directory is in the archiving steps' fragments (one per committed step);
+        # Finish's own commits add fragments too (their parts), never records, so the
+        # count is fixed here: otherwise each call would add what the next one reads.
+        state.phase, state.cd_offset, state.cd_commits_total = FINISHING, state.offset, state.steps
     for index, blob in store.iter_fragments(state.run_id, start=state.cd_commits_done):
+        if index >= state.cd_commits_total:
+            break
         sink.write(Fragment.from_bytes(blob).central)
         state.cd_commits_done = index + 1
-        if deadline.expired():
-            return False
+        if deadline.expired() and state.cd_commits_done < state.cd_commits_total:
+            return False  # at least one fragment per call: progress whatever the deadline
     sink.write(end_records(state.entries, state.cd_offset, state.offset - state.cd_offset))
     sink.write_last_part()
     return True

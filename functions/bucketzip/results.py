@@ -36,6 +36,7 @@ class Progress:
     dest_bucket: str = ""
     dest_key: str = ""
     warnings: list[str] = dataclasses.field(default_factory=list)
+    suspended: str = ""  # why the run is suspended ("" while it is not)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -31,10 +31,13 @@ def run_id_for_execution(execution_name: str) -> str:
 
 
 def run_id_of_execution(name: str, execution_input: dict | None) -> str:
-    """The run an execution works on: carried in the input of continuations, else from its name."""
+    """The run an execution works on: carried in the input of continuations and resumes,
+    else from its name."""
     resume = (execution_input or {}).get("resume")
     if isinstance(resume, dict) and isinstance(resume.get("run_id"), str):
         return resume["run_id"]
+    if isinstance(resume, str) and resume:  # a user resuming a suspended run: {"resume": "RUN_ID"}
+        return resume
     return run_id_for_execution(name)
 
 

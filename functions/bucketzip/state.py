@@ -80,6 +80,7 @@ class RunState:
     tail: Tail = field(default_factory=Tail)
     cd_offset: int = 0  # finishing: where the central directory starts
     cd_commits_done: int = 0  # finishing: commits whose directory records are written
+    cd_commits_total: int = 0  # finishing: commits that hold directory records (the archiving steps')
     etag: str = ""  # of the completed archive
     # Completion proof (finish.proven): the CRC-32 of every archive byte produced so far,
     # carried from step to step (bytes are produced strictly in order, so no combine is
@@ -88,6 +89,9 @@ class RunState:
     # created with a FULL_OBJECT CRC32 and the run id in its metadata (runs started before
     # these existed are proven by their multipart ETag alone).
     crc: int = 0
+    # Why the run was suspended ("" while it is not): transient faults outlasted the
+    # retries; everything is kept for a resume. Cleanup must leave such runs alone.
+    suspended: str = ""
     dest_etag: str | None = None
     marked: bool = False
 

@@ -24,6 +24,13 @@ def split_pieces(blob: bytes) -> list[bytes]:
     return [blob[i : i + PIECE_BYTES] for i in range(0, len(blob), PIECE_BYTES)] or [b""]
 
 
+class Hold:
+    """A run held by this process (see StateStore.hold); release() lets it go."""
+
+    def release(self) -> None:
+        return None
+
+
 class StateStore(ABC):
     @abstractmethod
     def create(self, state: RunState) -> None:
@@ -57,6 +64,11 @@ class StateStore(ABC):
     @abstractmethod
     def delete_run(self, run_id: str) -> None:
         """Remove every item of the run. Idempotent."""
+
+    def hold(self, run_id: str) -> Hold:
+        """Hold the run for this process, or raise RunBusy at once if another holds it.
+        Stores shared by many invocations (DynamoDB) hold nothing: fencing decides there."""
+        return Hold()
 
     def record_result(self, run_id: str, result: dict) -> None:
         """Keep a finished run's result (only) so that a retried Finish can answer it.

@@ -1,5 +1,6 @@
 """State in DynamoDB (schema: state_table): one partition per run (`run_id`), items by sort key `sk`:
   state                      the RunState blob + `version` (every write conditional on it)
+                             + `suspended` (BOOL: kept for a resume; cleanup leaves it)
   commit#000000000012        which attempt's fragment commit 12 made visible
   frag#<attempt>#0003        fragment pieces (< 400 KB items), invisible until committed
   name#<sha256 of name>      entry-name claims (collision guard)
@@ -53,6 +54,7 @@ class DynamoStateStore(StateStore):
                 Item={
                     **self._key(state.run_id, "state"),
                     "version": {"N": str(state.version)},
+                    "suspended": {"BOOL": bool(state.suspended)},
                     "data": {"B": state.to_bytes()},
                     TTL_ATTRIBUTE: self._expires(),
                 },
@@ -94,7 +96,7 @@ class DynamoStateStore(StateStore):
             "Update": {
                 "TableName": self.table,
                 "Key": self._key(state.run_id, "state"),
-                "UpdateExpression": f"SET #d = :d, version = :new, {TTL_ATTRIBUTE} = :exp",
+                "UpdateExpression": f"SET #d = :d, version = :new, {TTL_ATTRIBUTE} = :exp, suspended = :s",
                 "ConditionExpression": "version = :old",
                 "ExpressionAttributeNames": {"#d": "data"},
                 "ExpressionAttributeValues": {
@@ -102,6 +104,7 @@ class DynamoStateStore(StateStore):
                     ":new": {"N": str(new_version)},
                     ":old": {"N": str(expected_version)},
                     ":exp": self._expires(),
+                    ":s": {"BOOL": bool(state.suspended)},
                 },
             }
         }

@@ -11,15 +11,23 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import RunExists, RunNotFound, StaleState
+from .errors import RunBusy, RunExists, RunNotFound, StaleState
 from .state import RunState
-from .store import StateStore
+from .store import Hold, StateStore
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+class _FileHold(Hold):
+    def __init__(self, handle):
+        self.handle = handle
+
+    def release(self) -> None:
+        self.handle.close()  # closing drops the flock
 
 
 class LocalStateStore(StateStore):
@@ -38,6 +46,23 @@ class LocalStateStore(StateStore):
         with open(folder / ".lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield folder
+
+    def exists(self, run_id: str) -> bool:
+        return (self._dir(run_id) / "state").exists()
+
+    def hold(self, run_id: str) -> Hold:
+        """An exclusive, non-blocking flock on the run's `.owner` file for the life of the
+        process (the kernel drops it when the process dies, however it dies)."""
+        folder = self._dir(run_id)
+        if not folder.is_dir():
+            raise RunNotFound(f"no run {run_id}")
+        handle = open(folder / ".owner", "a+b")  # noqa: SIM115 - held open on purpose
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunBusy(f"run {run_id} is being resumed by another process") from None
+        return _FileHold(handle)
 
     def create(self, state: RunState) -> None:
         folder = self._dir(state.run_id)

@@ -45,7 +45,9 @@ class Resume(BaseModel):
 
 
 class ResumeInput(BaseModel):
-    """Input of an execution started by ContinueAsNew."""
+    """Input of an execution that continues a run: {"resume": {...}} written by ContinueAsNew.
+    A user resuming a suspended run writes {"resume": "RUN_ID"} (start.py reads it as
+    {"resume": {"run_id": RUN_ID, "generation": <now>}})."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -73,3 +75,4 @@ class AbortEvent(BaseModel):
     execution_name: str = Field(min_length=1)
     execution_input: Any = None  # $$.Execution.Input
     error: dict[str, Any] | None = None  # {"Error", "Cause"} that sent the run to Abort
+    suspend: bool = False  # from Suspend: keep the run (transient failure), do not abort it

@@ -3,10 +3,13 @@
 Returns the state data the loop works on:
     {"run_id", "generation", "loops": 0, "loops_per_execution", "progress": {...}}
 The run id is derived from the execution name, so a retried Start finds the run it
-created. With {"resume": {"run_id", "generation", ...}} (ContinueAsNew) it loads the run.
+created. With {"resume": {"run_id", "generation", ...}} (ContinueAsNew) or {"resume": "RUN_ID"}
+(a user resuming a suspended run) it loads the run and goes on from its last commit.
 """
 
 from __future__ import annotations
+
+import time
 
 from bucketzip import engine
 from bucketzip.config import ArchiveRequest
@@ -28,7 +31,12 @@ def handler(event, context):
     data = {k: v for k, v in start.input.items() if not k.startswith("AWS_STEP_FUNCTIONS_")}
     logger.append_keys(execution=start.execution_name)
     if "resume" in data:
-        return resume(common.parse_model(data, ResumeInput, "execution input").resume)
+        if isinstance(data["resume"], str):
+            # A user's resume: its continuations get names no earlier execution of the
+            # run had (execution names are unique for 90 days), hence the generation.
+            data = {**data, "resume": {"run_id": data["resume"], "generation": int(time.time())}}
+        wanted = common.parse_model(data, ResumeInput, "execution input").resume
+        return resume(wanted)
 
     if is_reserved_name(start.execution_name):
         raise InputError(
@@ -61,7 +69,7 @@ def handler(event, context):
 def resume(resume_input) -> dict:
     logger.set_correlation_id(resume_input.run_id)
     logger.append_keys(run_id=resume_input.run_id, generation=resume_input.generation)
-    progress = engine.get_progress(common.state_store(), resume_input.run_id)
+    progress = engine.resume_run(common.state_store(), resume_input.run_id)  # clears a suspension
     logger.info("run resumed", extra={"steps": progress.steps})
     metrics.add_metric(name="RunsContinued", unit="Count", value=1)
     loops = resume_input.loops_per_execution or common.default_loops_per_execution()

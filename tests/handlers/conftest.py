@@ -56,6 +56,10 @@ class FakeEngine:
         self.calls.append(("get_progress", run_id))
         return progress(run_id, steps=7)
 
+    def resume_run(self, store, run_id):
+        self.calls.append(("resume_run", run_id))
+        return progress(run_id, steps=7)
+
     def run_step(self, s3, store, run_id, deadline):
         self.calls.append(("run_step", run_id, deadline))
         return self.step_result
@@ -82,7 +86,7 @@ def fake_engine(monkeypatch):
     from bucketzip import engine
 
     fake = FakeEngine()
-    for name in ("start_run", "get_progress", "run_step", "finish_run", "abort_run"):
+    for name in ("start_run", "get_progress", "resume_run", "run_step", "finish_run", "abort_run"):
         monkeypatch.setattr(engine, name, getattr(fake, name))
     fake.store = FakeStore()
     monkeypatch.setattr(common, "state_store", lambda: fake.store)

@@ -107,7 +107,7 @@ def test_start_resumes_a_continued_run(fake_engine, context):
         name="nightly-4",
     )
     result = start.handler(event, context)
-    assert fake_engine.calls == [("get_progress", "nightly")]
+    assert fake_engine.calls == [("resume_run", "nightly")]
     assert (result["run_id"], result["generation"], result["loops"], result["loops_per_execution"]) == (
         "nightly",
         4,
@@ -115,6 +115,14 @@ def test_start_resumes_a_continued_run(fake_engine, context):
         9,
     )
     assert result["progress"]["steps"] == 7
+
+
+def test_start_resumes_a_suspended_run_by_its_id(fake_engine, context):
+    """{"resume": "RUN_ID"}: what the cause of a suspended execution tells the user to start."""
+    result = start.handler(start_event({"resume": "nightly"}, name="resume-nightly"), context)
+    assert fake_engine.calls == [("resume_run", "nightly")]
+    assert result["run_id"] == "nightly" and result["loops"] == 0
+    assert result["generation"] > 1000  # continuations named apart from the run's earlier ones
 
 
 def test_start_rejects_a_bad_resume(fake_engine, context):

@@ -56,21 +56,39 @@ def test_placeholders_are_the_four_function_arns(definition):
     assert "QueryLanguage" not in definition  # JSONPath, the default
 
 
-def test_every_task_is_caught_and_goes_through_abort(definition):
+TRANSIENT = {"RetryableError", "StaleState", "States.Timeout", "Sandbox.Timedout", "Lambda.Unknown"}
+
+
+def test_every_task_is_caught_transient_to_suspend_permanent_to_abort(definition):
+    """Only permanent errors discard a run: transient ones that outlast the retries (and
+    lost fencing races, timeouts) go to Suspend, which keeps it (issue 8, item 5)."""
     for name, state in definition["States"].items():
         if state["Type"] != "Task":
             continue
-        (catch,) = state["Catch"]
-        assert catch["ErrorEquals"] == ["States.ALL"]
-        if name == "Abort":
-            assert catch["Next"] == "DescribeAbortFailure" and catch["ResultPath"] != "$.error"  # keep the original
-        elif name == "ContinueAsNew":  # a continuation that ran has cleaned up itself; one not started: Abort
-            assert (catch["Next"], catch["ResultPath"]) == ("IsContinuationEnded", "$.error")
-            assert definition["States"]["IsContinuationEnded"]["Default"] == "Abort"
+        if name in ("Abort", "Suspend"):
+            (catch,) = state["Catch"]
+            assert catch["ResultPath"] != "$.error"  # keep the original
+            assert catch["Next"] == ("DescribeAbortFailure" if name == "Abort" else "Fail")
+            assert state["Resource"] == "${AbortFunctionArn}"
+        elif name == "ContinueAsNew":  # a continuation that ran has ended the run itself; one not started: Suspend
+            (catch,) = state["Catch"]
+            assert (catch["ErrorEquals"], catch["Next"], catch["ResultPath"]) == (
+                ["States.ALL"],
+                "IsContinuationEnded",
+                "$.error",
+            )
+            assert definition["States"]["IsContinuationEnded"]["Default"] == "Suspend"
         else:
-            assert (catch["Next"], catch["ResultPath"]) == ("Abort", "$.error")
+            transient, permanent = state["Catch"]
+            assert TRANSIENT | LAMBDA_SERVICE_ERRORS <= set(transient["ErrorEquals"]), name
+            assert (transient["Next"], transient["ResultPath"]) == ("Suspend", "$.error")
+            assert permanent["ErrorEquals"] == ["States.ALL"]
+            assert (permanent["Next"], permanent["ResultPath"]) == ("Abort", "$.error")
     assert definition["States"]["Abort"]["Next"] == "Fail"
     assert definition["States"]["Abort"]["ResultPath"] is None
+    suspend = definition["States"]["Suspend"]
+    assert suspend["Parameters"]["suspend"] is True and suspend["ResultPath"] == "$.error"
+    assert suspend["Next"] == "Fail"
     fail = definition["States"]["Fail"]
     assert (fail["ErrorPath"], fail["CausePath"]) == ("$.error.Error", "$.error.Cause")
 

@@ -1,8 +1,10 @@
 """Failure paths of the real state machine: bad input, injected step errors (Retry,
-then Catch -> Abort -> Fail), and zombie step invocations."""
+then Catch -> Suspend -> Fail, resumable; permanent ones -> Abort -> Fail), and zombie
+step invocations."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -131,9 +133,15 @@ def test_step_error_after_parts_were_uploaded_is_retried_to_a_valid_archive(
     assert_nothing_left(s3, dynamodb, workflow.table, dest)
 
 
-def test_step_error_exhausting_retries_aborts_and_leaves_nothing(workflow, buckets, s3, dynamodb, store_faults):
+def test_step_error_exhausting_retries_suspends_and_resume_finishes(
+    workflow, buckets, s3, dynamodb, store_faults, tmp_path
+):
+    """Transient faults outlasting the retries suspend the run (issue 8, item 5): the
+    execution fails with RetryableError whose cause says how to resume, state, upload and
+    staging are kept (the state item says `suspended`), and an execution started with
+    {"resume": RUN_ID} finishes it into a valid archive."""
     source, dest = buckets
-    _, execution_input = big_run(s3, source, dest)
+    objects, execution_input = big_run(s3, source, dest)
     calls = []
 
     def always_fail_after_first(event, context, call):
@@ -152,12 +160,25 @@ def test_step_error_exhausting_retries_aborts_and_leaves_nothing(workflow, bucke
     outcome = workflow.run(execution_input)
 
     assert outcome.status == "FAILED" and outcome.error == "RetryableError"
-    assert "S3 keeps answering 503" in cause_message(outcome)
+    message = cause_message(outcome)
+    run_id = json.loads(outcome.cause)["run_id"]
+    assert "S3 keeps answering 503" in message and f'{{"resume": "{run_id}"}}' in message
     assert len(calls) == 1 + 1 + 6  # first step, failing step, 6 retries
-    assert len(workflow.invocations("abort")) == 1
-    assert states_entered(workflow, outcome.execution_arn)[-2:] == ["Abort", "Fail"]
-    assert_nothing_left_after_failure(s3, dynamodb, workflow.table, dest)
-    assert s3.list_objects_v2(Bucket=dest).get("KeyCount") == 0
+    assert workflow.invocations("abort")[-1].event["suspend"] is True
+    assert states_entered(workflow, outcome.execution_arn)[-2:] == ["Suspend", "Fail"]
+    assert len(list_multipart_uploads(s3, dest)) == 1
+    state_item = dynamodb.get_item(
+        TableName=workflow.table, Key={"run_id": {"S": run_id}, "sk": {"S": "state"}}, ConsistentRead=True
+    )["Item"]
+    assert state_item["suspended"] == {"BOOL": True}
+
+    workflow.intercept("step", None)
+    resumed = workflow.run({"resume": run_id})
+    assert resumed.succeeded, (resumed.error, resumed.cause)
+    path = tmp_path / "run.zip"
+    fetch_archive(s3, dest, "run.zip", path)
+    check_archive(path, objects, readers=[PYTHON, UNZIP])
+    assert_nothing_left(s3, dynamodb, workflow.table, dest)
 
 
 def test_late_zombie_step_cannot_commit_or_corrupt(workflow, buckets, s3, dynamodb, store_faults, tmp_path):

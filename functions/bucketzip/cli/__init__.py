@@ -16,7 +16,7 @@ from ..clients import s3_client
 from ..config import ArchiveRequest, key_selected
 from ..deadline import Deadline
 from ..driver import run_to_completion
-from ..errors import BucketzipError, InputError
+from ..errors import BucketzipError, InputError, RetryableError, RunNotFound, StaleState
 from ..s3errors import AWS_ERRORS
 from ..sizes import format_size
 from ..store_local import LocalStateStore
@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     archive = sub.add_parser("archive", help="archive s3://SRC[/PREFIX] into s3://DEST/KEY.zip")
-    archive.add_argument("source", help="s3://BUCKET[/PREFIX]")
-    archive.add_argument("dest", help="s3://BUCKET/KEY.zip")
+    archive.add_argument("source", nargs="?", help="s3://BUCKET[/PREFIX] (not needed with --resume)")
+    archive.add_argument("dest", nargs="?", help="s3://BUCKET/KEY.zip (not needed with --resume)")
     archive.add_argument(
         "--include",
         action="append",
@@ -142,12 +142,60 @@ def _count_source(s3, request: ArchiveRequest, progress: ProgressLine) -> None:
         pass
 
 
+# Exit status of a run suspended by transient faults (sysexits' EX_TEMPFAIL): try again
+# later with `bucketzip archive --resume RUN_ID`.
+EXIT_SUSPENDED = 75
+# Options that shape the archive's bytes: a resume must not change them.
+ARCHIVE_FIELDS = (
+    "source_bucket",
+    "source_prefix",
+    "dest_bucket",
+    "dest_key",
+    "include",
+    "exclude",
+    "compression",
+    "level",
+    "part_size",
+    "chunk_size",
+    "overwrite",
+    "strict",
+    "page_size",
+)
+
+
+def _resumed_request(args, stored: ArchiveRequest) -> None:
+    """`--resume RUN_ID` continues the run as it was started: SRC, DEST and any option
+    that would change the archive, given and different from the run's, are bad usage."""
+    source = args.source or f"s3://{stored.source_bucket}/{stored.source_prefix}"
+    dest = args.dest or f"s3://{stored.dest_bucket}/{stored.dest_key}"
+    given = request_from_args(argparse.Namespace(**{**vars(args), "source": source, "dest": dest}))
+    defaults = request_from_args(build_parser().parse_args(["archive", source, dest]))
+    for name in ARCHIVE_FIELDS:
+        value, default, theirs = getattr(given, name), getattr(defaults, name), getattr(stored, name)
+        explicit = name.startswith(("source", "dest")) or value != default
+        if explicit and value != theirs:
+            label = CLI_LABELS.get(name, name)
+            raise InputError(
+                f"--resume {args.resume}: {label} is {value!r} here but {theirs!r} in the run; "
+                "a resumed run keeps what it was started with (leave it out)"
+            )
+
+
 def cmd_archive(args, s3) -> int:
     store = LocalStateStore(state_dir())
+    if args.step_seconds <= 0:
+        raise InputError(f"--step-seconds: {args.step_seconds:g} is not a positive number of seconds")
     if args.resume:
         run_id = args.resume
-        request = store.load(run_id).request
+        try:
+            stored = store.load(run_id).request
+        except RunNotFound:
+            raise RunNotFound(f"no run {run_id} (finished, aborted or never started)") from None
+        _resumed_request(args, stored)
+        request = stored
     else:
+        if not args.source or not args.dest:
+            raise InputError("archive needs SRC and DEST (or --resume RUN_ID)")
         request = request_from_args(args)
         run_id = None
     show = not args.quiet and not args.json and sys.stderr.isatty()
@@ -155,31 +203,58 @@ def cmd_archive(args, s3) -> int:
     if show:
         threading.Thread(target=_count_source, args=(s3, request, progress), daemon=True).start()
     started: list[str] = [run_id] if run_id else []  # the run id, once known (to abort or resume)
+
+    # One process per run: a second one resuming it stops here, at once, touching nothing.
+    holds = [store.hold(args.resume)] if args.resume else []
+
+    def on_started(state) -> None:
+        if not started:
+            holds.append(store.hold(state.run_id))
+            print(f"bucketzip: run {state.run_id} started", file=sys.stderr)
+            started.append(state.run_id)
+
     try:
         completed = run_to_completion(
             s3,
             store,
-            request,
+            None if args.resume else request,
             run_id=run_id,
             step_deadline=lambda: Deadline(args.step_seconds),
             observer=progress,
-            on_started=lambda p: started.append(p.run_id),
+            on_started=on_started,
         )
     except KeyboardInterrupt:
         progress.close()
         if not started:
             return 130
         print(
-            f"bucketzip: interrupted; the run is saved. Resume: bucketzip archive --resume {started[-1]} "
-            f"SRC DEST   or discard it: bucketzip abort {started[-1]}",
+            f"bucketzip: interrupted; the run is saved. Resume: bucketzip archive --resume {started[-1]}"
+            f"   or discard it: bucketzip abort {started[-1]}",
             file=sys.stderr,
         )
         return 130
-    except BaseException:
+    except StaleState as exc:  # lost a fencing race: the run is someone else's now; touch nothing
         progress.close()
-        if started:
-            engine.abort_run(s3, store, started[-1])
+        if not started:
+            raise
+        print(f"bucketzip: error: run {started[-1]} is being resumed by another process ({exc})", file=sys.stderr)
+        return 1
+    except BucketzipError as exc:
+        progress.close()
+        if not started or isinstance(exc, RetryableError):
+            if started:
+                return _suspend(store, started[-1], exc)
+            raise
+        engine.abort_run(s3, store, started[-1])  # a permanent error: the run cannot succeed
         raise
+    except Exception as exc:  # noqa: BLE001 - untranslated faults (network, bugs): keep the run
+        progress.close()
+        if not started:
+            raise
+        return _suspend(store, started[-1], exc)
+    finally:
+        for hold in holds:
+            hold.release()
     result, warnings = completed.result, completed.warnings
     progress.close()
     nothing = result.entries == 0 and result.skipped == 0
@@ -207,8 +282,27 @@ def _selection(request: ArchiveRequest) -> str:
     return where + (f" (with {' '.join(filters)})" if filters else "")
 
 
+def _suspend(store, run_id: str, exc: BaseException) -> int:
+    """Transient faults outlasted the retries: keep state, upload and staging, say how to go on."""
+    engine.suspend_run(store, run_id, f"{type(exc).__name__}: {exc}")
+    print(
+        f"bucketzip: error: {exc}\n"
+        f"bucketzip: run {run_id} is suspended (state, upload and staging kept). "
+        f"Resume: bucketzip archive --resume {run_id}   or discard it: bucketzip abort {run_id}",
+        file=sys.stderr,
+    )
+    return EXIT_SUSPENDED
+
+
 def cmd_abort(args, s3) -> int:
-    engine.abort_run(s3, LocalStateStore(state_dir()), args.run_id)
+    store = LocalStateStore(state_dir())
+    if not store.exists(args.run_id):
+        raise RunNotFound(f"no run {args.run_id}")
+    hold = store.hold(args.run_id)
+    try:
+        engine.abort_run(s3, store, args.run_id)
+    finally:
+        hold.release()
     return 0
 
 
