@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import compress
+from . import compress, records
 from .config import ArchiveRequest
 from .errors import RetryableError
 from .s3errors import AWS_ERRORS, GONE_CODES, error_code, is_transient, translate
@@ -229,8 +229,12 @@ class Prefetcher:
         The caller sets plan.decided (on a failure too: see `_fetch`)."""
         request = self.request
         level = request.level if request.level is not None else compress.DEFAULT_LEVEL
-        if request.compression == "store" or plan.listed.key.endswith("/"):
-            plan.level = None
+        if (
+            request.compression == "store"
+            or (plan.listed.key.endswith("/") and plan.listed.size == 0)
+            or records.straddles_zip32(plan.listed.size)  # stored with known sizes: see records
+        ):
+            plan.level = None  # explicit store, or a directory entry (no data)
         elif request.compression == "deflate":
             plan.level = level
         else:

@@ -52,13 +52,37 @@ class EntryMeta:
     size: int = 0
 
 
+# The largest size a 32-bit local header or data descriptor field holds.
+ZIP32_MAX = 0xFFFFFFFF
+
+
+def deflate_bound(size: int) -> int:
+    """An upper bound of an entry's compressed size: deflate's worst growth (stored blocks,
+    one sync flush per chunk, the final block)."""
+    return size + size // 1000 + 4096
+
+
 def needs_zip64(size: int) -> bool:
     """Whether the local header and data descriptor need zip64 sizes: only when the entry
     may really pass 4 GiB. (java.util.zip.ZipInputStream picks the descriptor layout by
-    the actual size, so a zip64 descriptor on a smaller entry breaks it.) The bound covers
-    deflate's worst growth: stored blocks, one sync flush per chunk, the final block.
-    Offsets past 4 GiB only matter in the central directory, which zipstream-ng handles."""
-    return size + size // 1000 + 4096 > 0xFFFFFFFF
+    the actual sizes, so a zip64 descriptor on a smaller entry breaks it; see
+    `straddles_zip32` for the sizes where the bound alone cannot tell.) The central
+    directory and end records follow zipstream-ng and zipfile instead: zip64 past
+    ZIP64_LIMIT (2 GiB - 1) for offsets and sizes, which every reader accepts."""
+    return deflate_bound(size) > ZIP32_MAX
+
+
+def straddles_zip32(size: int) -> bool:
+    """Objects just under 4 GiB (4,290,672,xxx to 4,294,967,295 bytes): as deflate they
+    might pass 4 GiB or not, which a header written before the data cannot know. They are
+    written stored, with CRC-32 and sizes in the local header (one read-only pass first),
+    no data descriptor and no zip64: every reader, streaming ones too, accepts that."""
+    return size <= ZIP32_MAX and needs_zip64(size)
+
+
+# An empty, non-final stored deflate block: pads a byte-aligned deflate stream without
+# adding data (a truncated zip64 entry is padded past 4 GiB so its zip64 descriptor holds).
+EMPTY_STORED_BLOCK = b"\x00\x00\x00\xff\xff"
 
 
 def _info(meta: EntryMeta) -> ZipStreamInfo:

@@ -6,7 +6,9 @@ so stopping needs no flush and leaves nothing but the open entry's progress to s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import zlib
 
 from .compress import FINAL_BLOCK
 from .config import ArchiveRequest, key_selected
@@ -19,12 +21,15 @@ from .names import entry_name, with_suffix
 from .parts import check_fits
 from .records import (
     DEFLATED,
+    EMPTY_STORED_BLOCK,
     STORED,
+    ZIP32_MAX,
     EntryMeta,
     central_record,
     data_descriptor,
     local_header,
     needs_zip64,
+    straddles_zip32,
     truncated_comment,
 )
 from .results import MAX_WARNINGS
@@ -128,14 +133,24 @@ class StepWriter:
         is_dir = listed.key.endswith("/") and listed.size == 0
         name = self._name(listed.key, folder_with_content=listed.key.endswith("/") and not is_dir)
         method = STORED if plan.level is None else DEFLATED
+        known_sizes = not is_dir and method == STORED and straddles_zip32(listed.size)
         meta = EntryMeta(
             name=name,
             mtime=listed.last_modified,
             method=method,
             header_offset=state.offset,
-            uses_descriptor=not chunk.last,
-            zip64=not is_dir and needs_zip64(listed.size),
+            uses_descriptor=not chunk.last and not known_sizes,
+            zip64=not is_dir and not known_sizes and needs_zip64(listed.size),
         )
+        if known_sizes and not chunk.last:
+            crc = self._crc_pass(listed)
+            if crc is None:
+                self.skipping = plan
+                return True
+            state.open_entry = OpenEntry(listed=listed, meta=meta, level=0, headers=chunk.headers)
+            header = dataclasses.replace(meta, crc=crc, size=listed.size, compressed_size=listed.size)
+            self.sink.write(local_header(header))
+            return False
         state.open_entry = OpenEntry(listed=listed, meta=meta, level=plan.level or 0, headers=chunk.headers)
         if meta.uses_descriptor:
             self.sink.write(local_header(meta))
@@ -149,12 +164,71 @@ class StepWriter:
         return True
 
     def _close(self, truncated: bytes = b"") -> None:
-        meta = self.state.open_entry.meta
+        entry = self.state.open_entry
+        assert entry is not None
+        meta = entry.meta
+        if truncated and not meta.uses_descriptor:
+            self._fill(entry)
+        if truncated and meta.zip64 and meta.method == DEFLATED:
+            self._pad_past_zip32(meta)
         if meta.method == DEFLATED:
             self.sink.write(FINAL_BLOCK)
             meta.compressed_size += len(FINAL_BLOCK)
-        self.sink.write(data_descriptor(meta))
+        if meta.uses_descriptor:
+            self.sink.write(data_descriptor(meta))
         self._finish_entry(truncated)
+
+    def _crc_pass(self, listed: Listed) -> int | None:
+        """CRC-32 of an object read once, streamed (for a header with known sizes); None
+        when the object changed or vanished (it is then skipped, nothing written)."""
+        kwargs = {"Bucket": self.request.source_bucket, "Key": listed.key}
+        if listed.etag:
+            kwargs["IfMatch"] = listed.etag
+        if listed.version_id:
+            kwargs["VersionId"] = listed.version_id
+        crc, size = 0, 0
+        try:
+            body = self.s3.get_object(**kwargs)["Body"]
+            for piece in body.iter_chunks(1024 * 1024):
+                crc, size = zlib.crc32(piece, crc), size + len(piece)
+        except AWS_ERRORS as exc:
+            if error_code(exc) not in GONE_CODES:
+                raise translate(
+                    exc, bucket=self.request.source_bucket, role="source", action="read object", key=listed.key
+                ) from None
+            self._skip(listed, "changed or deleted after listing")
+            return None
+        if size != listed.size:
+            self._skip(listed, f"changed after listing: read {size} bytes, expected {listed.size}")
+            return None
+        return crc
+
+    def _fill(self, entry: OpenEntry) -> None:
+        """A truncated entry whose local header promised the listed size gets zeros up to
+        it, so every record stays consistent (its CRC then tells readers it is damaged)."""
+        meta, left = entry.meta, entry.listed.size - entry.meta.size
+        zeros = bytes(min(left, 1024 * 1024))
+        while left > 0:
+            piece = zeros[: min(left, len(zeros))]
+            self.sink.write(piece)
+            meta.crc = zlib.crc32(piece, meta.crc)
+            meta.size += len(piece)
+            meta.compressed_size += len(piece)
+            left -= len(piece)
+
+    def _pad_past_zip32(self, meta: EntryMeta) -> None:
+        """A zip64 entry cut short under 4 GiB would have a zip64 descriptor that streaming
+        readers (they pick the layout by the actual sizes) misread: pad its deflate stream
+        with empty stored blocks (no data) until the compressed size passes 4 GiB."""
+        if meta.size > ZIP32_MAX or meta.compressed_size > ZIP32_MAX:
+            return
+        blocks = (ZIP32_MAX - meta.compressed_size) // len(EMPTY_STORED_BLOCK) + 1
+        run = EMPTY_STORED_BLOCK * (1024 * 1024)
+        while blocks > 0:
+            piece = run[: min(blocks, 1024 * 1024) * len(EMPTY_STORED_BLOCK)]
+            self.sink.write(piece)
+            meta.compressed_size += len(piece)
+            blocks -= len(piece) // len(EMPTY_STORED_BLOCK)
 
     def _finish_entry(self, truncated: bytes = b"") -> None:
         """`truncated`: the file comment of an entry cut short (records.truncated_comment)."""
