@@ -11,11 +11,27 @@ otherwise; both produce standard deflate.
 from __future__ import annotations
 
 import zlib
+from types import ModuleType
+from typing import Protocol
 
-try:  # the fast path; zlib stays the fallback so the engine runs anywhere
-    from isal import isal_zlib as _fast
-except ImportError:  # pragma: no cover
-    _fast = None
+
+def _isal() -> ModuleType | None:
+    try:  # the fast path; zlib stays the fallback so the engine runs anywhere
+        from isal import isal_zlib
+    except ImportError:  # pragma: no cover
+        return None
+    return isal_zlib
+
+
+_fast = _isal()
+
+
+class _Compressor(Protocol):
+    """What zlib's and isal_zlib's compressobj() both return."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self, mode: int = ..., /) -> bytes: ...
+
 
 # An empty fixed-Huffman block with BFINAL set: closes a stream of sync-flushed pieces.
 FINAL_BLOCK = b"\x03\x00"
@@ -55,6 +71,7 @@ def deflate_piece(data: bytes, level: int) -> bytes:
     """Compress one chunk into a sync-flushed raw-deflate piece.
     Level 0 emits stored deflate blocks (memcpy speed) with zlib; levels 1-3 use ISA-L's
     levels 0-3 mapping when available, higher levels use zlib for its better ratio."""
+    compressor: _Compressor
     if level == 0 or _fast is None or level > 3:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
     else:

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import engine
 from .config import ArchiveRequest
 from .deadline import Deadline
 from .results import ArchiveResult, Progress
 from .state import ARCHIVING
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from .store import StateStore
 
 Observer = Callable[[int, int], None]  # (source bytes, entries) per chunk written
 
@@ -34,8 +40,8 @@ class Completed:
 
 
 def run_to_completion(
-    s3,
-    store,
+    s3: S3Client,
+    store: StateStore,
     request: ArchiveRequest | None = None,
     *,
     run_id: str | None = None,

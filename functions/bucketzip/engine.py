@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from . import finish
 from .config import ArchiveRequest
@@ -23,6 +24,12 @@ from .s3errors import AWS_ERRORS, error_code, translate
 from .sink import ArchiveSink, staging_prefix
 from .state import ARCHIVING, COMPLETE, COMPLETING, FINISHING, Fragment, RunState
 from .writer import StepWriter
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+    from .store import StateStore
 
 
 def new_run_id() -> str:
@@ -50,7 +57,7 @@ def progress_of(state: RunState, warnings: list[str] | None = None, warning_coun
     )
 
 
-def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> Progress:
+def start_run(s3: S3Client, store: StateStore, request: ArchiveRequest, run_id: str | None = None) -> Progress:
     """Check buckets and the destination key, create the multipart upload, write state.
     With the run id of a run that has state already, returns its progress (a retried Start)."""
     if run_id is not None:
@@ -88,14 +95,14 @@ def start_run(s3, store, request: ArchiveRequest, run_id: str | None = None) -> 
     return progress_of(state)
 
 
-def _check_source(s3, request: ArchiveRequest) -> None:
+def _check_source(s3: S3Client, request: ArchiveRequest) -> None:
     try:
         s3.list_objects_v2(Bucket=request.source_bucket, Prefix=request.source_prefix, MaxKeys=1)
     except AWS_ERRORS as exc:
         raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
 
 
-def _check_destination(s3, request: ArchiveRequest) -> str | None:
+def _check_destination(s3: S3Client, request: ArchiveRequest) -> str | None:
     """One listing under the destination key answers both "does the bucket exist" and
     "is the key taken", and needs only a prefix-scoped s3:ListBucket (no HeadBucket).
     Returns the ETag of the object an overwrite replaces (the condition of Complete)."""
@@ -112,7 +119,7 @@ def _check_destination(s3, request: ArchiveRequest) -> str | None:
     return taken[0] if taken else None
 
 
-def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progress:
+def run_step(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline, observer=None) -> Progress:
     """Archive until the deadline or step budget; commit; report progress (done=True at end
     of listing). `observer(source_bytes, entries)`, if given, hears of each chunk written."""
     state = store.load(run_id)
@@ -132,7 +139,15 @@ def run_step(s3, store, run_id: str, deadline: Deadline, observer=None) -> Progr
     return progress_of(state, writer.warnings, writer.warning_count)
 
 
-def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: Fragment, old_tail: str | None) -> None:
+def _commit(
+    s3: S3Client,
+    store: StateStore,
+    state: RunState,
+    expected: int,
+    attempt: str,
+    fragment: Fragment,
+    old_tail: str | None,
+) -> None:
     pieces = store.put_fragment(state.run_id, attempt, fragment.to_bytes())
     store.commit(state, expected, attempt, pieces)
     if old_tail and old_tail != state.tail.staging_key:
@@ -142,7 +157,7 @@ def _commit(s3, store, state: RunState, expected: int, attempt: str, fragment: F
             pass
 
 
-def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Progress:
+def finish_run(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline) -> ArchiveResult | Progress:
     """Write central directory + end records, complete the upload, write the manifest,
     delete state. Returns Progress(phase="finishing", done=False) when it must be called again.
     A retried call after success (its answer was lost) returns the same result."""
@@ -196,7 +211,7 @@ def finish_run(s3, store, run_id: str, deadline: Deadline) -> ArchiveResult | Pr
     return result
 
 
-def _complete(s3, state: RunState, parts: list[list]) -> str:
+def _complete(s3: S3Client, state: RunState, parts: list[list]) -> str:
     """Check the parts, complete the upload, prove the object at the key is this run's
     archive. When checking or completing fails, the proof alone decides: an earlier call
     may have completed it (its answer lost, the upload gone). Without proof, no success."""
@@ -220,7 +235,7 @@ def _complete(s3, state: RunState, parts: list[list]) -> str:
     return etag
 
 
-def abort_run(s3, store, run_id: str) -> None:
+def abort_run(s3: S3Client, store: StateStore, run_id: str) -> None:
     """Abort the upload, delete staging objects and state. Idempotent. A run whose
     archive was already completed keeps it: only its leftovers are removed."""
     try:
@@ -234,7 +249,7 @@ def abort_run(s3, store, run_id: str) -> None:
     store.delete_run(run_id)
 
 
-def _abort_upload(s3, state: RunState) -> None:
+def _abort_upload(s3: S3Client, state: RunState) -> None:
     request = state.request
     try:
         s3.abort_multipart_upload(Bucket=request.dest_bucket, Key=request.dest_key, UploadId=state.upload_id)
@@ -245,19 +260,19 @@ def _abort_upload(s3, state: RunState) -> None:
             ) from None
 
 
-def _delete_staging(s3, state: RunState) -> None:
+def _delete_staging(s3: S3Client, state: RunState) -> None:
     bucket, prefix = state.request.dest_bucket, staging_prefix(state.run_id)
     try:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            keys: list[ObjectIdentifierTypeDef] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     except AWS_ERRORS as exc:
         raise translate(exc, bucket=bucket, role="destination", action="delete staging objects") from None
 
 
-def suspend_run(store, run_id: str, reason: str) -> Progress | None:
+def suspend_run(store: StateStore, run_id: str, reason: str) -> Progress | None:
     """Mark the run suspended (transient faults outlasted the retries) and keep everything:
     state, upload, staging. None when the run has no state (nothing to keep)."""
     for _ in range(5):  # a zombie step may commit meanwhile: mark the newest state
@@ -274,7 +289,7 @@ def suspend_run(store, run_id: str, reason: str) -> Progress | None:
     return progress_of(store.load(run_id))
 
 
-def resume_run(store, run_id: str) -> Progress:
+def resume_run(store: StateStore, run_id: str) -> Progress:
     """Progress of a run to continue; a suspended run is marked active again."""
     state = store.load(run_id)
     if state.suspended:
@@ -283,7 +298,7 @@ def resume_run(store, run_id: str) -> Progress:
     return progress_of(state)
 
 
-def get_progress(store, run_id: str) -> Progress:
+def get_progress(store: StateStore, run_id: str) -> Progress:
     """Progress from persisted state (for `bucketzip watch`)."""
     return progress_of(store.load(run_id))
 

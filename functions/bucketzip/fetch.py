@@ -13,9 +13,10 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from . import compress, records
 from .config import ArchiveRequest
@@ -25,6 +26,10 @@ from .state import Cursor, Listed
 
 # Reads of one chunk whose body broke mid-stream before the step gives up (RetryableError).
 BODY_ATTEMPTS = 4
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 _HEADER_FIELDS = {
     "ContentType": "content_type",
     "ContentEncoding": "content_encoding",
@@ -106,7 +111,11 @@ class Prefetcher:
     """Iterate `chunks()`; call `close()` when stopping early (or done)."""
 
     def __init__(
-        self, s3, request: ArchiveRequest, open_plan: ObjectPlan | None, listing: Iterator[tuple[Listed | None, Cursor]]
+        self,
+        s3: S3Client,
+        request: ArchiveRequest,
+        open_plan: ObjectPlan | None,
+        listing: Iterator[tuple[Listed | None, Cursor]],
     ):
         self.s3, self.request = s3, request
         self.open_plan, self.listing = open_plan, listing
@@ -182,7 +191,7 @@ class Prefetcher:
 
     def _read(self, chunk: Chunk, length: int) -> None:
         plan, request = chunk.plan, self.request
-        kwargs = {"Bucket": request.source_bucket, "Key": plan.listed.key}
+        kwargs: dict[str, Any] = {"Bucket": request.source_bucket, "Key": plan.listed.key}
         if plan.listed.etag:
             kwargs["IfMatch"] = plan.listed.etag
         if plan.listed.version_id:
@@ -224,7 +233,8 @@ class Prefetcher:
             return
         if chunk.first:
             chunk.version_id = response.get("VersionId")
-            chunk.headers = {name: response[field_] for field_, name in _HEADER_FIELDS.items() if response.get(field_)}
+            fields: Mapping[str, Any] = response  # the standard headers, by their response field names
+            chunk.headers = {name: fields[field_] for field_, name in _HEADER_FIELDS.items() if fields.get(field_)}
             chunk.headers["metadata"] = response.get("Metadata") or {}
             if not plan.resumed:
                 self._decide(plan, chunk)

@@ -4,6 +4,8 @@ S3 holds; the upload is completed; then the manifest is written beside the archi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .checksums import crc32_header, multipart_etag
 from .deadline import Deadline
 from .errors import DestinationExists, IntegrityError
@@ -13,12 +15,18 @@ from .s3errors import AWS_ERRORS, NOT_FOUND_CODES, PRECONDITION_CODES, error_cod
 from .sink import ArchiveSink
 from .state import FINISHING, Fragment, RunState
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+    from .store import StateStore
+
 MANIFEST_PART_BYTES = 8 * 1024 * 1024
 # User metadata (x-amz-meta-bucketzip-run) naming the run that created an upload.
 RUN_METADATA = "bucketzip-run"
 
 
-def write_directory(s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline) -> bool:
+def write_directory(s3: S3Client, store: StateStore, state: RunState, sink: ArchiveSink, deadline: Deadline) -> bool:
     """Stream directory records from `state.cd_commits_done` on; True when the end records
     and the last part are out, False when the deadline came first (after one fragment at
     least, so that every call makes progress)."""
@@ -39,18 +47,19 @@ def write_directory(s3, store, state: RunState, sink: ArchiveSink, deadline: Dea
     return True
 
 
-def recorded_parts(store, run_id: str) -> list[list]:
+def recorded_parts(store: StateStore, run_id: str) -> list[list]:
     parts = []
     for _, blob in store.iter_fragments(run_id):
         parts.extend(Fragment.from_bytes(blob).parts)
     return sorted(parts)
 
 
-def check_parts(s3, state: RunState, parts: list[list]) -> None:
+def check_parts(s3: S3Client, state: RunState, parts: list[list]) -> None:
     """Every recorded part must be in S3 with the recorded ETag (a zombie step that
     uploaded different bytes under one of our numbers would show here)."""
     request = state.request
-    held, kwargs = {}, {"Bucket": request.dest_bucket, "Key": request.dest_key, "UploadId": state.upload_id}
+    held: dict[int, str] = {}
+    kwargs: dict[str, Any] = {"Bucket": request.dest_bucket, "Key": request.dest_key, "UploadId": state.upload_id}
     while True:
         try:
             page = s3.list_parts(**kwargs)
@@ -73,16 +82,16 @@ def check_parts(s3, state: RunState, parts: list[list]) -> None:
         raise IntegrityError(f"run {state.run_id}: parts add up to {total} bytes, archive is {state.offset}")
 
 
-def complete_upload(s3, state: RunState, parts: list[list]) -> None:
+def complete_upload(s3: S3Client, state: RunState, parts: list[list]) -> None:
     """CompleteMultipartUpload, conditional so that of two runs to one key only one wins:
     IfNoneMatch="*" when the key was free at start, IfMatch on the ETag checked at start
     when the run replaces an object. A marked upload also sends the archive's CRC-32,
     which S3 verifies against the bytes (FULL_OBJECT) before it completes."""
     request = state.request
-    kwargs: dict = {"IfMatch": state.dest_etag} if state.dest_etag else {"IfNoneMatch": "*"}
-    completed = []
+    kwargs: dict[str, Any] = {"IfMatch": state.dest_etag} if state.dest_etag else {"IfNoneMatch": "*"}
+    completed: list[CompletedPartTypeDef] = []
     for part in parts:
-        item = {"PartNumber": part[0], "ETag": part[1]}
+        item: CompletedPartTypeDef = {"PartNumber": part[0], "ETag": part[1]}
         if state.marked:
             item["ChecksumCRC32"] = crc32_header(part[3])
         completed.append(item)
@@ -105,13 +114,13 @@ def complete_upload(s3, state: RunState, parts: list[list]) -> None:
         ) from None
 
 
-def proven(s3, state: RunState, parts: list[list]) -> str | None:
+def proven(s3: S3Client, state: RunState, parts: list[list]) -> str | None:
     """The ETag of the object at the key if it is provably this run's archive, else None."""
     etag, _ = proof(s3, state, parts)
     return etag
 
 
-def proof(s3, state: RunState, parts: list[list]) -> tuple[str | None, str]:
+def proof(s3: S3Client, state: RunState, parts: list[list]) -> tuple[str | None, str]:
     """(ETag, "") if the object at the key is provably this run's archive, else (None, why
     not: "missing", "other" when another run's object is there, or "mismatch").
     Proof: the run id in its metadata (a marked upload) and the expected size, and the
@@ -147,7 +156,7 @@ def lost_race(state: RunState) -> DestinationExists:
     )
 
 
-def manifest_lines(store, state: RunState):
+def manifest_lines(store: StateStore, state: RunState):
     request = state.request
     yield header_line(
         archive_bucket=request.dest_bucket,
@@ -165,10 +174,11 @@ def manifest_lines(store, state: RunState):
                 yield data
 
 
-def write_manifest(s3, store, state: RunState) -> str:
+def write_manifest(s3: S3Client, store: StateStore, state: RunState) -> str:
     """Stream the manifest: one PUT when small, a multipart upload otherwise."""
     bucket, key = state.request.dest_bucket, manifest_key(state.request.dest_key)
-    buffer, upload_id, parts = bytearray(), None, []
+    buffer, upload_id = bytearray(), None
+    parts: list[CompletedPartTypeDef] = []
     try:
         for data in manifest_lines(store, state):
             buffer += data

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .config import STAGING_PREFIX, ArchiveRequest, key_selected
 from .manifest import manifest_key
 from .s3errors import AWS_ERRORS, translate
 from .state import Cursor, Listed
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ListObjectsV2OutputTypeDef, ObjectTypeDef
 
 
 def own_keys(request: ArchiveRequest) -> tuple[str, ...]:
@@ -30,8 +35,12 @@ def is_own_key(key: str, request: ArchiveRequest) -> bool:
     return key.startswith(STAGING_PREFIX) or key in own_keys(request)
 
 
-def _page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
-    kwargs = {"Bucket": request.source_bucket, "Prefix": request.source_prefix, "MaxKeys": request.page_size}
+def _page(s3: S3Client, request: ArchiveRequest, cursor: Cursor) -> ListObjectsV2OutputTypeDef:
+    kwargs: dict[str, Any] = {
+        "Bucket": request.source_bucket,
+        "Prefix": request.source_prefix,
+        "MaxKeys": request.page_size,
+    }
     if cursor.token:
         kwargs["ContinuationToken"] = cursor.token
     elif cursor.start_after:
@@ -39,7 +48,7 @@ def _page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
     return s3.list_objects_v2(**kwargs)
 
 
-def _listed(item: dict) -> Listed:
+def _listed(item: ObjectTypeDef) -> Listed:
     return Listed(
         key=item["Key"],
         size=int(item.get("Size", 0)),
@@ -49,7 +58,7 @@ def _listed(item: dict) -> Listed:
     )
 
 
-def iter_objects(s3, request: ArchiveRequest, cursor: Cursor) -> Iterator[tuple[Listed, Cursor]]:
+def iter_objects(s3: S3Client, request: ArchiveRequest, cursor: Cursor) -> Iterator[tuple[Listed, Cursor]]:
     """Selected objects from `cursor` on, each with the cursor just after it; then
     `(None, exhausted cursor)` when the listing ends."""
     cursor = dataclasses.replace(cursor)
@@ -74,14 +83,14 @@ def iter_objects(s3, request: ArchiveRequest, cursor: Cursor) -> Iterator[tuple[
         page = _call(s3, request, cursor)
 
 
-def _call(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
+def _call(s3: S3Client, request: ArchiveRequest, cursor: Cursor) -> ListObjectsV2OutputTypeDef:
     try:
         return _page(s3, request, cursor)
     except AWS_ERRORS as exc:
         raise translate(exc, bucket=request.source_bucket, role="source", action="list objects") from None
 
 
-def _resume_page(s3, request: ArchiveRequest, cursor: Cursor) -> dict:
+def _resume_page(s3: S3Client, request: ArchiveRequest, cursor: Cursor) -> ListObjectsV2OutputTypeDef:
     try:
         page = _page(s3, request, cursor)
     except AWS_ERRORS as exc:

@@ -26,7 +26,7 @@ import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .checksums import crc32_header
 from .config import STAGING_PREFIX
@@ -35,6 +35,11 @@ from .limits import MAX_PARTS
 from .parts import check_fits, part_size
 from .s3errors import AWS_ERRORS, translate
 from .state import RunState, Tail
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from .store import StateStore
 
 INLINE_TAIL_BYTES = 256 * 1024
 # Writes reach the spill file through a buffer of this size (the sink's only memory).
@@ -116,7 +121,7 @@ class _DiskBudget:
 
 
 class ArchiveSink:
-    def __init__(self, s3, store, state: RunState, attempt: str, spill_bytes: int | None = None):
+    def __init__(self, s3: S3Client, store: StateStore, state: RunState, attempt: str, spill_bytes: int | None = None):
         self.s3, self.store, self.state, self.attempt = s3, store, state, attempt
         self.expected_version = state.version
         self.request = state.request
@@ -255,7 +260,7 @@ class ArchiveSink:
                 raise StaleState(f"run {self.state.run_id}: another committed step; not uploading part {number}")
             file.seek(0)
             # An upload created with a CRC32 checksum wants one on every part; S3 checks it.
-            checksum = {"ChecksumCRC32": crc32_header(crc)} if self.state.marked else {}
+            checksum: dict[str, Any] = {"ChecksumCRC32": crc32_header(crc)} if self.state.marked else {}
             try:
                 response = self.s3.upload_part(
                     Bucket=self.request.dest_bucket,

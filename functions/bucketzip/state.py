@@ -8,6 +8,7 @@ import dataclasses
 import json
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from .config import ArchiveRequest
 from .records import EntryMeta
@@ -126,17 +127,21 @@ class RunState:
 class Fragment:
     """What one committed step added: directory records, manifest lines, parts."""
 
-    central: bytes = b""
-    manifest: bytes = b""  # entry lines
-    skipped: bytes = b""  # skipped-object lines
+    # bytearray while a step appends to them (hundreds of thousands of records), bytes when read
+    central: bytes | bytearray = b""
+    manifest: bytes | bytearray = b""  # entry lines
+    skipped: bytes | bytearray = b""  # skipped-object lines
     parts: list = field(default_factory=list)  # [[part_number, etag, size, crc32], ...]
 
     def to_bytes(self) -> bytes:
-        data = {name: base64.b64encode(getattr(self, name)).decode() for name in ("central", "manifest", "skipped")}
+        data: dict[str, Any] = {
+            name: base64.b64encode(getattr(self, name)).decode() for name in ("central", "manifest", "skipped")
+        }
         data["parts"] = self.parts
         return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 6)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Fragment:
         data = json.loads(zlib.decompress(blob))
-        return cls(*(base64.b64decode(data[name]) for name in ("central", "manifest", "skipped")), data["parts"])
+        central, manifest, skipped = (base64.b64decode(data[name]) for name in ("central", "manifest", "skipped"))
+        return cls(central=central, manifest=manifest, skipped=skipped, parts=data["parts"])

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import boto3
 
@@ -21,11 +22,14 @@ from .limits import MAX_BATCH_WRITE_ITEMS
 from .s3errors import AWS_ERRORS, cancellation_reasons, error_code, translate_dynamodb
 from .state import RunState
 from .state_table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 from .store import StateStore, split_pieces
 
 
 class DynamoStateStore(StateStore):
-    def __init__(self, table_name: str, client=None, ttl_days: float = 14):
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None, ttl_days: float = 14):
         self.table = table_name
         self.client = client or boto3.client("dynamodb")
         self.ttl_seconds = int(ttl_days * 86400)

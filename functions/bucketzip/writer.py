@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import zlib
+from typing import TYPE_CHECKING, Any
 
 from .compress import FINAL_BLOCK
 from .config import ArchiveRequest, key_selected
 from .deadline import Deadline
-from .errors import ObjectChanged
+from .errors import IntegrityError, ObjectChanged
 from .fetch import Chunk, ObjectPlan, Prefetcher
 from .listing import iter_objects
 from .manifest import entry_line, skipped_line
@@ -37,6 +38,11 @@ from .s3errors import AWS_ERRORS, GONE_CODES, error_code, translate
 from .sink import ArchiveSink
 from .state import Fragment, Listed, OpenEntry, RunState
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from .store import StateStore
+
 log = logging.getLogger(__name__)
 
 # A step's directory records and manifest lines wait in memory until its commit: ending
@@ -45,7 +51,9 @@ FRAGMENT_BYTES = 4 * 1024 * 1024
 
 
 class StepWriter:
-    def __init__(self, s3, store, state: RunState, sink: ArchiveSink, deadline: Deadline, observer=None):
+    def __init__(
+        self, s3: S3Client, store: StateStore, state: RunState, sink: ArchiveSink, deadline: Deadline, observer=None
+    ):
         self.s3, self.store, self.state, self.sink, self.deadline = s3, store, state, sink, deadline
         self.observer = observer  # called with (source bytes, entries) after each chunk
         self.request: ArchiveRequest = state.request
@@ -107,12 +115,15 @@ class StepWriter:
                 self._skip(plan.listed, chunk.skip_reason)
                 self.skipping = plan
                 return
-            if self._open(chunk):
+            opened = self._open(chunk)
+            if opened is None:  # written whole, or skipped
                 return
-        elif chunk.skip_reason:
-            self._truncate(chunk)
-            return
-        entry = state.open_entry
+            entry = opened
+        else:
+            entry = self._continued(chunk)
+            if chunk.skip_reason:
+                self._truncate(entry, chunk, chunk.skip_reason)
+                return
         body = chunk.piece if chunk.piece is not None else chunk.data
         entry.meta.crc = chunk.crc
         entry.meta.size += chunk.size
@@ -121,10 +132,22 @@ class StepWriter:
         state.bytes_in += chunk.size
         self.sink.write(body)
         if chunk.last:
-            self._close()
+            self._close(entry)
 
-    def _open(self, chunk: Chunk) -> bool:
-        """Start a new entry; True when the object fit in this chunk and is written whole."""
+    def _continued(self, chunk: Chunk) -> OpenEntry:
+        """The entry a later chunk of an object (or of the resumed object) continues."""
+        entry = self.state.open_entry
+        if entry is None or entry.listed.key != chunk.plan.listed.key:
+            # the prefetcher hands out an object's chunks in order, after its first one
+            raise IntegrityError(
+                f"run {self.state.run_id}: chunk at {chunk.start} of {chunk.plan.listed.key!r} has no open entry"
+            )
+        return entry
+
+    def _open(self, chunk: Chunk) -> OpenEntry | None:
+        """Start a new entry and return it, for the chunk's data to follow; None when there
+        is nothing more to write: the object fit in this chunk and is written whole, or it
+        changed before its header went out and is skipped."""
         plan, state = chunk.plan, self.state
         listed = plan.listed
         if plan.level in (None, 0):  # stored bytes: the listed size proves an overflow before its bytes
@@ -146,26 +169,33 @@ class StepWriter:
             crc = self._crc_pass(listed)
             if crc is None:
                 self.skipping = plan
-                return True
-            state.open_entry = OpenEntry(listed=listed, meta=meta, level=0, headers=chunk.headers)
+                return None
+            entry = OpenEntry(listed=listed, meta=meta, level=0, headers=chunk.headers)
+            state.open_entry = entry
             header = dataclasses.replace(meta, crc=crc, size=listed.size, compressed_size=listed.size)
             self.sink.write(local_header(header))
-            return False
-        state.open_entry = OpenEntry(listed=listed, meta=meta, level=plan.level or 0, headers=chunk.headers)
+            return entry
+        entry = OpenEntry(listed=listed, meta=meta, level=plan.level or 0, headers=chunk.headers)
+        state.open_entry = entry
         if meta.uses_descriptor:
             self.sink.write(local_header(meta))
-            return False
+            return entry
         # The whole object is in this chunk: CRC and sizes go in the local header, no descriptor.
-        body = b"" if is_dir else (chunk.data if method == STORED else chunk.piece + FINAL_BLOCK)
+        if is_dir:
+            body = b""
+        elif method == STORED:
+            body = chunk.data
+        elif chunk.piece is None:  # the fetcher deflates every chunk of a deflated object
+            raise IntegrityError(f"run {state.run_id}: no deflate piece for {listed.key!r}")
+        else:
+            body = chunk.piece + FINAL_BLOCK
         meta.crc, meta.size, meta.compressed_size = chunk.crc, chunk.size, len(body)
         state.bytes_in += chunk.size
         self.sink.write(local_header(meta) + body)
-        self._finish_entry()
-        return True
+        self._finish_entry(entry)
+        return None
 
-    def _close(self, truncated: bytes = b"") -> None:
-        entry = self.state.open_entry
-        assert entry is not None
+    def _close(self, entry: OpenEntry, truncated: bytes = b"") -> None:
         meta = entry.meta
         if truncated and not meta.uses_descriptor:
             self._fill(entry)
@@ -176,12 +206,12 @@ class StepWriter:
             meta.compressed_size += len(FINAL_BLOCK)
         if meta.uses_descriptor:
             self.sink.write(data_descriptor(meta))
-        self._finish_entry(truncated)
+        self._finish_entry(entry, truncated)
 
     def _crc_pass(self, listed: Listed) -> int | None:
         """CRC-32 of an object read once, streamed (for a header with known sizes); None
         when the object changed or vanished (it is then skipped, nothing written)."""
-        kwargs = {"Bucket": self.request.source_bucket, "Key": listed.key}
+        kwargs: dict[str, Any] = {"Bucket": self.request.source_bucket, "Key": listed.key}
         if listed.etag:
             kwargs["IfMatch"] = listed.etag
         if listed.version_id:
@@ -230,24 +260,23 @@ class StepWriter:
             meta.compressed_size += len(piece)
             blocks -= len(piece) // len(EMPTY_STORED_BLOCK)
 
-    def _finish_entry(self, truncated: bytes = b"") -> None:
+    def _finish_entry(self, entry: OpenEntry, truncated: bytes = b"") -> None:
         """`truncated`: the file comment of an entry cut short (records.truncated_comment)."""
-        entry = self.state.open_entry
         self.fragment.central += central_record(entry.meta, comment=truncated)
         self.fragment.manifest += entry_line(entry.listed, entry.meta, entry.headers, bool(truncated))
         self.state.entries += 1
         self.state.open_entry = None
 
-    def _truncate(self, chunk: Chunk) -> None:
+    def _truncate(self, entry: OpenEntry, chunk: Chunk, reason: str) -> None:
         """The object changed or vanished while we were inside it: its local header is
         already out, so the entry closes with the bytes read and is reported."""
         listed = chunk.plan.listed
         if self.request.strict:
-            raise ObjectChanged(f"object {listed.key!r} {chunk.skip_reason} (--strict)")
+            raise ObjectChanged(f"object {listed.key!r} {reason} (--strict)")
         self.skipping = chunk.plan
-        read = self.state.open_entry.bytes_read
-        self._close(truncated=truncated_comment(chunk.skip_reason, read, listed.size))
-        self._skip(listed, f"{chunk.skip_reason}; its entry holds only the first {read} bytes")
+        read = entry.bytes_read
+        self._close(entry, truncated=truncated_comment(reason, read, listed.size))
+        self._skip(listed, f"{reason}; its entry holds only the first {read} bytes")
 
     def _skip(self, listed: Listed, reason: str) -> None:
         if self.request.strict:

@@ -6,12 +6,16 @@ import functools
 import os
 import threading
 import warnings
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
 
 from bucketzip.errors import InputError
+
+if TYPE_CHECKING:
+    from bucketzip.store import StateStore
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "bucketzip"
 logger = Logger(service=SERVICE)
@@ -101,7 +105,7 @@ def _env_number(name: str, default, kind):
         raise RuntimeError(f"{name}={raw!r} is not a number") from None
 
 
-def fenced(store, run_id: str, work):
+def fenced(store: StateStore, run_id: str, work):
     """Run work(); if it fails while another invocation committed (the state version
     moved), the failure is StaleState: the state machine retries and reloads instead
     of aborting a healthy run because a stale step tripped over newer state."""

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import engine
 from ..clients import s3_client
@@ -23,6 +24,11 @@ from ..store_local import LocalStateStore
 from . import read as cli_read
 from . import workflow as cli_workflow
 from .terminal import ProgressLine, parse_s3_url
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from ..store import StateStore
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,7 +133,7 @@ def request_from_args(args) -> ArchiveRequest:
     )
 
 
-def _count_source(s3, request: ArchiveRequest, progress: ProgressLine) -> None:
+def _count_source(s3: S3Client, request: ArchiveRequest, progress: ProgressLine) -> None:
     """Totals for the ETA, listed on a side thread (one request per 1000 keys)."""
     total_bytes = total_objects = 0
     try:
@@ -181,7 +187,7 @@ def _resumed_request(args, stored: ArchiveRequest) -> None:
             )
 
 
-def cmd_archive(args, s3) -> int:
+def cmd_archive(args, s3: S3Client) -> int:
     store = LocalStateStore(state_dir())
     if args.step_seconds <= 0:
         raise InputError(f"--step-seconds: {args.step_seconds:g} is not a positive number of seconds")
@@ -282,7 +288,7 @@ def _selection(request: ArchiveRequest) -> str:
     return where + (f" (with {' '.join(filters)})" if filters else "")
 
 
-def _suspend(store, run_id: str, exc: BaseException) -> int:
+def _suspend(store: StateStore, run_id: str, exc: BaseException) -> int:
     """Transient faults outlasted the retries: keep state, upload and staging, say how to go on."""
     engine.suspend_run(store, run_id, f"{type(exc).__name__}: {exc}")
     print(
@@ -294,7 +300,7 @@ def _suspend(store, run_id: str, exc: BaseException) -> int:
     return EXIT_SUSPENDED
 
 
-def cmd_abort(args, s3) -> int:
+def cmd_abort(args, s3: S3Client) -> int:
     store = LocalStateStore(state_dir())
     if not store.exists(args.run_id):
         raise RunNotFound(f"no run {args.run_id}")

@@ -12,8 +12,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..run_ids import continuation_name, run_id_of_execution
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+    from ..store import StateStore
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -48,7 +54,7 @@ class ExecutionOutcome:
         return 0 if self.succeeded else 1
 
 
-def start_execution(sfn, state_machine_arn: str, execution_input: dict, name: str) -> str:
+def start_execution(sfn: SFNClient, state_machine_arn: str, execution_input: dict, name: str) -> str:
     """StartExecution; returns the execution ARN."""
     return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input))[
         "executionArn"
@@ -56,7 +62,7 @@ def start_execution(sfn, state_machine_arn: str, execution_input: dict, name: st
 
 
 def follow(
-    sfn,
+    sfn: SFNClient,
     execution_arn: str,
     *,
     on_update: Callable[[ExecutionUpdate], None] | None = None,
@@ -89,7 +95,7 @@ def follow(
         )
 
 
-def continuations(sfn, chain: list[str], run_id: str) -> list[str]:
+def continuations(sfn: SFNClient, chain: list[str], run_id: str) -> list[str]:
     """`chain` (the first execution, then continuations found so far) extended with the
     continuations started since: each is named after the run and its generation."""
     chain = list(chain)
@@ -103,7 +109,7 @@ def continuations(sfn, chain: list[str], run_id: str) -> list[str]:
         chain.append(candidate)
 
 
-def store_progress(store) -> Callable[[str], object]:
+def store_progress(store: StateStore) -> Callable[[str], object]:
     """progress_of(run_id) from the run state, None when there is none (finished, aborted)."""
     from bucketzip import engine
     from bucketzip.errors import RunNotFound
@@ -117,7 +123,7 @@ def store_progress(store) -> Callable[[str], object]:
     return progress_of
 
 
-def table_of_execution(sfn, awslambda, execution_arn: str) -> str | None:
+def table_of_execution(sfn: SFNClient, awslambda, execution_arn: str) -> str | None:
     """The DynamoDB table of a deployed stack: BUCKETZIP_TABLE of its Start function."""
     state_machine_arn = sfn.describe_execution(executionArn=execution_arn)["stateMachineArn"]
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=state_machine_arn)["definition"])

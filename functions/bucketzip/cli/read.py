@@ -12,7 +12,7 @@ import argparse
 import json
 import re
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import CorruptManifest, InputError
 from ..reading.archive import Archive
@@ -22,6 +22,9 @@ from ..reading.restore import DEFAULT_PART_SIZE, plan_restore, restore
 from ..reading.verify import verify_s3
 from ..sizes import format_size, parse_size
 from .terminal import ProgressLine, parse_s3_url
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -53,13 +56,13 @@ def _usage(message: str) -> int:
     return 2
 
 
-def _open(args, s3) -> Archive:
+def _open(args, s3: S3Client) -> Archive:
     bucket, key = parse_s3_url(args.archive, want_key=True)
     return Archive.open_s3(s3, bucket, key)
 
 
 # ----------------------------------------------------------------------------------
-def cmd_ls(args, s3) -> int:
+def cmd_ls(args, s3: S3Client) -> int:
     try:
         bucket, key = parse_s3_url(args.archive, want_key=True)
     except InputError as exc:
@@ -103,7 +106,7 @@ def cmd_ls(args, s3) -> int:
     return 0
 
 
-def cmd_extract(args, s3) -> int:
+def cmd_extract(args, s3: S3Client) -> int:
     try:
         parse_s3_url(args.archive, want_key=True)
     except InputError as exc:
@@ -141,7 +144,7 @@ def cmd_extract(args, s3) -> int:
     return 0 if result.ok else 1
 
 
-def cmd_restore(args, s3) -> int:
+def cmd_restore(args, s3: S3Client) -> int:
     try:
         parse_s3_url(args.archive, want_key=True)
         dest_bucket, dest_prefix = parse_s3_url(args.dest, want_key=False, option="DEST")
@@ -206,7 +209,7 @@ def cmd_restore(args, s3) -> int:
     return 0 if result.ok else 1
 
 
-def cmd_verify(args, s3) -> int:
+def cmd_verify(args, s3: S3Client) -> int:
     try:
         bucket, key = parse_s3_url(args.archive, want_key=True)
         against = parse_s3_url(args.against, want_key=False, option="--against") if args.against else None

@@ -12,10 +12,15 @@ import json
 import sys
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..sizes import format_size
 from .terminal import parse_s3_url
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
 
 NEXT_STEPS = """\
 Next, on AWS (see the README, "Deploy"):
@@ -86,7 +91,7 @@ def register(subparsers) -> None:
 # -- demo ------------------------------------------------------------------------------
 
 
-def cmd_demo(args, s3=None) -> int:
+def cmd_demo(args, s3: S3Client | None = None) -> int:
     try:
         import moto  # noqa: F401 - the emulator is an optional extra
     except ImportError:
@@ -167,7 +172,7 @@ def execution_input(args) -> dict:
     return data
 
 
-def cmd_start(args, s3=None) -> int:
+def cmd_start(args, s3: S3Client | None = None) -> int:
     from .executions import start_execution
 
     try:
@@ -189,7 +194,7 @@ def cmd_start(args, s3=None) -> int:
 # -- watch -----------------------------------------------------------------------------
 
 
-def cmd_watch(args, s3=None) -> int:
+def cmd_watch(args, s3: S3Client | None = None) -> int:
     with _aws_errors("watch"):
         return _watch(
             _client("stepfunctions", args), args.execution_arn, table=args.table, interval=args.interval, args=args
@@ -222,7 +227,7 @@ class _aws_errors:
         return False
 
 
-def _watch(sfn, execution_arn: str, *, table: str | None, interval: float, args=None) -> int:
+def _watch(sfn: SFNClient, execution_arn: str, *, table: str | None, interval: float, args=None) -> int:
     import os
 
     from ..store_dynamodb import DynamoStateStore

@@ -16,12 +16,17 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 
 from ..state_table import create_table_params, ttl_params
 from .server import embedded_moto_server
 from .workflow import LocalWorkflow
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 SOURCE_BUCKET = "demo-photos"
 DEST_BUCKET = "demo-archives"
@@ -125,7 +130,7 @@ def run_demo(
     )
 
 
-def verify(s3, archive: dict, objects: dict[str, bytes]) -> list[str]:
+def verify(s3: S3Client, archive: dict, objects: dict[str, bytes]) -> list[str]:
     """Read every object back from the archive through the manifest's key -> name map."""
     manifest = s3.get_object(Bucket=archive["bucket"], Key=archive["manifest_key"])["Body"].read()
     names = {}
@@ -151,7 +156,7 @@ def verify(s3, archive: dict, objects: dict[str, bytes]) -> list[str]:
     return problems
 
 
-def _seed(s3, objects: dict[str, bytes]) -> None:
+def _seed(s3: S3Client, objects: dict[str, bytes]) -> None:
     for bucket in (SOURCE_BUCKET, DEST_BUCKET):
         s3.create_bucket(Bucket=bucket)
     for key, body in objects.items():
@@ -159,6 +164,6 @@ def _seed(s3, objects: dict[str, bytes]) -> None:
     s3.put_object(Bucket=SOURCE_BUCKET, Key=FOLDER_MARKER, Body=b"")
 
 
-def _create_table(dynamodb) -> None:
+def _create_table(dynamodb: DynamoDBClient) -> None:
     dynamodb.create_table(**create_table_params(TABLE))
     dynamodb.update_time_to_live(**ttl_params(TABLE))

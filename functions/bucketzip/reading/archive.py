@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptArchive
 from ..records import TRUNCATED_MARK
@@ -17,9 +18,14 @@ from .entries import iter_entry_data
 from .manifest import Manifest, ManifestEntry, load_manifest
 from .rangereader import RangeReader, S3RangeReader
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 
 class Archive:
-    def __init__(self, reader: RangeReader, *, s3=None, bucket: str | None = None, key: str | None = None):
+    def __init__(
+        self, reader: RangeReader, *, s3: S3Client | None = None, bucket: str | None = None, key: str | None = None
+    ):
         self.reader = reader
         self.s3, self.bucket, self.key = s3, bucket, key
         self.info: ArchiveInfo = read_end(reader)
@@ -28,7 +34,7 @@ class Archive:
         self._manifest_loaded = False
 
     @classmethod
-    def open_s3(cls, s3, bucket: str, key: str, **reader_options) -> Archive:
+    def open_s3(cls, s3: S3Client, bucket: str, key: str, **reader_options) -> Archive:
         return cls(S3RangeReader.open(s3, bucket, key, **reader_options), s3=s3, bucket=bucket, key=key)
 
     @property

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptManifest
 from ..manifest import FORMAT_FAMILY, HEADER_NAMES, manifest_key
 from ..s3errors import AWS_ERRORS, NOT_FOUND_CODES, error_code, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MAX_LINE = 1024 * 1024  # a manifest line is a few hundred bytes; refuse absurd ones
 
@@ -154,7 +157,7 @@ def parse_manifest(lines: Iterable[bytes | str], location: str = "manifest") -> 
     return Manifest(header=header, entries=entries, skipped=skipped, location=location)
 
 
-def load_manifest(s3, bucket: str, archive_key: str) -> Manifest | None:
+def load_manifest(s3: S3Client, bucket: str, archive_key: str) -> Manifest | None:
     """The manifest beside the archive, or None when there is none."""
     key = manifest_key(archive_key)
     location = f"s3://{bucket}/{key}"

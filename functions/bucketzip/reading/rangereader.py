@@ -26,9 +26,13 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ArchiveNotFound, CorruptArchive, ReadFailed
 from ..s3errors import AWS_ERRORS, error_code, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 KiB, MiB = 1024, 1024 * 1024
 # The end records are at most 22 + 65,535 (comment) + 20 (zip64 locator) + 56 (zip64
@@ -430,7 +434,9 @@ class FileRangeReader(RangeReader):
 class S3RangeReader(RangeReader):
     """One S3 object (optionally a version) read with ranged GETs."""
 
-    def __init__(self, s3, bucket: str, key: str, size: int, etag: str | None, version_id: str | None = None, **kwargs):
+    def __init__(
+        self, s3: S3Client, bucket: str, key: str, size: int, etag: str | None, version_id: str | None = None, **kwargs
+    ):
         self.s3, self.bucket, self.key = s3, bucket, key
         self.etag, self.version_id = etag, version_id
         self.name = f"s3://{bucket}/{key}"
@@ -438,7 +444,7 @@ class S3RangeReader(RangeReader):
 
     @classmethod
     def open(
-        cls, s3, bucket: str, key: str, *, version_id: str | None = None, tail: int = TAIL_SIZE, **kwargs
+        cls, s3: S3Client, bucket: str, key: str, *, version_id: str | None = None, tail: int = TAIL_SIZE, **kwargs
     ) -> S3RangeReader:
         """One GET of the last `tail` bytes: gives size, ETag and the end records."""
         name = f"s3://{bucket}/{key}"

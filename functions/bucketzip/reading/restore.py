@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDenied, BucketzipError, DestinationExists, UnsafePath
 from ..limits import MAX_KEY_BYTES, MAX_PARTS, MIN_PART_SIZE
@@ -35,6 +35,9 @@ from .archive import Archive, check_no_overlaps, select, truncation
 from .directory import Entry
 from .extract import safe_parts
 from .manifest import ManifestEntry
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
@@ -165,7 +168,7 @@ def part_size_for(size: int, part_size: int) -> int:
 class _Writer:
     def __init__(
         self,
-        s3,
+        s3: S3Client,
         archive: Archive,
         bucket: str,
         *,
@@ -299,7 +302,7 @@ def _jobs(items: Sequence[RestoreItem], bucket: str, accept: bool, result: Resto
 
 
 def restore(
-    s3,
+    s3: S3Client,
     archive: Archive,
     items: Sequence[RestoreItem],
     bucket: str,

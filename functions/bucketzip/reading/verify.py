@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BucketzipError, CorruptArchive, CorruptManifest, UnsafePath, UnsupportedArchive
 from ..s3errors import AWS_ERRORS, translate
@@ -39,6 +39,9 @@ from .entries import (
 from .extract import safe_parts
 from .manifest import Manifest, load_manifest
 from .rangereader import RangeReader, S3RangeReader
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 Progress = Callable[[int, int], None]
 METHODS = {"store": 0, "deflate": 8}
@@ -374,7 +377,9 @@ def compare_manifest(report: VerifyReport, info: ArchiveInfo, entries: list[Entr
             report.notes.append(f"the manifest was written for {recorded}")
 
 
-def compare_source(s3, bucket: str, prefix: str, entries: list[Entry], manifest: Manifest | None) -> SourceDrift:
+def compare_source(
+    s3: S3Client, bucket: str, prefix: str, entries: list[Entry], manifest: Manifest | None
+) -> SourceDrift:
     """The archive's objects against the source's current listing under `prefix`."""
     drift = SourceDrift(source=f"s3://{bucket}/{prefix}")
     expected: dict[str, tuple[str | None, int]] = {}
@@ -408,7 +413,7 @@ def compare_source(s3, bucket: str, prefix: str, entries: list[Entry], manifest:
 
 
 def verify_s3(
-    s3,
+    s3: S3Client,
     bucket: str,
     key: str,
     *,
