@@ -59,9 +59,15 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
-FUNCTION_NAMES = ("start", "step", "finish", "abort")
+FUNCTION_NAMES = ("start", "step", "finish", "abort", "cleanup")
 # name: (memory MB, timeout seconds); the step and finish run to the 15-minute Lambda maximum.
-FUNCTION_DEFAULTS = {"start": (512, 120), "step": (2048, 900), "finish": (1024, 900), "abort": (512, 300)}
+FUNCTION_DEFAULTS = {
+    "start": (512, 120),
+    "step": (2048, 900),
+    "finish": (1024, 900),
+    "abort": (512, 300),
+    "cleanup": (512, 300),
+}
 SCHEDULE_KEYS = (
     "name",
     "schedule",

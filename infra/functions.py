@@ -1,9 +1,10 @@
-"""The four Lambda functions (start, step, finish, abort): Python on arm64, one asset, one
-least-privilege role, a log group each with a retention, X-Ray tracing."""
+"""The Lambda functions (start, step, finish, abort for the state machine; cleanup for the
+execution-status rule): Python on arm64, one asset, one least-privilege role EACH (only what
+its own code calls: infra/permissions.py), a log group each with a retention, X-Ray tracing."""
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -16,6 +17,13 @@ from .permissions import function_statements
 from .retention import retention
 
 SERVICE_NAME = "bucketzip"
+ROLE_PURPOSES = {
+    "start": "check the source, create the archive's upload, write the run state",
+    "step": "read sources, upload parts and the staging tail, commit the run state",
+    "finish": "write the directory and manifest, complete the upload, delete the run state",
+    "abort": "abort the upload, delete staging objects and the run state",
+    "cleanup": "clean up after an execution that stopped, timed out or failed",
+}
 METRICS_NAMESPACE = "Bucketzip"
 # Step and Finish spill the part being built, and the parts being uploaded, to /tmp
 # (functions/bucketzip/sink.py), so memory does not grow with the part size. The part
@@ -54,16 +62,27 @@ class Functions(Construct):
         super().__init__(scope, id)
         check_spill_settings(config)
         stack_name = Stack.of(self).stack_name
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="bucketzip functions: read sources, write archives, run state",
-        )
-        statements = function_statements(config, dest_bucket_arn=dest_bucket_arn, table_arn=table_arn)
-        for statement in statements:
-            self.role.add_to_policy(statement)
-        self._suppressions(statements)
+        self.roles: dict[str, iam.Role] = {}
+        for name in FUNCTION_NAMES:
+            role = iam.Role(
+                self,
+                f"{name.title()}Role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"bucketzip {name} function: {ROLE_PURPOSES[name]}",
+            )
+            statements = function_statements(config, name, dest_bucket_arn=dest_bucket_arn, table_arn=table_arn)
+            if name == "cleanup":  # the execution input, when too large for the event
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="DescribeExecutions",
+                        actions=["states:DescribeExecution"],
+                        resources=[execution_arns(self, config.state_machine_name)],
+                    )
+                )
+            for statement in statements:
+                role.add_to_policy(statement)
+            self._suppressions(role, statements)
+            self.roles[name] = role
 
         code = lambda_code(
             config.bundle,
@@ -82,7 +101,6 @@ class Functions(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
         self.by_name: dict[str, lambda_.Function] = {}
-        log_arns = []
         for name in FUNCTION_NAMES:
             settings = config.functions[name]
             log_group = logs.LogGroup(
@@ -92,7 +110,13 @@ class Functions(Construct):
                 retention=retention(config.log_retention_days),
                 removal_policy=RemovalPolicy.DESTROY,
             )
-            log_arns.append(log_group.log_group_arn)
+            self.roles[name].add_to_policy(
+                iam.PolicyStatement(
+                    sid="WriteLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                )
+            )
             spills = name in SPILL_FUNCTIONS
             spill_environment = (
                 {"BUCKETZIP_SPILL_BYTES": str((EPHEMERAL_STORAGE_MB - SPILL_RESERVE_MB) * 1024 * 1024)}
@@ -113,28 +137,46 @@ class Functions(Construct):
                 timeout=Duration.seconds(settings.timeout_seconds),
                 environment={**environment, **spill_environment},
                 ephemeral_storage_size=Size.mebibytes(EPHEMERAL_STORAGE_MB) if spills else None,
-                role=self.role,
+                role=self.roles[name],
                 log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,
             )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=log_arns
-            )
-        )
 
-    def _suppressions(self, statements: list[iam.PolicyStatement]) -> None:
+    def _suppressions(self, role: iam.Role, statements: list[iam.PolicyStatement]) -> None:
+        executions = [f for f in wildcard_resource_findings(self, statements) if ":execution:" in f]
+        objects = [
+            f for f in wildcard_resource_findings(self, statements) if f != "Resource::*" and f not in executions
+        ]
+        if objects:
+            suppress(
+                role,
+                "AwsSolutions-IAM5",
+                "Object-level S3 permissions name objects by prefix (bucket/prefix*): read under each "
+                "configured source prefix, write under the destination and staging prefixes only.",
+                findings=objects,
+            )
+        if executions:
+            suppress(
+                role,
+                "AwsSolutions-IAM5",
+                "Cleanup describes executions of this one state machine (their ARNs end in the "
+                "execution name, unknown before the run) to read an input too large for the event.",
+                findings=executions,
+            )
         suppress(
-            self.role,
-            "AwsSolutions-IAM5",
-            "Object-level S3 permissions name objects by prefix (bucket/prefix*): read under each "
-            "configured source prefix, write under the destination and staging prefixes only.",
-            findings=[f for f in wildcard_resource_findings(self, statements) if f != "Resource::*"],
-        )
-        suppress(
-            self.role,
+            role,
             "AwsSolutions-IAM5",
             "X-Ray trace writes (xray:PutTraceSegments, xray:PutTelemetryRecords) support no "
             "resource-level permissions; AWS documents Resource '*' for them.",
             findings=["Resource::*"],
         )
+
+
+def execution_arns(scope: Construct, state_machine_name: str) -> str:
+    """Every execution of the state machine."""
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{state_machine_name}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )

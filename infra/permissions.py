@@ -1,6 +1,11 @@
-"""The functions' IAM statements, least privilege: read-only on each configured source
-bucket and prefix, writes only under the destination prefix and the staging prefix, the
-state table only, KMS only for configured keys. No statement uses Resource "*"."""
+"""Each function's IAM statements, least privilege and one role per function: a function
+gets only what its own code calls. Sources are read-only and only Step reads objects;
+writes only under the destination prefix and the staging prefix; the state table only;
+KMS only for configured keys. No statement uses Resource "*".
+
+IAM cannot separate CreateMultipartUpload from UploadPart (both are s3:PutObject), so
+Start, which creates the upload, holds s3:PutObject on the destination prefix; it has no
+access to staging objects nor to source objects (Start only lists the source)."""
 
 from __future__ import annotations
 
@@ -19,10 +24,26 @@ TABLE_ACTIONS = [  # TransactWriteItems is authorized through the item actions i
     "dynamodb:UpdateItem",
 ]
 SOURCE_READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]
-# PutObject also covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload;
-# GetObject covers HeadObject (existence check of the archive key) and reading staging objects.
-DEST_WRITE_ACTIONS = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"]
-STAGING_ACTIONS = ["s3:DeleteObject"]
+# What each function does under the destination prefix (the archive and its manifest).
+# s3:PutObject covers CreateMultipartUpload, UploadPart and CompleteMultipartUpload;
+# s3:GetObject covers HeadObject (Finish's completion proof).
+DEST_ACTIONS = {
+    "start": ["s3:AbortMultipartUpload", "s3:PutObject"],  # create the upload (abort it if the state write fails)
+    "step": ["s3:PutObject"],  # upload parts
+    "finish": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+    "abort": ["s3:AbortMultipartUpload"],
+    "cleanup": ["s3:AbortMultipartUpload"],
+}
+# ... and under the staging prefix (the tail carried between steps).
+STAGING_ACTIONS = {
+    "step": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+    "finish": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+    "abort": ["s3:DeleteObject"],
+    "cleanup": ["s3:DeleteObject"],
+}
+LISTS_SOURCE = ("start", "step")  # Start checks the source exists; Step lists it
+READS_SOURCE = ("step",)
+WRITES_WITH_DEST_KEY = ("start", "step", "finish")  # SSE-KMS: new objects and parts need the key
 
 
 def bucket_arn(bucket: str) -> str:
@@ -36,37 +57,53 @@ def _list_statement(sid: str, arn: str, prefixes: list[str]) -> iam.PolicyStatem
     return iam.PolicyStatement(sid=sid, actions=["s3:ListBucket"], resources=[arn], conditions=conditions)
 
 
-def function_statements(config: Config, *, dest_bucket_arn: str, table_arn: str) -> list[iam.PolicyStatement]:
+def function_statements(
+    config: Config, name: str, *, dest_bucket_arn: str, table_arn: str
+) -> list[iam.PolicyStatement]:
+    """The statements of function `name` (infra.config.FUNCTION_NAMES)."""
     statements = []
-    for i, (bucket, prefixes) in enumerate(config.source_prefixes().items()):
-        statements.append(_list_statement(f"ListSource{i}", bucket_arn(bucket), prefixes))
+    if name in LISTS_SOURCE:
+        for i, (bucket, prefixes) in enumerate(config.source_prefixes().items()):
+            statements.append(_list_statement(f"ListSource{i}", bucket_arn(bucket), prefixes))
+            if name in READS_SOURCE:
+                statements.append(
+                    iam.PolicyStatement(
+                        sid=f"ReadSource{i}",
+                        actions=SOURCE_READ_ACTIONS,
+                        resources=[f"{bucket_arn(bucket)}/{p}*" for p in prefixes],
+                    )
+                )
+
+    dest_prefix = config.dest_prefix  # "" is the whole bucket, staging included
+    staging_prefixes = [STAGING_PREFIX] if dest_prefix else [""]
+    # The engine lists the destination only with Prefix=<archive key> (Start; a HEAD's 404)
+    # or the staging prefix (Finish, Abort, Cleanup sweep it).
+    listed = {"start": [dest_prefix], "finish": [dest_prefix, STAGING_PREFIX]}.get(name, [STAGING_PREFIX])
+    if name != "step":
+        statements.append(_list_statement("ListDestination", dest_bucket_arn, [""] if not dest_prefix else listed))
+    statements.append(
+        iam.PolicyStatement(
+            sid="WriteDestination", actions=DEST_ACTIONS[name], resources=[f"{dest_bucket_arn}/{dest_prefix}*"]
+        )
+    )
+    if name in STAGING_ACTIONS and dest_prefix:
         statements.append(
             iam.PolicyStatement(
-                sid=f"ReadSource{i}",
-                actions=SOURCE_READ_ACTIONS,
-                resources=[f"{bucket_arn(bucket)}/{p}*" for p in prefixes],
+                sid="Staging",
+                actions=STAGING_ACTIONS[name],
+                resources=[f"{dest_bucket_arn}/{p}*" for p in staging_prefixes],
             )
         )
-
-    dest_prefixes = [config.dest_prefix, STAGING_PREFIX] if config.dest_prefix else [""]
-    # The engine lists the destination only with Prefix=<archive key> or the staging prefix.
-    statements.append(_list_statement("ListDestination", dest_bucket_arn, dest_prefixes))
-    statements.append(
-        iam.PolicyStatement(
+    elif name in STAGING_ACTIONS:  # destination is the whole bucket: one statement covers both
+        statements[-1] = iam.PolicyStatement(
             sid="WriteDestination",
-            actions=DEST_WRITE_ACTIONS,
-            resources=[f"{dest_bucket_arn}/{p}*" for p in dest_prefixes],
+            actions=sorted(set(DEST_ACTIONS[name]) | set(STAGING_ACTIONS[name])),
+            resources=[f"{dest_bucket_arn}/*"],
         )
-    )
-    statements.append(
-        iam.PolicyStatement(
-            sid="DeleteStaging", actions=STAGING_ACTIONS, resources=[f"{dest_bucket_arn}/{STAGING_PREFIX}*"]
-        )
-    )
 
     statements.append(iam.PolicyStatement(sid="StateTable", actions=TABLE_ACTIONS, resources=[table_arn]))
 
-    if config.dest_kms_key_arn:
+    if config.dest_kms_key_arn and name in WRITES_WITH_DEST_KEY:
         statements.append(
             iam.PolicyStatement(
                 sid="DestinationKey",
@@ -74,7 +111,7 @@ def function_statements(config: Config, *, dest_bucket_arn: str, table_arn: str)
                 resources=[config.dest_kms_key_arn],
             )
         )
-    if config.source_kms_key_arns:
+    if config.source_kms_key_arns and name in READS_SOURCE:
         statements.append(
             iam.PolicyStatement(
                 sid="SourceKeys", actions=["kms:Decrypt"], resources=sorted(set(config.source_kms_key_arns))

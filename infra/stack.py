@@ -7,6 +7,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from .alarms import FailureAlarms
+from .cleanup import Cleanup
 from .config import Config
 from .destination import Destination
 from .functions import Functions
@@ -32,6 +33,13 @@ class BucketzipStack(Stack):
         self.workflow = ArchiveStateMachine(self, "Archive", config=config, functions=self.functions.by_name)
         self.schedules = Schedules(self, "Schedules", config=config, state_machine=self.workflow.state_machine)
         self.alarms = FailureAlarms(self, "Alarms", state_machine=self.workflow.state_machine, email=config.alarm_email)
+        self.cleanup = Cleanup(
+            self,
+            "Cleanup",
+            state_machine=self.workflow.state_machine,
+            function=self.functions.by_name["cleanup"],
+            topic=self.alarms.topic,
+        )
         self._outputs()
 
     def _outputs(self) -> None:

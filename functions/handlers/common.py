@@ -40,6 +40,10 @@ def dynamodb_client():
     return _client("dynamodb", os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
 
 
+def stepfunctions_client():
+    return _client("stepfunctions", os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+
+
 @functools.lru_cache(maxsize=8)
 def _client(service: str, endpoint_url: str | None, region: str | None):
     """Cached per endpoint/region: warm invocations reuse connections. The S3 pool fits
@@ -49,6 +53,10 @@ def _client(service: str, endpoint_url: str | None, region: str | None):
     with _clients_lock:  # boto3's default session is not thread-safe while creating clients
         if service == "s3":
             return clients.s3_client(endpoint_url, concurrency=64)
+        if service == "stepfunctions":
+            import boto3
+
+            return boto3.client("stepfunctions", endpoint_url=endpoint_url, region_name=region)
         return clients.dynamodb_client(endpoint_url)
 
 

@@ -76,3 +76,21 @@ class AbortEvent(BaseModel):
     execution_input: Any = None  # $$.Execution.Input
     error: dict[str, Any] | None = None  # {"Error", "Cause"} that sent the run to Abort
     suspend: bool = False  # from Suspend: keep the run (transient failure), do not abort it
+
+
+class ExecutionStatusDetail(BaseModel):
+    """`detail` of an EventBridge "Step Functions Execution Status Change" event."""
+
+    executionArn: str = Field(min_length=1)  # noqa: N815 - the event's field names
+    stateMachineArn: str = ""  # noqa: N815
+    name: str = Field(min_length=1)
+    status: str
+    input: str | None = None  # the execution input as JSON text; null when too large to include
+
+
+class ExecutionStatusChange(BaseModel):
+    """The cleanup rule's event (EventBridge envelope; only the fields used)."""
+
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: ExecutionStatusDetail

@@ -18,7 +18,6 @@ TABLE = [
 ]
 XRAY = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
-LOG_GROUPS = [f"${{Functions{n}Logs.Arn}}" for n in ("Abort", "Finish", "Start", "Step")]
 FUNCTIONS = [f"${{Functions{n}.Arn}}" for n in ("Abort", "Finish", "Start", "Step")]
 S3 = "arn:${AWS::Partition}:s3:::"
 STATE_MACHINE_DELIVERY = [
@@ -87,43 +86,122 @@ def expect(*statements):
     return sorted(statements, key=lambda s: (s["Sid"] or "", s["Action"]))
 
 
-MAIN_FUNCTIONS = expect(
-    statement("ListSource0", ["s3:ListBucket"], [f"{S3}acme-logs"], prefix("app/*")),
-    statement("ReadSource0", S3_READ, [f"{S3}acme-logs/app/*"]),
-    statement("ListSource1", ["s3:ListBucket"], [f"{S3}acme-misc"], prefix("reports/*")),
-    statement("ReadSource1", S3_READ, [f"{S3}acme-misc/reports/*"]),
-    statement("ListSource2", ["s3:ListBucket"], [f"{S3}acme-photos"]),  # the whole bucket is configured
-    statement("ReadSource2", S3_READ, [f"{S3}acme-photos/*"]),
-    statement(
-        "ListDestination", ["s3:ListBucket"], ["${DestinationBucket.Arn}"], prefix("backups/*", ".bucketzip-staging/*")
-    ),
-    statement(
-        "WriteDestination",
-        S3_WRITE,
-        ["${DestinationBucket.Arn}/backups/*", "${DestinationBucket.Arn}/.bucketzip-staging/*"],
-    ),
-    statement("DeleteStaging", ["s3:DeleteObject"], ["${DestinationBucket.Arn}/.bucketzip-staging/*"]),
-    statement("StateTable", TABLE, ["${StateTable.Arn}"]),
-    statement(None, XRAY, ["*"]),
-    statement("WriteLogs", LOGS, LOG_GROUPS),
+def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, kms: bool) -> dict[str, list]:
+    """Role -> statements: each function holds only what its own code calls. `sources` are
+    (ListSourceN, ReadSourceN) statement pairs."""
+    listing = [s for s, _ in sources]
+    reading = [s for pair in sources for s in pair]
+    table = statement("StateTable", TABLE, ["${StateTable.Arn}"])
+    dest_key = [statement("DestinationKey", ["kms:Decrypt", "kms:GenerateDataKey"], [KMS_DEST])] if kms else []
+    source_keys = [statement("SourceKeys", ["kms:Decrypt"], [KMS_SOURCE])] if kms else []
+
+    def common(name):
+        return [statement(None, XRAY, ["*"]), statement("WriteLogs", LOGS, [f"${{Functions{name}Logs.Arn}}"])]
+
+    def list_dest(*prefixes):
+        return statement("ListDestination", ["s3:ListBucket"], [dest], prefix(*prefixes))
+
+    staging_objects = f"{staging}/.bucketzip-staging/*"
+    archives = f"{staging}/{dest_prefix}*"
+    return {
+        "FunctionsStartRole": expect(
+            *listing,
+            list_dest(f"{dest_prefix}*"),
+            statement("WriteDestination", ["s3:AbortMultipartUpload", "s3:PutObject"], [archives]),
+            table,
+            *dest_key,
+            *common("Start"),
+        ),
+        "FunctionsStepRole": expect(
+            *reading,
+            statement("WriteDestination", ["s3:PutObject"], [archives]),
+            statement("Staging", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [staging_objects]),
+            table,
+            *dest_key,
+            *source_keys,
+            *common("Step"),
+        ),
+        "FunctionsFinishRole": expect(
+            list_dest(f"{dest_prefix}*", ".bucketzip-staging/*"),
+            statement("WriteDestination", S3_WRITE, [archives]),
+            statement("Staging", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [staging_objects]),
+            table,
+            *dest_key,
+            *common("Finish"),
+        ),
+        "FunctionsAbortRole": expect(
+            list_dest(".bucketzip-staging/*"),
+            statement("WriteDestination", ["s3:AbortMultipartUpload"], [archives]),
+            statement("Staging", ["s3:DeleteObject"], [staging_objects]),
+            table,
+            *common("Abort"),
+        ),
+        "FunctionsCleanupRole": expect(
+            list_dest(".bucketzip-staging/*"),
+            statement("WriteDestination", ["s3:AbortMultipartUpload"], [archives]),
+            statement("Staging", ["s3:DeleteObject"], [staging_objects]),
+            table,
+            statement(
+                "DescribeExecutions",
+                ["states:DescribeExecution"],
+                [
+                    f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STACK_OF[dest]}-archive:*"
+                ],
+            ),
+            *common("Cleanup"),
+            statement(
+                None, ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"], ["${CleanupDeadLetters.Arn}"]
+            ),
+        ),
+    }
+
+
+STACK_OF = {"${DestinationBucket.Arn}": "Bucketzip", f"{S3}team-archive": "Archiver"}
+MAIN_FUNCTIONS = function_policies(
+    "${DestinationBucket.Arn}",
+    "${DestinationBucket.Arn}",
+    "backups/",
+    [
+        (
+            statement("ListSource0", ["s3:ListBucket"], [f"{S3}acme-logs"], prefix("app/*")),
+            statement("ReadSource0", S3_READ, [f"{S3}acme-logs/app/*"]),
+        ),
+        (
+            statement("ListSource1", ["s3:ListBucket"], [f"{S3}acme-misc"], prefix("reports/*")),
+            statement("ReadSource1", S3_READ, [f"{S3}acme-misc/reports/*"]),
+        ),
+        (  # the whole bucket is configured
+            statement("ListSource2", ["s3:ListBucket"], [f"{S3}acme-photos"]),
+            statement("ReadSource2", S3_READ, [f"{S3}acme-photos/*"]),
+        ),
+    ],
+    kms=False,
+)
+EXISTING_FUNCTIONS = function_policies(
+    f"{S3}team-archive",
+    f"{S3}team-archive",
+    "bucketzip/",
+    [
+        (
+            statement("ListSource0", ["s3:ListBucket"], [f"{S3}data-lake"], prefix("curated/2026/*", "raw/*")),
+            statement("ReadSource0", S3_READ, [f"{S3}data-lake/curated/2026/*", f"{S3}data-lake/raw/*"]),
+        )
+    ],
+    kms=True,
 )
 
-EXISTING_FUNCTIONS = expect(
-    statement("ListSource0", ["s3:ListBucket"], [f"{S3}data-lake"], prefix("curated/2026/*", "raw/*")),
-    statement("ReadSource0", S3_READ, [f"{S3}data-lake/curated/2026/*", f"{S3}data-lake/raw/*"]),
-    statement(
-        "ListDestination", ["s3:ListBucket"], [f"{S3}team-archive"], prefix("bucketzip/*", ".bucketzip-staging/*")
-    ),
-    statement(
-        "WriteDestination", S3_WRITE, [f"{S3}team-archive/bucketzip/*", f"{S3}team-archive/.bucketzip-staging/*"]
-    ),
-    statement("DeleteStaging", ["s3:DeleteObject"], [f"{S3}team-archive/.bucketzip-staging/*"]),
-    statement("StateTable", TABLE, ["${StateTable.Arn}"]),
-    statement("DestinationKey", ["kms:Decrypt", "kms:GenerateDataKey"], [KMS_DEST]),
-    statement("SourceKeys", ["kms:Decrypt"], [KMS_SOURCE]),
-    statement(None, XRAY, ["*"]),
-    statement("WriteLogs", LOGS, LOG_GROUPS),
-)
+
+def test_abort_does_not_read_sources_and_start_does_not_write_parts_or_staging(any_synth):
+    roles = policies(any_synth)
+    actions = {role: {a for s in statements for a in s["Action"]} for role, statements in roles.items()}
+    resources = {role: {r for s in statements for r in s["Resource"]} for role, statements in roles.items()}
+    for role in ("FunctionsAbortRole", "FunctionsCleanupRole", "FunctionsStartRole", "FunctionsFinishRole"):
+        assert not {"s3:GetObjectVersion"} & actions[role], role  # only Step reads sources
+    for role in ("FunctionsAbortRole", "FunctionsCleanupRole"):
+        assert not {"s3:GetObject", "s3:PutObject", "kms:GenerateDataKey"} & actions[role], role
+    assert not any("staging" in r for r in resources["FunctionsStartRole"])
+    assert "s3:DeleteObject" not in actions["FunctionsStartRole"]
+    assert len([r for r in roles if r.startswith("Functions")]) == 5  # one role per function
 
 
 def state_machine_statements(name: str):
@@ -153,7 +231,7 @@ def state_machine_statements(name: str):
 
 def test_main_policies_exactly(main):
     assert policies(main) == {
-        "FunctionsRole": MAIN_FUNCTIONS,
+        **MAIN_FUNCTIONS,
         "ArchiveStateMachineRole": state_machine_statements("Bucketzip-archive"),
         "SchedulesRole": expect(statement(None, ["states:StartExecution"], ["${ArchiveStateMachine}"])),
     }
@@ -161,7 +239,7 @@ def test_main_policies_exactly(main):
 
 def test_existing_bucket_kms_policies_exactly(existing):
     assert policies(existing) == {
-        "FunctionsRole": EXISTING_FUNCTIONS,
+        **EXISTING_FUNCTIONS,
         "ArchiveStateMachineRole": state_machine_statements("Archiver-archive"),
     }
 
@@ -181,18 +259,21 @@ def test_no_wildcard_resource_or_action_on_s3_or_dynamodb(any_synth):
                 assert "*" not in s["Resource"], s
 
 
+FUNCTION_ROLES = {f"Functions{n}Role": "lambda.amazonaws.com" for n in ("Start", "Step", "Finish", "Abort", "Cleanup")}
+
+
 @pytest.mark.parametrize(
     "fixture,services",
     [
         (
             "main",
             {
-                "FunctionsRole": "lambda.amazonaws.com",
+                **FUNCTION_ROLES,
                 "ArchiveStateMachineRole": "states.amazonaws.com",
                 "SchedulesRole": "scheduler.amazonaws.com",
             },
         ),
-        ("existing", {"FunctionsRole": "lambda.amazonaws.com", "ArchiveStateMachineRole": "states.amazonaws.com"}),
+        ("existing", {**FUNCTION_ROLES, "ArchiveStateMachineRole": "states.amazonaws.com"}),
     ],
 )
 def test_roles_trust_one_service_and_carry_no_other_policies(request, fixture, services):

@@ -7,18 +7,29 @@ from infra_support import DEST_BUCKET, LAYER, render
 
 from bucketzip.state_table import create_table_params, ttl_params
 
-FUNCTIONS = {"start": (512, 120), "step": (2048, 900), "finish": (1024, 900), "abort": (512, 300)}
+FUNCTIONS = {
+    "start": (512, 120),
+    "step": (2048, 900),
+    "finish": (1024, 900),
+    "abort": (512, 300),
+    "cleanup": (512, 300),
+}
 
 
 def test_resource_inventory(main, existing):
     counts = {
         "AWS::DynamoDB::Table": 1,
-        "AWS::Lambda::Function": 4,
+        "AWS::Lambda::Function": 5,
         "AWS::StepFunctions::StateMachine": 1,
-        "AWS::Logs::LogGroup": 5,
+        "AWS::Logs::LogGroup": 6,
         "AWS::SNS::Topic": 1,
-        "AWS::CloudWatch::Alarm": 3,
-        "AWS::IAM::Role": 3,
+        "AWS::CloudWatch::Alarm": 4,
+        "AWS::IAM::Role": 7,
+        "AWS::Events::Rule": 1,
+        "AWS::SQS::Queue": 1,
+        "AWS::SQS::QueuePolicy": 1,
+        "AWS::Lambda::Permission": 1,
+        "AWS::Lambda::EventInvokeConfig": 1,
         "AWS::S3::Bucket": 1,
         "AWS::Scheduler::Schedule": 2,
         "AWS::Scheduler::ScheduleGroup": 1,
@@ -28,7 +39,7 @@ def test_resource_inventory(main, existing):
         main.assertions.resource_count_is(type_, count)
     for type_, count in {
         **counts,
-        "AWS::IAM::Role": 2,
+        "AWS::IAM::Role": 6,
         "AWS::S3::Bucket": 0,
         "AWS::Scheduler::Schedule": 0,
         "AWS::Scheduler::ScheduleGroup": 0,
@@ -98,7 +109,7 @@ def test_functions(main, existing):
             assert render(env["BUCKETZIP_TABLE"]) == "${StateTable}"
             assert render(props["LoggingConfig"]["LogGroup"]) == f"${{Functions{name.title()}Logs}}"
         assert functions["step"]["Timeout"] == 900  # the Lambda maximum
-        # one code asset shared by the four functions
+        # one code asset shared by the functions
         assert len({str(p["Code"]) for p in functions.values()}) == 1
 
 
@@ -193,8 +204,8 @@ def test_failure_alarms(main, existing):
         alarms = {
             a["Properties"]["MetricName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()
         }
-        assert set(alarms) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
-        for props in alarms.values():
+        assert {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} <= set(alarms)
+        for props in (alarms[m] for m in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")):
             assert props["Namespace"] == "AWS/States"
             assert props["Statistic"] == "Sum" and props["Threshold"] == 1 and props["Period"] == 300
             assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
