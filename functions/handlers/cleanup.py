@@ -57,7 +57,7 @@ def kept_because(store, run_id: str) -> str | None:
         state = store.load(run_id)
     except RunNotFound:
         return None  # nothing but possible orphans: abort_run sweeps them
-    if getattr(state, "suspended", ""):  # RunState.suspended, set by the Suspend path
+    if state.suspended:  # set by the Suspend path (engine.suspend_run)
         return "suspended"
     return None
 

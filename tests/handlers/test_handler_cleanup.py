@@ -117,18 +117,12 @@ def test_a_succeeded_run_is_kept(run, s3, dynamodb, context):
     assert list_multipart_uploads(s3, run.dest)  # untouched
 
 
-def test_a_suspended_run_is_kept(run, s3, dynamodb, context, monkeypatch):
-    load = run.store.load
-
-    def suspended(store, run_id):
-        state = load(run_id)
-        state.suspended = "RetryableError: SlowDown"  # as the Suspend path marks it
-        return state
-
-    monkeypatch.setattr(DynamoStateStore, "load", suspended)
+def test_a_suspended_run_is_kept(run, s3, dynamodb, context):
+    engine.suspend_run(run.store, "nightly", "RetryableError: SlowDown")  # as the Suspend path marks it
     result = cleanup.handler(status_change("nightly", "FAILED", {}), context)
     assert result == {"run_id": "nightly", "cleaned": False, "kept": "suspended"}
     assert list_multipart_uploads(s3, run.dest)
+    assert s3.list_objects_v2(Bucket=run.dest, Prefix=STAGING_PREFIX)["KeyCount"]
 
 
 def test_other_statuses_and_foreign_events_are_not_cleaned(run, s3, dynamodb, context):
