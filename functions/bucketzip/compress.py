@@ -4,12 +4,18 @@ entry ends with one empty final block. Concatenated, the pieces are one standard
 deflate stream. So no compressor state ever needs persisting, a step may stop between
 any two chunks, and chunks compress in parallel on the fetch threads.
 
-Backend: ISA-L (measured ~10x zlib level 6 on text, see bench/) when importable, zlib
-otherwise; both produce standard deflate.
+Backends, one per level so an entry's bytes never depend on where it is compressed
+(measured in bench/, 16-32 MiB of JSON/log text, one thread):
+  level 0    stored deflate blocks written here directly (one copy; zlib level 0 cost
+             ~20% of a step's CPU on random data for the same bytes);
+  levels 1-3 ISA-L's levels 1-3 (~4x zlib level 1, ratio between zlib 1 and zlib 6);
+  levels 4-9 zlib-ng (1.5-3x zlib at the same level, the same ratio within 2%).
+zlib is the fallback when a backend cannot be imported (standard deflate either way).
 """
 
 from __future__ import annotations
 
+import struct
 import zlib
 from types import ModuleType
 from typing import Protocol
@@ -32,6 +38,16 @@ class _Compressor(Protocol):
     def compress(self, data: bytes, /) -> bytes: ...
     def flush(self, mode: int = ..., /) -> bytes: ...
 
+
+def _zlib_ng() -> ModuleType | None:
+    try:
+        from zlib_ng import zlib_ng
+    except ImportError:  # pragma: no cover
+        return None
+    return zlib_ng
+
+
+_ng = _zlib_ng()
 
 # An empty fixed-Huffman block with BFINAL set: closes a stream of sync-flushed pieces.
 FINAL_BLOCK = b"\x03\x00"
@@ -63,19 +79,43 @@ _COMPRESSED_TYPES = (
 INCOMPRESSIBLE_RATIO = 0.97
 
 
-def backend_name() -> str:
-    return "isal" if _fast is not None else "zlib"
+def backend_name(level: int = DEFAULT_LEVEL) -> str:
+    """The backend that compresses pieces at `level`."""
+    if level == 0:
+        return "stored-blocks"
+    if level <= 3:
+        return "isal" if _fast is not None else "zlib"
+    return "zlib-ng" if _ng is not None else "zlib"
+
+
+# A stored deflate block holds at most this many bytes (RFC 1951, LEN is 16 bits).
+_STORED_BLOCK_MAX = 0xFFFF
+_STORED_HEADER = struct.Struct("<BHH")  # BFINAL=0 BTYPE=00 (byte-aligned), LEN, NLEN
+
+
+def stored_piece(data: bytes | memoryview) -> bytes:
+    """`data` as non-final stored deflate blocks: byte-aligned, so it ends a piece like a
+    sync flush does, with no compressor in the way (one copy of the bytes)."""
+    view = memoryview(data)
+    out = []
+    for start in range(0, len(view), _STORED_BLOCK_MAX):
+        block = view[start : start + _STORED_BLOCK_MAX]
+        out.append(_STORED_HEADER.pack(0, len(block), len(block) ^ 0xFFFF))
+        out.append(block)
+    return b"".join(out)
 
 
 def deflate_piece(data: bytes, level: int) -> bytes:
-    """Compress one chunk into a sync-flushed raw-deflate piece.
-    Level 0 emits stored deflate blocks (memcpy speed) with zlib; levels 1-3 use ISA-L's
-    levels 0-3 mapping when available, higher levels use zlib for its better ratio."""
+    """Compress one chunk into a sync-flushed (byte-aligned, non-final) raw-deflate piece."""
     compressor: _Compressor
-    if level == 0 or _fast is None or level > 3:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
-    else:
+    if level == 0:
+        return stored_piece(data)
+    if level <= 3 and _fast is not None:
         compressor = _fast.compressobj(level, zlib.DEFLATED, -15)
+    elif level >= 4 and _ng is not None:
+        compressor = _ng.compressobj(level, zlib.DEFLATED, -15, 9)
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
