@@ -97,7 +97,7 @@ def stored_piece(data: bytes | memoryview) -> bytes:
     """`data` as non-final stored deflate blocks: byte-aligned, so it ends a piece like a
     sync flush does, with no compressor in the way (one copy of the bytes)."""
     view = memoryview(data)
-    out = []
+    out: list[bytes | memoryview] = []
     for start in range(0, len(view), _STORED_BLOCK_MAX):
         block = view[start : start + _STORED_BLOCK_MAX]
         out.append(_STORED_HEADER.pack(0, len(block), len(block) ^ 0xFFFF))
