@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from .config import STAGING_PREFIX, Config
+from .config import STAGING_PREFIX, Config, ConfigError
 from .nag import suppress
 
 
@@ -17,6 +17,8 @@ class Destination(Construct):
         super().__init__(scope, id)
         self.created = config.create_dest_bucket
         if not self.created:
+            if config.dest_bucket is None:  # load_config refuses this combination already
+                raise ConfigError("dest_bucket: required when create_dest_bucket is false")
             self.bucket = s3.Bucket.from_bucket_name(self, "Bucket", config.dest_bucket)
             return
         key = kms.Key.from_key_arn(self, "Key", config.dest_kms_key_arn) if config.dest_kms_key_arn else None

@@ -5,6 +5,8 @@ each function's timeout plus a small margin."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -48,7 +50,9 @@ def state_machine_arn(scope: Construct, name: str) -> str:
 
 
 class ArchiveStateMachine(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: Config, functions: dict[str, lambda_.IFunction]) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, config: Config, functions: Mapping[str, lambda_.IFunction]
+    ) -> None:
         super().__init__(scope, id)
         log_group = logs.LogGroup(
             self,

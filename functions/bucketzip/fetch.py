@@ -24,11 +24,15 @@ from .errors import RetryableError
 from .s3errors import AWS_ERRORS, GONE_CODES, error_code, is_transient, translate
 from .state import Cursor, Listed
 
+# What a GET and the read of its body can raise: AWS errors, and a socket error that
+# reaches us unwrapped.
+_READ_ERRORS: tuple[type[Exception], ...] = (*AWS_ERRORS, OSError)
 # Reads of one chunk whose body broke mid-stream before the step gives up (RetryableError).
 BODY_ATTEMPTS = 4
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
 
 _HEADER_FIELDS = {
     "ContentType": "content_type",
@@ -199,13 +203,13 @@ class Prefetcher:
         whole = chunk.start == 0 and length == plan.listed.size
         if not whole:
             kwargs["Range"] = f"bytes={chunk.start}-{chunk.start + length - 1}"
-        response: dict | None = None
+        response: GetObjectOutputTypeDef | None = None
         for attempt in range(1, BODY_ATTEMPTS + 1):
             try:
                 response = self.s3.get_object(**kwargs)
                 chunk.data = response["Body"].read()
                 break
-            except (*AWS_ERRORS, OSError) as exc:  # a body that breaks mid-read too (ResponseStreamingError)
+            except _READ_ERRORS as exc:  # a body that breaks mid-read too (ResponseStreamingError)
                 if error_code(exc) in GONE_CODES:
                     chunk.skip_reason = _reason(exc)
                     return

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..sizes import format_size
@@ -202,11 +202,13 @@ def cmd_watch(args, s3: S3Client | None = None) -> int:
     return 1
 
 
-def _client(service: str, args=None):
+def _client(service: str, args=None) -> Any:
     """A client honouring the main CLI's --endpoint-url (else the standard configuration)."""
     import boto3
 
-    return boto3.client(service, endpoint_url=getattr(args, "endpoint_url", None) or None)
+    endpoint_url = getattr(args, "endpoint_url", None) or None
+    # one helper for several services: the stubs type boto3.client per literal service name
+    return boto3.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
 
 class _aws_errors:
@@ -294,6 +296,8 @@ class WatchLine:
 
 def _cause(cause: str | None) -> str:
     """The errorMessage of a Lambda error cause, else the cause as is."""
+    if cause is None:
+        return ""
     try:
         return json.loads(cause)["errorMessage"]
     except (TypeError, ValueError, KeyError):

@@ -76,7 +76,7 @@ class Invocation:
 _lock = threading.Lock()
 _registry: dict[str, Registration] = {}  # function ARN -> registration
 _invocations: list[Invocation] = []
-_original_invoke = None
+_original_invoke: Callable[..., Any] | None = None
 
 
 def install() -> None:
@@ -87,7 +87,7 @@ def install() -> None:
     with _lock:
         if _original_invoke is None:
             _original_invoke = LambdaBackend.invoke
-            LambdaBackend.invoke = _invoke
+            LambdaBackend.invoke = _invoke  # type: ignore[method-assign]  # the emulator's patch point
 
 
 def register(registration: Registration) -> None:
@@ -158,6 +158,8 @@ def _invoke(self, function_name, qualifier, body, headers, response_headers):
     with _lock:
         registration = _registry.get(fn.function_arn)
     if registration is None:
+        if _original_invoke is None:  # install() keeps moto's invoke before patching it
+            raise RuntimeError("moto's Lambda invoke is patched but the original was not kept")
         return _original_invoke(self, function_name, qualifier, body, headers, response_headers)
     if isinstance(body, bytes):
         body = body.decode("utf-8")

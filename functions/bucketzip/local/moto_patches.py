@@ -47,7 +47,8 @@ def set_retry_time_scale(scale: float) -> None:
     """Scale moto's Retry waits (1.0: as written in the ASL; 0.001: tests)."""
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    retrier_decl.time = _time if scale == 1.0 else SimpleNamespace(sleep=lambda seconds: _time.sleep(seconds * scale))
+    scaled = SimpleNamespace(sleep=lambda seconds: _time.sleep(seconds * scale))
+    retrier_decl.time = _time if scale == 1.0 else scaled  # type: ignore[assignment]  # patching moto (module docstring)
 
 
 def _patch_sfn_integration() -> None:
@@ -72,8 +73,8 @@ def _patch_sfn_integration() -> None:
                     value = value.isoformat()
                 response[key[0].upper() + key[1:]] = value
 
-    cls._normalise_parameters = normalise_parameters
-    cls._normalise_response = normalise_response
+    cls._normalise_parameters = normalise_parameters  # type: ignore[method-assign]  # patching moto (module docstring)
+    cls._normalise_response = normalise_response  # type: ignore[method-assign]  # patching moto (module docstring)
 
 
 def _patch_fail_state() -> None:
@@ -87,13 +88,13 @@ def _patch_fail_state() -> None:
             else:
                 super().__init__(error_name)
 
-    state_fail.CustomErrorName = FailErrorName  # only the Fail state's binding
+    state_fail.CustomErrorName = FailErrorName  # type: ignore[misc]  # only the Fail state's binding
 
 
 def _patch_execution_copy() -> None:
     from moto.stepfunctions.parser.backend.execution import Execution
 
-    Execution.__deepcopy__ = lambda self, memo: self
+    Execution.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]  # patching moto (module docstring)
 
 
 def _patch_lambda_service_errors() -> None:
@@ -116,14 +117,14 @@ def _patch_lambda_service_errors() -> None:
             env=env,
             error_name=CustomErrorName(error),
             event_type=HistoryEventType.LambdaFunctionFailed,
-            event_details=EventDetails(
+            event_details=EventDetails(  # type: ignore[typeddict-item]  # moto's TypedDict lists every kind
                 lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
                     error=error, cause=ex.response["Error"].get("Message", "")
                 )
             ),
         )
 
-    StateTaskLambda._from_error = from_error
+    StateTaskLambda._from_error = from_error  # type: ignore[method-assign]  # patching moto (module docstring)
 
 
 def _patch_execution_names() -> None:
@@ -136,4 +137,4 @@ def _patch_execution_names() -> None:
     def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
         return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
 
-    StepFunctionsParserBackend.start_execution = start_execution
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]  # patching moto (module docstring)

@@ -8,7 +8,7 @@ data = b"".join(archive.open_entry(entry))         # one ranged GET, checked
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptArchive
@@ -51,7 +51,8 @@ class Archive:
             self._entries = list(iter_entries(self.reader, self.info))
         return self._entries
 
-    def open_entry(self, entry: Entry) -> Iterator[bytes]:
+    def open_entry(self, entry: Entry) -> Generator[bytes, None, None]:
+        """The entry's bytes, decoded and checked; close() it when stopping early."""
         return iter_entry_data(self.reader, self.info, entry)
 
     def manifest(self) -> Manifest | None:

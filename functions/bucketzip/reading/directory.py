@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import overload
 
 from ..errors import CorruptArchive, UnsupportedArchive
 from .rangereader import TAIL_SIZE, RangeReader
@@ -211,10 +212,19 @@ def _mtime(date: int, time: int, extra: bytes) -> datetime | None:
     return _dos_time(date, time)
 
 
+@overload
+def apply_zip64(
+    extra: bytes, size: int, csize: int, offset: int, disk: int, where: str
+) -> tuple[int, int, int, int, bool]: ...
+@overload
+def apply_zip64(
+    extra: bytes, size: int, csize: int, offset: None, disk: None, where: str
+) -> tuple[int, int, None, None, bool]: ...
 def apply_zip64(
     extra: bytes, size: int, csize: int, offset: int | None, disk: int | None, where: str
 ) -> tuple[int, int, int | None, int | None, bool]:
-    """Replace 0xFFFFFFFF fields by their zip64 extra values (in the spec's order)."""
+    """Replace 0xFFFFFFFF fields by their zip64 extra values (in the spec's order). A local
+    header has no offset or disk fields (None): they stay None."""
     need = [size == U32, csize == U32, offset is not None and offset == U32, disk is not None and disk == U16]
     payload = None
     for tag, data in iter_extra(extra):
@@ -226,15 +236,18 @@ def apply_zip64(
             raise CorruptArchive(f"{where}: sizes/offset are 0xFFFFFFFF but there is no zip64 extra field")
         return size, csize, offset, disk, False
     pos = 0
-    values = [size, csize, offset, disk]
-    for i, width in enumerate((8, 8, 8, 4)):
-        if not need[i]:
+    values: list[int] = []
+    for needed, width in zip(need, (8, 8, 8, 4), strict=True):
+        if not needed:
+            values.append(-1)
             continue
         if pos + width > len(payload):
             raise CorruptArchive(f"{where}: zip64 extra field is too short")
-        values[i] = int.from_bytes(payload[pos : pos + width], "little")
+        values.append(int.from_bytes(payload[pos : pos + width], "little"))
         pos += width
-    return values[0], values[1], values[2], values[3], True
+    size, csize = (values[0] if need[0] else size), (values[1] if need[1] else csize)
+    offset, disk = (values[2] if need[2] else offset), (values[3] if need[3] else disk)
+    return size, csize, offset, disk, True
 
 
 # ----------------------------------------------------------------------------------

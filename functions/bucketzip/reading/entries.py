@@ -15,7 +15,7 @@ import bz2
 import lzma
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from ..errors import CorruptArchive, EntryCorrupt, UnsupportedArchive
@@ -272,7 +272,7 @@ def entry_label(reader: RangeReader, entry: Entry) -> str:
     return f"{reader.name}: {entry.name}"
 
 
-def iter_entry_data(reader: RangeReader, info: ArchiveInfo, entry: Entry) -> Iterator[bytes]:
+def iter_entry_data(reader: RangeReader, info: ArchiveInfo, entry: Entry) -> Generator[bytes, None, None]:
     """Ranged GET (usually one) of the entry, decoded and checked, in bounded chunks.
 
     Raises CorruptArchive/EntryCorrupt/UnsupportedArchive; data yielded before an error

@@ -25,8 +25,9 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveNotFound, CorruptArchive, ReadFailed
 from ..s3errors import AWS_ERRORS, error_code, translate
@@ -223,8 +224,11 @@ class ByteStream:
         while True:
             if self._raw is None or self._raw_end <= self.pos:
                 self._open_at(self.pos)
+            raw = self._raw
+            if raw is None:  # _open_at sets it or raises
+                raise ReadFailed(f"{self.reader.name}: no response to read at offset {self.pos}")
             try:
-                chunk = self._raw.read(min(max(n, STREAM_CHUNK), self._raw_end - self.pos))
+                chunk = raw.read(min(max(n, STREAM_CHUNK), self._raw_end - self.pos))
             except _STREAM_ERRORS as exc:
                 chunk = None
                 failure = exc
@@ -448,10 +452,11 @@ class S3RangeReader(RangeReader):
     ) -> S3RangeReader:
         """One GET of the last `tail` bytes: gives size, ETag and the end records."""
         name = f"s3://{bucket}/{key}"
-        params = {"Bucket": bucket, "Key": key, "Range": f"bytes=-{tail}"}
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes=-{tail}"}
         if version_id:
             params["VersionId"] = version_id
         requests = 1
+        response: Mapping[str, Any]  # a GetObject answer, or HeadObject's for an empty object
         try:
             response = s3.get_object(**params)
             body = response["Body"]
@@ -482,8 +487,8 @@ class S3RangeReader(RangeReader):
         reader._remember(start, data)
         return reader
 
-    def _params(self, start: int, end: int) -> dict:
-        params = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={start}-{end - 1}"}
+    def _params(self, start: int, end: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={start}-{end - 1}"}
         if self.version_id:
             params["VersionId"] = self.version_id
         if self.etag:

@@ -38,6 +38,7 @@ from .manifest import ManifestEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
@@ -204,7 +205,7 @@ class _Writer:
         if not self.overwrite and self._exists(key):
             raise DestinationExists(f"{where} exists (use --overwrite)")
         params = object_params(item, self.keep_storage_class)
-        guard = {} if self.overwrite else {"IfNoneMatch": "*"}
+        guard: dict[str, Any] = {} if self.overwrite else {"IfNoneMatch": "*"}
         part_size = part_size_for(item.entry.size, self.part_size)
         data = self.archive.open_entry(item.entry)
         buffer = bytearray()
@@ -230,7 +231,7 @@ class _Writer:
             upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, **params)["UploadId"]
         except AWS_ERRORS as exc:
             raise translate(exc, bucket=self.bucket, role="destination", action="write", key=key) from None
-        parts: list[dict[str, Any]] = []
+        parts: list[CompletedPartTypeDef] = []
         total = 0
 
         def send(body: bytes) -> None:

@@ -37,7 +37,7 @@ from .entries import (
     read_local_header,
 )
 from .extract import safe_parts
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, ManifestEntry, load_manifest
 from .rangereader import RangeReader, S3RangeReader
 
 if TYPE_CHECKING:
@@ -334,11 +334,11 @@ def compare_manifest(report: VerifyReport, info: ArchiveInfo, entries: list[Entr
         report.add("manifest", f"manifest header declares {declared} entries but lists {len(manifest.entries)}")
     if len(manifest.entries) != len(entries):
         report.add("manifest", f"manifest lists {len(manifest.entries)} entries, the archive holds {len(entries)}")
-    by_name = {}
-    for m in manifest.entries:
-        if m.name in by_name:
-            report.add("manifest", f"manifest lists {m.name!r} twice (line {m.line})", m.name)
-        by_name[m.name] = m
+    by_name: dict[str, ManifestEntry] = {}
+    for listed in manifest.entries:
+        if listed.name in by_name:
+            report.add("manifest", f"manifest lists {listed.name!r} twice (line {listed.line})", listed.name)
+        by_name[listed.name] = listed
     in_archive = set()
     for entry in entries:
         in_archive.add(entry.name)
