@@ -188,13 +188,23 @@ def finish_run(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline)
     if state.phase == COMPLETING:
         expected = state.version
         state.etag = _complete(s3, state, finish.recorded_parts(store, run_id))
-        state.phase = COMPLETE
+        state.phase, state.finished_at = COMPLETE, time.time()
         store.commit(state, expected, None, 0)
-    finish.write_manifest(s3, store, state)
+    if not state.manifest.done:
+        # The archive is there: the result is recorded first (again on a retry: a put),
+        # so that whichever later write dies (manifest, deletes), a retry answers it.
+        store.record_result(run_id, _result(state).to_json())
+    if not finish.write_manifest(s3, store, state, deadline):
+        return progress_of(state)
     _delete_staging(s3, state)
+    store.delete_run(run_id)  # the state item last (and the recorded result stays)
+    return _result(state)
+
+
+def _result(state: RunState) -> ArchiveResult:
     request = state.request
-    result = ArchiveResult(
-        run_id=run_id,
+    return ArchiveResult(
+        run_id=state.run_id,
         bucket=request.dest_bucket,
         key=request.dest_key,
         size=state.offset,
@@ -204,11 +214,8 @@ def finish_run(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline)
         manifest_key=manifest_key(request.dest_key),
         etag=state.etag,
         steps=state.steps,
-        duration_seconds=round(time.time() - state.started_at, 3),
+        duration_seconds=round((state.finished_at or time.time()) - state.started_at, 3),
     )
-    store.delete_run(run_id)
-    store.record_result(run_id, result.to_json())
-    return result
 
 
 def _complete(s3: S3Client, state: RunState, parts: list[list]) -> str:
@@ -245,6 +252,7 @@ def abort_run(s3: S3Client, store: StateStore, run_id: str) -> None:
         return
     if state.phase != COMPLETE:
         _abort_upload(s3, state)  # after a completed upload this is a harmless NoSuchUpload
+    finish.abort_manifest(s3, state)
     _delete_staging(s3, state)
     store.delete_run(run_id)
 

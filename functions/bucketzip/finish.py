@@ -1,6 +1,7 @@
 """Finishing a run: the central directory (persisted fragments, in commit order) and the
 end records go out as the last parts; the recorded part ETags are checked against what
-S3 holds; the upload is completed; then the manifest is written beside the archive."""
+S3 holds; the upload is completed and proven; then the manifest is written beside the
+archive (its own resumable multipart upload)."""
 
 from __future__ import annotations
 
@@ -156,59 +157,110 @@ def lost_race(state: RunState) -> DestinationExists:
     )
 
 
-def manifest_lines(store: StateStore, state: RunState):
+def write_manifest(s3: S3Client, store: StateStore, state: RunState, deadline: Deadline) -> bool:
+    """Write the manifest as a multipart upload of its own, resumable: each part holds
+    whole fragments' lines and is committed to the state (ManifestProgress) as it goes, so
+    a manifest of tens of millions of lines spans Finish calls, and a retried call goes on
+    where the last commit stopped. True when it is complete; False when the deadline came
+    first (after one part at least: every call makes progress). Fragments are read once
+    for the entry lines and, only when objects were skipped, once for the skipped lines."""
+    progress = state.manifest
+    if progress.done:
+        return True
     request = state.request
-    yield header_line(
-        archive_bucket=request.dest_bucket,
-        archive_key=request.dest_key,
-        source_bucket=request.source_bucket,
-        source_prefix=request.source_prefix,
-        created=state.started_at,
-        entries=state.entries,
-        skipped=state.skipped,
-    )
-    for name in ("manifest", "skipped"):
-        for _, blob in store.iter_fragments(state.run_id):
-            data = getattr(Fragment.from_bytes(blob), name)
-            if data:
-                yield data
-
-
-def write_manifest(s3: S3Client, store: StateStore, state: RunState) -> str:
-    """Stream the manifest: one PUT when small, a multipart upload otherwise."""
-    bucket, key = state.request.dest_bucket, manifest_key(state.request.dest_key)
-    buffer, upload_id = bytearray(), None
-    parts: list[CompletedPartTypeDef] = []
+    bucket, key = request.dest_bucket, manifest_key(request.dest_key)
     try:
-        for data in manifest_lines(store, state):
-            buffer += data
-            while len(buffer) >= MANIFEST_PART_BYTES:
-                if upload_id is None:
-                    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType="application/x-ndjson")[
-                        "UploadId"
-                    ]
-                body = bytes(buffer[:MANIFEST_PART_BYTES])
-                del buffer[:MANIFEST_PART_BYTES]
-                etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=body)[
-                    "ETag"
-                ]
-                parts.append({"PartNumber": len(parts) + 1, "ETag": etag})
-        if upload_id is None:
-            s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), ContentType="application/x-ndjson")
-            return key
-        if buffer:
-            etag = s3.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=bytes(buffer)
-            )["ETag"]
-            parts.append({"PartNumber": len(parts) + 1, "ETag": etag})
-        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
-        return key
-    except BaseException as exc:
-        if upload_id is not None:
-            try:
-                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except AWS_ERRORS:
-                pass
-        if isinstance(exc, AWS_ERRORS):
-            raise translate(exc, bucket=bucket, role="destination", action="write manifest", key=key) from None
+        if progress.upload_id is None:
+            progress.upload_id = s3.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType="application/x-ndjson", Metadata={RUN_METADATA: state.run_id}
+            )["UploadId"]
+            _save(store, state)
+        buffer = bytearray()
+        if progress.stage == 0 and progress.index == 0 and not progress.parts:
+            buffer += header_line(
+                archive_bucket=request.dest_bucket,
+                archive_key=request.dest_key,
+                source_bucket=request.source_bucket,
+                source_prefix=request.source_prefix,
+                created=state.started_at,
+                entries=state.entries,
+                skipped=state.skipped,
+            )
+        stages = (0, 1) if state.skipped else (0,)
+        for stage in stages:
+            if stage < progress.stage:
+                continue
+            start = progress.index if stage == progress.stage else 0
+            for index, blob in store.iter_fragments(state.run_id, start=start):
+                fragment = Fragment.from_bytes(blob)
+                buffer += fragment.manifest if stage == 0 else fragment.skipped
+                if len(buffer) >= MANIFEST_PART_BYTES:
+                    _manifest_part(s3, state, bucket, key, bytes(buffer))
+                    buffer.clear()
+                    progress.stage, progress.index = stage, index + 1
+                    _save(store, state)
+                    if deadline.expired():
+                        return False
+            if stage + 1 in stages:
+                progress.stage, progress.index = stage + 1, 0
+        if buffer or not progress.parts:
+            _manifest_part(s3, state, bucket, key, bytes(buffer))
+        _complete_manifest(s3, state, bucket, key)
+    except AWS_ERRORS as exc:
+        raise translate(exc, bucket=bucket, role="destination", action="write manifest", key=key) from None
+    progress.done, progress.parts = True, []
+    _save(store, state)
+    return True
+
+
+def _save(store: StateStore, state: RunState) -> None:
+    store.commit(state, state.version, None, 0)
+
+
+def _manifest_part(s3: S3Client, state: RunState, bucket: str, key: str, body: bytes) -> None:
+    progress = state.manifest
+    number = len(progress.parts) + 1
+    etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=progress.upload_id, PartNumber=number, Body=body)["ETag"]
+    progress.parts.append([number, etag])
+
+
+def _complete_manifest(s3: S3Client, state: RunState, bucket: str, key: str) -> None:
+    """Complete, conditional like the archive's when the key was free at start: a manifest
+    someone else wrote meanwhile is not replaced. A retried call whose first Complete
+    went through finds the upload gone and this run's manifest at the key."""
+    progress = state.manifest
+    condition = {} if state.request.overwrite else {"IfNoneMatch": "*"}
+    try:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=progress.upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in progress.parts]},
+            **condition,
+        )
+    except AWS_ERRORS as exc:
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except AWS_ERRORS:
+            raise exc from None
+        if (head.get("Metadata") or {}).get(RUN_METADATA) == state.run_id:
+            return  # ours: completed by an earlier call
+        if error_code(exc) in ("PreconditionFailed", "412"):
+            raise DestinationExists(
+                f"run {state.run_id}: s3://{bucket}/{key} was written by someone else; the archive is complete "
+                "but its manifest could not be stored"
+            ) from None
         raise
+
+
+def abort_manifest(s3: S3Client, state: RunState) -> None:
+    """Abort the manifest's upload (a run aborted while finishing). Idempotent."""
+    progress = state.manifest
+    if progress.upload_id is None or progress.done:
+        return
+    bucket, key = state.request.dest_bucket, manifest_key(state.request.dest_key)
+    try:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=progress.upload_id)
+    except AWS_ERRORS as exc:
+        if error_code(exc) not in ("NoSuchUpload", "404"):
+            raise translate(exc, bucket=bucket, role="destination", action="abort manifest upload", key=key) from None

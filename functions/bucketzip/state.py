@@ -62,6 +62,19 @@ class Tail:
 
 
 @dataclass
+class ManifestProgress:
+    """The manifest's own multipart upload, resumable across Finish calls: the lines of
+    fragment `index` of pass `stage` (0: entry lines after the header, 1: skipped lines)
+    are the next to go out; every committed part ends on a fragment boundary."""
+
+    upload_id: str | None = None
+    parts: list = field(default_factory=list)  # [[part number, ETag], ...]
+    stage: int = 0
+    index: int = 0
+    done: bool = False
+
+
+@dataclass
 class RunState:
     run_id: str
     request: ArchiveRequest
@@ -90,6 +103,8 @@ class RunState:
     # created with a FULL_OBJECT CRC32 and the run id in its metadata (runs started before
     # these existed are proven by their multipart ETag alone).
     crc: int = 0
+    finished_at: float = 0.0  # when the archive was completed (the result's duration)
+    manifest: ManifestProgress = field(default_factory=ManifestProgress)
     # Why the run was suspended ("" while it is not): transient faults outlasted the
     # retries; everything is kept for a resume. Cleanup must leave such runs alone.
     suspended: str = ""
@@ -111,6 +126,7 @@ class RunState:
         data["cursor"] = Cursor(**data["cursor"])
         tail = data["tail"]
         data["tail"] = Tail(base64.b64decode(tail["inline"]), tail["staging_key"], tail["length"])
+        data["manifest"] = ManifestProgress(**data.get("manifest", {}))
         entry = data.get("open_entry")
         if entry:
             data["open_entry"] = OpenEntry(

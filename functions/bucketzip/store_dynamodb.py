@@ -184,10 +184,15 @@ class DynamoStateStore(StateStore):
         return item.get("key", {}).get("S") == key
 
     def delete_run(self, run_id: str) -> None:
+        """Every item but a finished run's `result` (a retried Finish answers from it; the
+        TTL removes it). The `state` item goes last: a call that dies half-way leaves the
+        run loadable, and its retry deletes the rest."""
         keys = [
             {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
             for item in self._query(run_id, "", ProjectionExpression=f"{PARTITION_KEY}, {SORT_KEY}")
+            if item[SORT_KEY]["S"] != "result"
         ]
+        keys.sort(key=lambda k: k[SORT_KEY]["S"] == "state")  # stable: the state item last
         for i in range(0, len(keys), MAX_BATCH_WRITE_ITEMS):
             requests = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + MAX_BATCH_WRITE_ITEMS]]
             while requests:
@@ -195,7 +200,8 @@ class DynamoStateStore(StateStore):
                 requests = response.get("UnprocessedItems", {}).get(self.table, [])
 
     def record_result(self, run_id: str, result: dict) -> None:
-        """Written after delete_run: the run's one remaining item, gone with the TTL."""
+        """Written as soon as the archive is complete, before the manifest and the deletes:
+        after delete_run it is the run's one remaining item, gone with the TTL."""
         self._call(
             "put_item",
             run_id,
