@@ -219,6 +219,7 @@ def _save(store: StateStore, state: RunState) -> None:
 
 def _manifest_part(s3: S3Client, state: RunState, bucket: str, key: str, body: bytes) -> None:
     progress = state.manifest
+    assert progress.upload_id is not None
     number = len(progress.parts) + 1
     etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=progress.upload_id, PartNumber=number, Body=body)["ETag"]
     progress.parts.append([number, etag])
@@ -229,7 +230,8 @@ def _complete_manifest(s3: S3Client, state: RunState, bucket: str, key: str) -> 
     someone else wrote meanwhile is not replaced. A retried call whose first Complete
     went through finds the upload gone and this run's manifest at the key."""
     progress = state.manifest
-    condition = {} if state.request.overwrite else {"IfNoneMatch": "*"}
+    assert progress.upload_id is not None
+    condition: dict[str, Any] = {} if state.request.overwrite else {"IfNoneMatch": "*"}
     try:
         s3.complete_multipart_upload(
             Bucket=bucket,
