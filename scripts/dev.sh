@@ -4,6 +4,7 @@
 #   bash scripts/dev.sh demo     the serverless workflow end to end on an embedded S3 emulator
 #   bash scripts/dev.sh test     the whole test suite
 #   bash scripts/dev.sh bench    the benchmarks (see README)
+#   bash scripts/dev.sh lint     ruff check, ruff format --check and mypy (config: pyproject.toml)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -45,5 +46,7 @@ case "${1:-}" in
     test)  install_system; install_python; shift; [ -z "${CI:-}" ] || print_versions
            exec python3 -m pytest -q "$@" ;;
     bench) install_system; install_python; shift; exec python3 -m bench "$@" ;;
-    *) echo "usage: bash scripts/dev.sh demo|test|bench [args]" >&2; exit 2 ;;
+    lint)  install_python
+           python3 -m ruff check . && python3 -m ruff format --check . && python3 -m mypy ;;
+    *) echo "usage: bash scripts/dev.sh demo|test|bench|lint [args]" >&2; exit 2 ;;
 esac
