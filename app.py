@@ -29,6 +29,12 @@ def main() -> None:
         build(app)
     except ConfigError as exc:
         raise SystemExit(f"bucketzip: invalid cdk.json context: {exc}") from None
+    except RuntimeError as exc:  # a BundlingError, as it comes back through jsii
+        if "Failed to bundle asset" not in str(exc):
+            raise
+        raise SystemExit(
+            f"bucketzip: cannot build the Lambda asset: {str(exc).rpartition('RuntimeError: ')[2]}"
+        ) from None
     app.synth()
 
 

@@ -34,7 +34,7 @@ from handlers.models import ExecutionInput  # noqa: E402
 
 from .schedule_expression import check_schedule_expression  # noqa: E402
 
-BUNDLE_MODES = ("auto", "pip", "copy")
+BUNDLE_MODES = ("pip", "copy")  # infra/packaging.py: pip is the only deployable asset
 LOG_RETENTION_DAYS = (
     1,
     3,
@@ -115,7 +115,7 @@ class Schedule:
 @dataclass(frozen=True)
 class Config:
     stack_name: str = "Bucketzip"
-    bundle: str = "auto"
+    bundle: str = "pip"
     dest_bucket: str | None = None  # None: the stack creates a bucket with a generated name
     create_dest_bucket: bool = True
     dest_prefix: str = "backups/"
@@ -203,6 +203,10 @@ def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
         raise ConfigError(f"alarm_email: {email!r} is not an email address")
 
     sources = [_parse_source(s, f"sources[{i}]") for i, s in enumerate(_string_list(get("sources"), "sources"))]
+    for i, (bucket, prefix) in enumerate(sources):
+        overlap = destination_overlap(bucket, prefix, dest_bucket, dest_prefix)
+        if overlap:
+            raise ConfigError(f"sources[{i}]: {overlap}")
     schedules = _parse_schedules(get("schedules"), dest_bucket, dest_prefix)
     sources += [(s.input["source_bucket"], s.input.get("source_prefix", "")) for s in schedules]
 
@@ -308,6 +312,10 @@ def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix
             f"{dest_prefix!r} (the functions may write only there)",
         )
 
+    overlap = destination_overlap(item["source_bucket"], item.get("source_prefix", ""), dest_bucket, dest_prefix)
+    if overlap:
+        raise fail("source_prefix" if item.get("source_prefix") else "source_bucket", overlap)
+
     options = item.get("options", {})
     if not isinstance(options, dict):
         raise fail("options", f"must be an object, got {options!r}")
@@ -356,6 +364,18 @@ def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix
 
 
 # ---------------------------------------------------------------- value parsing
+
+
+def destination_overlap(bucket: str, prefix: str, dest_bucket: str | None, dest_prefix: str) -> str | None:
+    """Why a source (bucket, prefix) must not be archived into this destination, or None: a run
+    would archive its own archives, manifests and staging objects (and, growing, never end)."""
+    if bucket != dest_bucket:
+        return None
+    for what, written in (("destination prefix", dest_prefix), ("staging prefix", STAGING_PREFIX)):
+        if prefix.startswith(written) or written.startswith(prefix):
+            shown = f"s3://{bucket}/{prefix}"
+            return f"{shown} overlaps the {what} s3://{dest_bucket}/{written} the archives are written under"
+    return None
 
 
 def _parse_source(value: str, key: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ its own code calls: infra/permissions.py), a log group each with a retention, X-
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -12,7 +12,7 @@ from constructs import Construct
 
 from .config import FUNCTION_NAMES, Config, ConfigError
 from .nag import suppress, wildcard_resource_findings
-from .packaging import ARCHITECTURE, RUNTIME, lambda_code
+from .packaging import ARCHITECTURE, RUNTIME, lambda_code, refuse_deployment
 from .permissions import function_statements
 from .retention import retention
 
@@ -84,11 +84,9 @@ class Functions(Construct):
             self._suppressions(role, statements)
             self.roles[name] = role
 
-        code = lambda_code(
-            config.bundle,
-            config.powertools_layer_arn is not None,
-            warn=lambda message: Annotations.of(self).add_warning_v2("bucketzip:bundle", message),
-        )
+        code = lambda_code(config.bundle, config.powertools_layer_arn is not None)
+        if config.bundle == "copy":
+            refuse_deployment(self)
         layers = (
             [lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", config.powertools_layer_arn)]
             if config.powertools_layer_arn

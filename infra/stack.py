@@ -3,6 +3,8 @@ destination bucket (created or existing), composed from the constructs of this p
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
@@ -55,6 +57,13 @@ class BucketzipStack(Stack):
             value=self.destination.bucket_name,
             description=f"Archives go under {config.dest_prefix or '/'} in this bucket",
         )
+        if not config.create_dest_bucket:
+            CfnOutput(
+                self,
+                "AbortIncompleteUploadsRule",
+                description="Add this lifecycle rule to the existing destination bucket (README: Deploy)",
+                value=json.dumps(abort_incomplete_uploads_rule(config.abort_incomplete_upload_days)),
+            )
         CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn, description="Failure notifications")
         CfnOutput(
             self,
@@ -62,3 +71,13 @@ class BucketzipStack(Stack):
             description="Start a run by hand",
             value=f"bucketzip start --state-machine {self.workflow.arn} --source {source} --dest {dest}",
         )
+
+
+def abort_incomplete_uploads_rule(days: int) -> dict:
+    """The S3 lifecycle rule (PutBucketLifecycleConfiguration form) for an existing bucket."""
+    return {
+        "ID": "abort-incomplete-multipart-uploads",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+    }

@@ -70,9 +70,7 @@ def test_cdk_nag_catches_a_violation(tmp_path):
     assert "AwsSolutions-SNS3" in rules
 
 
-def test_python_app_py_synthesizes_offline_with_default_cdk_json(tmp_path):
-    """`python app.py` with cdk.json as is; pip cannot reach any index, so `bundle: auto`
-    falls back to the plain functions/ asset and says so."""
+def offline_env(tmp_path, **context) -> dict:
     env = {
         **os.environ,
         "CDK_OUTDIR": str(tmp_path),
@@ -81,14 +79,30 @@ def test_python_app_py_synthesizes_offline_with_default_cdk_json(tmp_path):
         "PIP_FIND_LINKS": "",
     }
     env.pop("CDK_CONTEXT_JSON", None)
+    if context:
+        env["CDK_CONTEXT_JSON"] = json.dumps(context)  # as `cdk synth -c key=value` passes it
+    return env
+
+
+def test_default_synth_without_dependencies_fails_loudly(tmp_path):
+    """`python app.py` with cdk.json as is (bundle=pip, strict) and no package index: no
+    template, a one-line reason, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=offline_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "bucketzip: cannot build the Lambda asset: pip install for the Lambda asset failed" in result.stderr
+    assert "-c bundle=copy" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "Bucketzip.template.json").exists()
+
+
+def test_python_app_py_synthesizes_offline_for_checks_with_bundle_copy(tmp_path):
+    env = offline_env(tmp_path, bundle="copy")
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     template = json.loads((tmp_path / "Bucketzip.template.json").read_text())
     assert {"StateMachineArn", "TableName", "StartCommand"} <= set(template["Outputs"])
-    metadata = json.loads((tmp_path / "Bucketzip.metadata.json").read_text())
-    warnings = [m["data"] for entries in metadata.values() for m in entries if m["type"] == "aws:cdk:warning"]
-    assert any("WITHOUT dependencies" in str(w) for w in warnings), warnings
-    assert "WITHOUT dependencies" in result.stderr  # shown in the validation report on every synth
+    assert "CodeOnlyAssetIsNotDeployable" in template["Rules"]  # CloudFormation refuses to deploy it
 
 
 def test_invalid_context_fails_synth_naming_schedule_and_field(tmp_path):

@@ -28,7 +28,7 @@ def test_default_cdk_json_is_valid():
     config = load_config(cdk_json_context())
     assert (config.stack_name, config.bundle, config.dest_bucket, config.create_dest_bucket) == (
         "Bucketzip",
-        "auto",
+        "pip",
         None,
         True,
     )
@@ -58,6 +58,11 @@ def test_cli_strings_are_parsed():
     assert config.sources == (("a-bucket", "x/"), ("b-bucket", ""), ("acme-photos", ""))
     assert config.alarm_email is None
     assert config.schedules[0].input == {k: GOOD[k] for k in ("source_bucket", "dest_bucket", "dest_key")}
+
+
+def test_a_source_beside_the_destination_prefix_is_fine():
+    config = load_config({"dest_bucket": "acme-archives", "sources": ["s3://acme-archives/photos/"]})
+    assert config.sources == (("acme-archives", "photos/"),)
 
 
 def test_sources_group_by_bucket():
@@ -117,7 +122,29 @@ S = "schedule schedules[0] ('nightly'): "
         ({"start_memory_mb": "lots"}, "start_memory_mb: must be an integer"),
         ({"log_retention_days": 10}, "log_retention_days: 10 is not one CloudWatch Logs accepts"),
         ({"alarm_email": "ops"}, "alarm_email: 'ops' is not an email address"),
-        ({"bundle": "docker"}, "bundle: 'docker' is not one of auto, pip, copy"),
+        ({"bundle": "docker"}, "bundle: 'docker' is not one of pip, copy"),
+        ({"bundle": "auto"}, "bundle: 'auto' is not one of pip, copy"),  # removed: it deployed without dependencies
+        (
+            {"dest_bucket": "acme-archives", "sources": ["s3://acme-archives/backups/2026/"]},
+            "sources[0]: s3://acme-archives/backups/2026/ overlaps the destination prefix s3://acme-archives/backups/",
+        ),
+        (
+            {"dest_bucket": "acme-archives", "sources": ["s3://acme-archives/"]},
+            "sources[0]: s3://acme-archives/ overlaps the destination prefix",
+        ),
+        (
+            {"dest_bucket": "acme-archives", "dest_prefix": "", "sources": ["s3://acme-archives/photos/"]},
+            "sources[0]: s3://acme-archives/photos/ overlaps the destination prefix",  # the whole bucket
+        ),
+        (
+            {"dest_bucket": "acme-archives", "sources": ["s3://acme-archives/.bucketzip-staging/"]},
+            "sources[0]: s3://acme-archives/.bucketzip-staging/ overlaps the staging prefix",
+        ),
+        (
+            with_schedule(source_bucket="acme-archives", source_prefix="backups/"),
+            S + "source_prefix: s3://acme-archives/backups/ overlaps the destination prefix",
+        ),
+        (with_schedule(source_bucket="acme-archives"), S + "source_bucket: s3://acme-archives/ overlaps"),
         ({"stack_name": "1bad"}, "stack_name: '1bad' must start with a letter"),
         ({"point_in_time_recovery": "sometimes"}, "point_in_time_recovery: must be true or false"),
         (

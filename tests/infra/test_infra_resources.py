@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match
 from infra_support import DEST_BUCKET, LAYER, render
 
@@ -228,6 +230,10 @@ def test_outputs(main, existing):
         assert outputs["StartCommand"] == (
             f"bucketzip start --state-machine ${{ArchiveStateMachine}} --source {source} --dest {dest}"
         )
+    # an existing bucket is not changed by the stack: it offers the lifecycle rule to add
+    assert "AbortIncompleteUploadsRule" not in main.template["Outputs"]
+    rule = json.loads(existing.template["Outputs"]["AbortIncompleteUploadsRule"]["Value"])
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7} and rule["Status"] == "Enabled"
 
 
 def test_spill_check_refuses_small_step_memory_or_storage():
