@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import threading
 import zlib
 from collections import Counter
@@ -25,7 +26,7 @@ from isal.isal_zlib import crc32_combine
 
 from bucketzip.checksums import crc32_header, multipart_etag
 
-_BLOCK = bytes(range(256)) * 4096 + b"\x07" * 3  # 1 MiB + 3: no alignment with chunks
+_BLOCK = random.Random(5).randbytes(1024 * 1024 + 3)  # incompressible; + 3: no alignment with chunks
 
 
 def random_bytes(offset: int, length: int) -> bytes:

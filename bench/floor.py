@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--part-size", type=int, default=PART_SIZE)
     parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    parser.add_argument(
+        "--out-ratio",
+        type=float,
+        default=1.0,
+        help="upload only this fraction of each chunk read: a floor that uploads as many bytes "
+        "as a compressing contender did (its out/in), so the two compare fairly",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     src_bucket, prefix = parse_s3_url(args.source)
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         future.add_done_callback(lambda _: slots.release())
         parts.append((len(parts) + 1, future))
 
-    bytes_in = 0
+    bytes_in = bytes_out = 0
     buffer = bytearray()
     threading.Thread(target=plan, daemon=True).start()
     try:
@@ -105,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
             data = item[0].result()
             budget.release(item[1])
             bytes_in += len(data)
-            buffer += data
+            kept = data if args.out_ratio >= 1 else data[: round(len(data) * args.out_ratio)]
+            bytes_out += len(kept)
+            buffer += kept
             while len(buffer) >= part_size:
                 cut(bytes(buffer[:part_size]))
                 del buffer[:part_size]
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     report(
         objects=objects,
         bytes_in=bytes_in,
-        bytes_out=bytes_in,
+        bytes_out=bytes_out,
         parts=len(parts),
         seconds=round(time.perf_counter() - started, 3),
     )

@@ -72,5 +72,13 @@ def test_quick_benchmark_prints_ratios(tmp_path):
         ("small", "baseline"),
         ("small x2", "bucketzip auto"),
         ("large-half", "bucketzip store"),
+        ("large", "floor (auto's bytes)"),
+        ("small", "floor (auto's bytes)"),
     }
     assert all(r["ok"] for r in result["runs"])
+    # auto is compared with a floor that uploaded as many bytes as auto did
+    runs = {(r["dataset"], r["contender"]): r for r in result["runs"]}
+    for dataset in ("large", "small"):
+        auto, floor = runs[(dataset, "bucketzip auto")], runs[(dataset, "floor (auto's bytes)")]
+        assert abs(floor["bytes_out"] / auto["bytes_out"] - 1) < 0.02, (floor, auto)
+        assert len(auto["cpus"]) == len(auto["walls"]) >= 1  # medians of the repeats, with their spread
