@@ -146,6 +146,17 @@ PERMANENT_BOTOCORE = _botocore_classes(
 )
 
 
+def _urllib3_transport() -> tuple[type[BaseException], ...]:
+    try:
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
+    except ImportError:  # pragma: no cover - botocore depends on urllib3
+        return ()
+    return (ProtocolError, ReadTimeoutError)
+
+
+_URLLIB3_TRANSPORT = _urllib3_transport()
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError ("" for anything else)."""
     if isinstance(exc, ClientError):
@@ -176,6 +187,8 @@ def is_transient(exc: BaseException) -> bool:
     """A fault a later retry can cure (see the module docstring)."""
     if isinstance(exc, BotoCoreError):
         return not isinstance(exc, PERMANENT_BOTOCORE)
+    if isinstance(exc, (ConnectionError, TimeoutError, *_URLLIB3_TRANSPORT)):
+        return True  # a socket fault that reached us without botocore's wrapping
     if not isinstance(exc, ClientError):
         return False
     code = error_code(exc)

@@ -9,6 +9,7 @@ import tempfile
 import boto3
 import botocore.exceptions as bce
 import pytest
+import urllib3
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
@@ -60,6 +61,9 @@ TRANSPORT_FAULTS = [
     bce.FlexibleChecksumError(error_msg="Expected checksum X did not match calculated checksum Y"),
     bce.HTTPClientError(error="connection reset by peer"),
     bce.CredentialRetrievalError(provider="container-role", error_msg="timed out"),
+    ConnectionResetError(104, "Connection reset by peer"),  # unwrapped socket faults
+    TimeoutError("timed out"),
+    urllib3.exceptions.ProtocolError("Connection broken", ConnectionResetError(104, "reset")),
 ]
 S3_TRANSIENT = [
     client_error("SlowDown", 503),
