@@ -14,7 +14,7 @@ from .manifest import header_line, manifest_key
 from .records import end_records
 from .s3errors import AWS_ERRORS, NOT_FOUND_CODES, PRECONDITION_CODES, error_code, translate
 from .sink import ArchiveSink
-from .state import FINISHING, Fragment, RunState
+from .state import COMPLETE, FINISHING, Fragment, RunState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -167,49 +167,62 @@ def write_manifest(s3: S3Client, store: StateStore, state: RunState, deadline: D
     progress = state.manifest
     if progress.done:
         return True
-    request = state.request
-    bucket, key = request.dest_bucket, manifest_key(request.dest_key)
+    bucket, key = state.request.dest_bucket, manifest_key(state.request.dest_key)
     try:
-        if progress.upload_id is None:
-            progress.upload_id = s3.create_multipart_upload(
-                Bucket=bucket, Key=key, ContentType="application/x-ndjson", Metadata={RUN_METADATA: state.run_id}
-            )["UploadId"]
-            _save(store, state)
-        buffer = bytearray()
-        if progress.stage == 0 and progress.index == 0 and not progress.parts:
-            buffer += header_line(
-                archive_bucket=request.dest_bucket,
-                archive_key=request.dest_key,
-                source_bucket=request.source_bucket,
-                source_prefix=request.source_prefix,
-                created=state.started_at,
-                entries=state.entries,
-                skipped=state.skipped,
-            )
-        stages = (0, 1) if state.skipped else (0,)
-        for stage in stages:
-            if stage < progress.stage:
-                continue
-            start = progress.index if stage == progress.stage else 0
-            for index, blob in store.iter_fragments(state.run_id, start=start):
-                fragment = Fragment.from_bytes(blob)
-                buffer += fragment.manifest if stage == 0 else fragment.skipped
-                if len(buffer) >= MANIFEST_PART_BYTES:
-                    _manifest_part(s3, state, bucket, key, bytes(buffer))
-                    buffer.clear()
-                    progress.stage, progress.index = stage, index + 1
-                    _save(store, state)
-                    if deadline.expired():
-                        return False
-            if stage + 1 in stages:
-                progress.stage, progress.index = stage + 1, 0
-        if buffer or not progress.parts:
-            _manifest_part(s3, state, bucket, key, bytes(buffer))
-        _complete_manifest(s3, state, bucket, key)
+        # A call that completed the manifest may have died before recording it.
+        if progress.upload_id is None or not _manifest_is_ours(s3, state, bucket, key):
+            if progress.upload_id is None:
+                _abort_manifest_uploads(s3, bucket, key)  # of a call that died before its commit
+                progress.upload_id = s3.create_multipart_upload(
+                    Bucket=bucket, Key=key, ContentType="application/x-ndjson", Metadata={RUN_METADATA: state.run_id}
+                )["UploadId"]
+                _save(store, state)
+            if not _manifest_parts(s3, store, state, bucket, key, deadline):
+                return False
+            _complete_manifest(s3, state, bucket, key)
     except AWS_ERRORS as exc:
         raise translate(exc, bucket=bucket, role="destination", action="write manifest", key=key) from None
     progress.done, progress.parts = True, []
     _save(store, state)
+    return True
+
+
+def _manifest_parts(
+    s3: S3Client, store: StateStore, state: RunState, bucket: str, key: str, deadline: Deadline
+) -> bool:
+    """Upload the lines from the committed position on; the last part stays unfinished
+    only when the deadline came (False)."""
+    progress, request = state.manifest, state.request
+    buffer = bytearray()
+    if progress.stage == 0 and progress.index == 0 and not progress.parts:
+        buffer += header_line(
+            archive_bucket=request.dest_bucket,
+            archive_key=request.dest_key,
+            source_bucket=request.source_bucket,
+            source_prefix=request.source_prefix,
+            created=state.started_at,
+            entries=state.entries,
+            skipped=state.skipped,
+        )
+    stages = (0, 1) if state.skipped else (0,)
+    for stage in stages:
+        if stage < progress.stage:
+            continue
+        start = progress.index if stage == progress.stage else 0
+        for index, blob in store.iter_fragments(state.run_id, start=start):
+            fragment = Fragment.from_bytes(blob)
+            buffer += fragment.manifest if stage == 0 else fragment.skipped
+            if len(buffer) >= MANIFEST_PART_BYTES:
+                _manifest_part(s3, state, bucket, key, bytes(buffer))
+                buffer.clear()
+                progress.stage, progress.index = stage, index + 1
+                _save(store, state)
+                if deadline.expired():
+                    return False
+        if stage + 1 in stages:
+            progress.stage, progress.index = stage + 1, 0
+    if buffer or not progress.parts:
+        _manifest_part(s3, state, bucket, key, bytes(buffer))
     return True
 
 
@@ -241,12 +254,8 @@ def _complete_manifest(s3: S3Client, state: RunState, bucket: str, key: str) -> 
             **condition,
         )
     except AWS_ERRORS as exc:
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key)
-        except AWS_ERRORS:
-            raise exc from None
-        if (head.get("Metadata") or {}).get(RUN_METADATA) == state.run_id:
-            return  # ours: completed by an earlier call
+        if _manifest_is_ours(s3, state, bucket, key):
+            return  # completed by an earlier attempt whose answer was lost
         if error_code(exc) in ("PreconditionFailed", "412"):
             raise DestinationExists(
                 f"run {state.run_id}: s3://{bucket}/{key} was written by someone else; the archive is complete "
@@ -255,12 +264,45 @@ def _complete_manifest(s3: S3Client, state: RunState, bucket: str, key: str) -> 
         raise
 
 
+def _manifest_is_ours(s3: S3Client, state: RunState, bucket: str, key: str) -> bool:
+    """The object at the manifest key was written by this run (its metadata says so)."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except AWS_ERRORS as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
+            return False
+        raise
+    return (head.get("Metadata") or {}).get(RUN_METADATA) == state.run_id
+
+
+def _abort_manifest_uploads(s3: S3Client, bucket: str, key: str) -> None:
+    """Abort every upload in progress at exactly the manifest key. Only the run that won
+    the archive's key (conditional Complete) writes its manifest, so an upload there is
+    this run's, from a call that died between CreateMultipartUpload and the commit of its
+    id, or the leftover of an earlier run of the key: neither must stay."""
+    page = s3.list_multipart_uploads(Bucket=bucket, Prefix=key)
+    for upload in page.get("Uploads", []):
+        if upload["Key"] == key:
+            try:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+            except AWS_ERRORS as exc:
+                if error_code(exc) not in ("NoSuchUpload", "404"):
+                    raise
+
+
 def abort_manifest(s3: S3Client, state: RunState) -> None:
     """Abort the manifest's upload (a run aborted while finishing). Idempotent."""
     progress = state.manifest
-    if progress.upload_id is None or progress.done:
+    if progress.done:
         return
     bucket, key = state.request.dest_bucket, manifest_key(state.request.dest_key)
+    if progress.upload_id is None:
+        if state.phase == COMPLETE:  # the archive is this run's: so is a manifest upload there
+            try:
+                _abort_manifest_uploads(s3, bucket, key)
+            except AWS_ERRORS as exc:
+                raise translate(exc, bucket=bucket, role="destination", action="abort manifest upload") from None
+        return
     try:
         s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=progress.upload_id)
     except AWS_ERRORS as exc:
