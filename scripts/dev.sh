@@ -2,7 +2,7 @@
 # One entry point for a fresh machine: installs what bucketzip needs (apt + pip, idempotent),
 # then runs what was asked:
 #   bash scripts/dev.sh demo     the serverless workflow end to end on an embedded S3 emulator
-#   bash scripts/dev.sh test     the whole test suite
+#   bash scripts/dev.sh test     the test suite (not the `big` tests: add -m big for those)
 #   bash scripts/dev.sh bench    the benchmarks (see README)
 #   bash scripts/dev.sh lint     ruff check, ruff format --check and mypy (config: pyproject.toml)
 set -euo pipefail
@@ -43,8 +43,12 @@ print_versions() {  # in CI logs: which readers and packages the results speak f
 
 case "${1:-}" in
     demo)  install_system; install_python; shift; exec bucketzip demo "$@" ;;
-    test)  install_system; install_python; shift; [ -z "${CI:-}" ] || print_versions
-           exec python3 -m pytest -q "$@" ;;
+    test)  install_system; install_python; shift
+           if [ -z "${CI:-}" ]; then exec python3 -m pytest -q "$@"; fi
+           # In CI: versions, the 10 slowest tests, and wall time, CPU and peak RSS of the
+           # whole process tree (readers, Java, workers), so a regression shows in the log.
+           print_versions
+           exec python3 scripts/peak_rss.py -- python3 -m pytest -q --durations=10 "$@" ;;
     bench) install_system; install_python; shift; exec python3 -m bench "$@" ;;
     lint)  install_python
            python3 -m ruff check . && python3 -m ruff format --check . && python3 -m mypy ;;

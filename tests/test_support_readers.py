@@ -19,6 +19,7 @@ from support.readers import (
     READERS_FAILING_STORED_DESCRIPTORS,
     UNZIP,
     check_archive,
+    check_listing,
 )
 from support.seed import all_keys, download, list_multipart_uploads, seed_bucket
 
@@ -88,6 +89,64 @@ def test_flipped_byte_fails_every_reader(tmp_path, method):
     assert sorted(sections) == sorted(ALL_READERS)
     for section in sections.values():
         assert "CRC" in section, section
+
+
+def _flip_a_data_byte(path, name):
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+    raw = bytearray(path.read_bytes())
+    # Local header: 30 fixed bytes + name + extra, then the member's data.
+    name_len, extra_len = struct.unpack_from("<HH", raw, info.header_offset + 26)
+    raw[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0x01
+    path.write_bytes(raw)
+
+
+SIZES = {name: len(data) for name, data in FILES.items()} | dict.fromkeys(DIRS, 0)
+
+
+def test_listing_check_passes_a_good_archive(tmp_path):
+    path = write_zip(tmp_path / "good.zip")
+    check_listing(path, SIZES, {"plain.txt": FILES["plain.txt"], "empty": b""})
+    check_listing(path, SIZES, {"nested/dir/random.bin": FILES["nested/dir/random.bin"]}, test=False)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_listing_check_tests_the_data_it_does_not_read(tmp_path, method):
+    path = tmp_path / "bad.zip"
+    data = bytes(range(256)) * 64
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("before.txt", b"fine")
+        zf.writestr("victim.bin", data, compress_type=method)
+    _flip_a_data_byte(path, "victim.bin")
+    sizes = {"before.txt": 4, "victim.bin": len(data)}
+    with pytest.raises(AssertionError) as exc:
+        check_listing(path, sizes, {"before.txt": b"fine"})
+    assert f"{len(ALL_READERS)} of {len(ALL_READERS)} readers rejected" in str(exc.value)
+    # Without the integrity test only the streaming reader, which reads everything, notices.
+    with pytest.raises(AssertionError) as exc:
+        check_listing(path, sizes, {"before.txt": b"fine"}, test=False)
+    assert "1 of 6 readers rejected" in str(exc.value) and f"reader {JAVA_STREAM} failed" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "sizes, members, complaint",
+    [
+        ({**SIZES, "plain.txt": 1}, {}, "sizes differ [('plain.txt', 1, 12000)]"),
+        ({**SIZES, "ghost": 0}, {}, "missing ['ghost']"),
+        ({k: v for k, v in SIZES.items() if k != "empty"}, {}, "unexpected ['empty']"),
+        (SIZES, {"plain.txt": b"other"}, "members read wrong or not found: ['plain.txt']"),
+        (SIZES, {"ghost": b""}, "members read wrong or not found: ['ghost']"),
+    ],
+    ids=["size", "missing-entry", "extra-entry", "member-content", "missing-member"],
+)
+def test_listing_check_fails_every_reader_on_a_wrong_expectation(tmp_path, sizes, members, complaint):
+    path = write_zip(tmp_path / "good.zip")
+    with pytest.raises(AssertionError) as exc:
+        check_listing(path, sizes, members, test=False)
+    sections = {s.split()[0].rstrip(":"): s for s in str(exc.value).split("\nreader ")[1:]}
+    assert sorted(sections) == sorted(ALL_READERS)
+    for section in sections.values():
+        assert complaint in section, section
 
 
 @pytest.mark.parametrize(

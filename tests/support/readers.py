@@ -2,7 +2,11 @@
 
 check_archive(path, expected) runs each reader (concurrently: most are subprocesses)
 and asserts that what it extracts is exactly `expected` (name -> bytes) plus the
-expected directory entries. Readers:
+expected directory entries. check_listing(path, sizes, members) is its lean sibling for
+archives too big or too many-membered to extract (gigabytes, 70,000 entries): each reader
+lists the entries with their sizes, reads only the named members, and (unless test=False)
+runs its own integrity test over all the data (CRC-checked, nothing written to disk).
+Readers:
 
   PYTHON        zipfile: testzip() + read() of every member (CRC checked)
   UNZIP         Info-ZIP `unzip -t`, then `unzip -o -d DIR` and the tree on disk
@@ -68,16 +72,19 @@ class ReaderError(Exception):
     """A reader tool failed (non-zero exit, exception, timeout)."""
 
 
-def _run(argv: list[str], timeout: float, ok_codes: tuple[int, ...] = (0,)) -> str:
+def _run(argv: list[str], timeout: float, ok_codes: tuple[int, ...] = (0,), discard: bool = False) -> str:
+    """stdout as text (or nothing read, with `discard`: for data streamed to /dev/null)."""
+    stdout = subprocess.DEVNULL if discard else subprocess.PIPE
     try:
-        proc = subprocess.run(argv, capture_output=True, env=_ENV, timeout=timeout)
+        proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, env=_ENV, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise ReaderError(f"`{' '.join(argv)}` timed out after {timeout}s") from exc
     if proc.returncode not in ok_codes:
         raise ReaderError(
-            f"`{' '.join(argv)}` exited {proc.returncode}\nstderr: {_tail(proc.stderr)}\nstdout: {_tail(proc.stdout)}"
+            f"`{' '.join(argv)}` exited {proc.returncode}\nstderr: {_tail(proc.stderr)}\n"
+            f"stdout: {_tail(proc.stdout or b'')}"
         )
-    return proc.stdout.decode("utf-8", "replace")
+    return "" if discard else proc.stdout.decode("utf-8", "replace")
 
 
 def _tail(data: bytes, limit: int = 3000) -> str:
@@ -192,15 +199,22 @@ def _java_command() -> list[str]:
         return _java_cmd
 
 
+def _java_lines(mode: str, path: Path, timeout: float, members: Iterable[str] = ()) -> list[tuple[str, int, str]]:
+    """(name, size, sha256 or "-") per entry; with `members`, only those are hashed."""
+    out = _run(_java_command() + [mode, str(path), *members], timeout)
+    lines = []
+    for line in out.splitlines():
+        b64, size, sha = line.split("\t")
+        lines.append((base64.b64decode(b64).decode("utf-8"), int(size), sha))
+    return lines
+
+
 def _read_java(mode: str) -> Callable[[Path, float], Listing]:
     def read(path: Path, timeout: float) -> Listing:
-        out = _run(_java_command() + [mode, str(path)], timeout)
         listing: Listing = {}
-        for line in out.splitlines():
-            b64, size, sha = line.split("\t")
-            name = base64.b64decode(b64).decode("utf-8")
+        for name, size, sha in _java_lines(mode, path, timeout):
             if name.endswith("/"):
-                if size != "0":
+                if size != 0:
                     raise ReaderError(f"directory entry {name!r} has {size} bytes of content")
                 sha = DIR
             _add(listing, name, sha)
@@ -298,6 +312,162 @@ def check_archive(
             return f"reader {reader} failed: {exc}"
         want = _expected_listing(expected, directories, with_parents=reader not in _LISTING_READERS)
         return _diff(reader, want, got, sizes)
+
+    with ThreadPoolExecutor(max_workers=len(readers) or 1) as pool:
+        failures = [msg for msg in pool.map(one, readers) if msg]
+    if failures:
+        raise AssertionError(f"{len(failures)} of {len(readers)} readers rejected {path}:\n" + "\n".join(failures))
+
+
+# ---- the lean check: listing, named members, integrity test ---------------------------
+
+Sizes = dict[str, int]  # entry name (directories end in '/') -> uncompressed size
+_PATTERN_CHARS = frozenset("*?[]\\")  # unzip, 7z and bsdtar read member arguments as patterns
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _list_python(path: Path, members: list[str], test: bool, timeout: float) -> tuple[Sizes, Listing]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if test and (bad := zf.testzip()) is not None:
+                raise ReaderError(f"testzip: bad CRC or header in {bad!r}")
+            sizes: Sizes = {}
+            for info in zf.infolist():
+                if info.filename in sizes:
+                    raise ReaderError(f"duplicate entry {info.filename!r}")
+                sizes[info.filename] = info.file_size
+            return sizes, {name: _sha(zf.read(name)) for name in members if name in sizes}
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
+        raise ReaderError(f"zipfile: {type(exc).__name__}: {exc}") from exc
+
+
+def _list_unzip(path: Path, members: list[str], test: bool, timeout: float) -> tuple[Sizes, Listing]:
+    if test:
+        _run(["unzip", "-tq", str(path)], timeout)
+    out = _run(["unzip", "-l", str(path)], timeout)
+    # A table between two dashed rules: "  Length  Date  Time  Name".
+    rules = [i for i, line in enumerate(out.splitlines()) if line.startswith("---------")]
+    rows = out.splitlines()[rules[0] + 1 : rules[1]] if len(rules) >= 2 else []
+    sizes: Sizes = {}
+    for row in rows:
+        length, _date, _time, name = row.split(None, 3)
+        _add_size(sizes, name, int(length))
+    found = [name for name in members if name in sizes]
+    return sizes, {name: _sha(_run_bytes(["unzip", "-p", str(path), name], timeout)) for name in found}
+
+
+def _list_7z(path: Path, members: list[str], test: bool, timeout: float) -> tuple[Sizes, Listing]:
+    if test:
+        _run(["7z", "t", "-bd", str(path)], timeout)
+    out = _run(["7z", "l", "-slt", "-bd", str(path)], timeout)
+    sizes: Sizes = {}
+    # After the "----------" rule: one "Key = value" block per entry, blank-line separated.
+    for block in out.split("\n----------\n", 1)[-1].split("\n\n"):
+        fields = dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
+        if "Path" in fields:
+            name = fields["Path"] + ("/" if fields.get("Folder") == "+" else "")
+            _add_size(sizes, name, int(fields.get("Size") or 0))
+    found = [name for name in members if name in sizes]
+    return sizes, {name: _sha(_run_bytes(["7z", "e", "-so", "-bd", str(path), name], timeout)) for name in found}
+
+
+def _list_bsdtar(path: Path, members: list[str], test: bool, timeout: float) -> tuple[Sizes, Listing]:
+    if test:  # extraction to stdout reads and CRC-checks every entry; -t alone reads no data
+        _run(["bsdtar", "-xOf", str(path)], timeout, discard=True)
+    out = _run(["bsdtar", "-tvf", str(path)], timeout)
+    sizes: Sizes = {}
+    for row in out.splitlines():  # mode links owner group size month day year|time name
+        fields = row.split(None, 8)
+        _add_size(sizes, fields[8], int(fields[4]))
+    found = [name for name in members if name in sizes]
+    return sizes, {name: _sha(_run_bytes(["bsdtar", "-xOf", str(path), name], timeout)) for name in found}
+
+
+def _list_java(mode: str) -> Callable[[Path, list[str], bool, float], tuple[Sizes, Listing]]:
+    def listing(path: Path, members: list[str], test: bool, timeout: float) -> tuple[Sizes, Listing]:
+        # Without a member filter ZipCheck hashes (so reads and CRC-checks) every entry.
+        lines = _java_lines(mode, path, timeout, () if test else members or [""])
+        sizes: Sizes = {}
+        for name, size, _ in lines:
+            _add_size(sizes, name, size)
+        return sizes, {name: sha for name, _, sha in lines if name in members}
+
+    return listing
+
+
+def _add_size(sizes: Sizes, name: str, size: int) -> None:
+    if name in sizes:
+        raise ReaderError(f"duplicate entry {name!r}")
+    sizes[name] = size
+
+
+def _run_bytes(argv: list[str], timeout: float) -> bytes:
+    try:
+        proc = subprocess.run(argv, capture_output=True, env=_ENV, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise ReaderError(f"`{' '.join(argv)}` timed out after {timeout}s") from exc
+    if proc.returncode != 0:
+        raise ReaderError(f"`{' '.join(argv)}` exited {proc.returncode}\nstderr: {_tail(proc.stderr)}")
+    return proc.stdout
+
+
+_LISTERS: dict[str, Callable[[Path, list[str], bool, float], tuple[Sizes, Listing]]] = {
+    PYTHON: _list_python,
+    UNZIP: _list_unzip,
+    SEVENZIP: _list_7z,
+    BSDTAR: _list_bsdtar,
+    JAVA_ZIPFILE: _list_java("zipfile"),
+    JAVA_STREAM: _list_java("stream"),
+}
+
+
+def list_with(
+    reader: str, path: str | os.PathLike, members: Iterable[str] = (), *, test: bool = True, timeout: float = TIMEOUT
+) -> tuple[Sizes, Listing]:
+    """One reader's listing (name -> size) and the sha256 of each named member it finds.
+    With `test`, the reader also reads and CRC-checks all the data (JAVA_STREAM always
+    does: it cannot find an entry without reading the ones before). Raises ReaderError."""
+    members = list(members)
+    for name in members:
+        assert not _PATTERN_CHARS & set(name), f"member {name!r}: pattern characters are not supported"
+    return _LISTERS[reader](Path(path), members, test, timeout)
+
+
+def check_listing(
+    path: str | os.PathLike,
+    sizes: Mapping[str, int],
+    members: Mapping[str, bytes],
+    *,
+    readers: Iterable[str] = ALL_READERS,
+    test: bool = True,
+    timeout: float = TIMEOUT,
+) -> None:
+    """Assert that every reader lists exactly `sizes` (entry name -> size, directories
+    ending in '/') and reads each of `members` (name -> bytes) exactly; see list_with."""
+    readers = list(readers)
+    path = Path(path)
+    want_members = {name: _sha(data) for name, data in members.items()}
+
+    def one(reader: str) -> str | None:
+        try:
+            got_sizes, got_members = list_with(reader, path, members, test=test, timeout=timeout)
+        except ReaderError as exc:
+            return f"reader {reader} failed: {exc}"
+        problems = []
+        if got_sizes != dict(sizes):
+            wrong = sorted(n for n in sizes.keys() & got_sizes.keys() if sizes[n] != got_sizes[n])
+            problems.append(
+                f"missing {sorted(sizes.keys() - got_sizes.keys())[:5]}, "
+                f"unexpected {sorted(got_sizes.keys() - sizes.keys())[:5]}, "
+                f"sizes differ {[(n, sizes[n], got_sizes[n]) for n in wrong[:5]]}"
+            )
+        if got_members != want_members:
+            bad = sorted(n for n in want_members if got_members.get(n) != want_members[n])
+            problems.append(f"members read wrong or not found: {bad}")
+        return f"reader {reader}: " + "; ".join(problems) if problems else None
 
     with ThreadPoolExecutor(max_workers=len(readers) or 1) as pool:
         failures = [msg for msg in pool.map(one, readers) if msg]

@@ -9,15 +9,25 @@ import random
 import re
 from datetime import UTC, datetime
 
+from isal.isal_zlib import crc32, crc32_combine
+
 _BLOCK = random.Random(5).randbytes(1_048_573)  # prime length: no alignment with chunks/parts
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 
 
+_WINDOW_BYTES = 16 << 20  # slices up to this long come from one precomputed window: one copy
+_window: memoryview | None = None
+
+
 def generate(offset: int, length: int) -> bytes:
     """Bytes [offset, offset+length) of the endless pseudo-random stream (incompressible)."""
+    global _window
     start = offset % len(_BLOCK)
-    reps = (start + length) // len(_BLOCK) + 1
-    return (_BLOCK * reps)[start : start + length] if reps < 8 else _tile(start, length)
+    if length <= _WINDOW_BYTES:
+        if _window is None:  # built on first use: the block repeated to cover any start + length
+            _window = memoryview(_BLOCK * (_WINDOW_BYTES // len(_BLOCK) + 2))
+        return bytes(_window[start : start + length])
+    return _tile(start, length)
 
 
 def _tile(start: int, length: int) -> bytes:
@@ -25,6 +35,18 @@ def _tile(start: int, length: int) -> bytes:
     while len(out) < length:
         out += _BLOCK
     return bytes(out[:length])
+
+
+def crc32_of(size: int) -> int:
+    """CRC-32 of the stream's first `size` bytes, without generating them: whole blocks are
+    combined (crc32_combine), so a 4 GiB entry's expected CRC costs microseconds."""
+    whole, rest = divmod(size, len(_BLOCK))
+    crc, block, span = 0, crc32(_BLOCK), len(_BLOCK)
+    while whole:  # square-and-multiply over block runs: O(log(size)) combines
+        if whole & 1:
+            crc = crc32_combine(crc, block, span)
+        block, span, whole = crc32_combine(block, block, span), span * 2, whole >> 1
+    return crc32_combine(crc, crc32(_BLOCK[:rest]), rest)
 
 
 def sha256_of(size: int, piece: int = 64 << 20) -> str:

@@ -4,42 +4,18 @@ steps: ls, extract, restore, verify straight from S3."""
 from __future__ import annotations
 
 import json
-import tempfile
-import uuid
 
 import pytest
 
 from bucketzip.reading import Archive, extract, list_archive
-from bucketzip.store_local import LocalStateStore
-from support.archiving import archive as run_archive
-from support.seed import all_keys, empty_and_delete_bucket
-from support.synthetic import SyntheticSource
-
-COUNT = 70_000
+from support.many_entries import COUNT, name
+from support.seed import all_keys
 
 
-def name(i: int) -> str:
-    return f"d{i // 1000:02d}/f{i:05d}.txt"
-
-
-@pytest.fixture(scope="module")
-def zip64_archive(s3):
-    bucket = f"reading-zip64-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=bucket)
-    # A synthetic source (70,000 GETs through the in-process emulator would take minutes).
-    source = SyntheticSource(s3, "synthetic-70k", {}, bodies={name(i): b"%d\n" % i for i in range(COUNT)})
-    with tempfile.TemporaryDirectory() as state_dir:
-        result, steps = run_archive(
-            source,
-            LocalStateStore(state_dir),
-            source_bucket="synthetic-70k",
-            dest_bucket=bucket,
-            dest_key="many.zip",
-            step_bytes=2_000_000,
-        )
-    assert steps > 2 and result.entries == COUNT
-    yield bucket, "many.zip", result.size
-    empty_and_delete_bucket(s3, bucket)
+@pytest.fixture
+def zip64_archive(many_entries_archive):
+    assert many_entries_archive.steps > 2
+    return many_entries_archive.bucket, many_entries_archive.key, many_entries_archive.size
 
 
 def test_ls_zip64(zip64_archive, s3):
