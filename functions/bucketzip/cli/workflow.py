@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ..s3errors import AWS_ERRORS
 from ..sizes import format_size
 from .terminal import parse_s3_url
 
@@ -221,9 +222,7 @@ class _aws_errors:
         return self
 
     def __exit__(self, kind, exc, tb) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        if isinstance(exc, (BotoCoreError, ClientError)):
+        if isinstance(exc, AWS_ERRORS):
             print(f"bucketzip {self.command}: {exc}", file=sys.stderr)
             return True
         return False
