@@ -67,7 +67,7 @@ def spill_root() -> str:
 def _sweep_stale(root: str) -> None:
     """Remove spill directories left by a process that died (a Lambda invocation that
     timed out leaves its /tmp to the next one in the same sandbox)."""
-    live = _live_dirs()
+    live = set(_live)  # the caller holds _live_lock
     for path in Path(root).glob(f"{SPILL_DIR_PREFIX}*"):
         try:
             pid = int(path.name[len(SPILL_DIR_PREFIX) :].split("-", 1)[0])
@@ -81,11 +81,6 @@ def _sweep_stale(root: str) -> None:
 
 _live_lock = threading.Lock()
 _live: set[str] = set()
-
-
-def _live_dirs() -> set[str]:
-    with _live_lock:
-        return set(_live)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -126,9 +121,9 @@ class ArchiveSink:
         self.expected_version = state.version
         self.request = state.request
         root = spill_root()
-        _sweep_stale(root)
-        self.dir = tempfile.mkdtemp(prefix=f"{SPILL_DIR_PREFIX}{os.getpid()}-", dir=root)
-        with _live_lock:
+        with _live_lock:  # no other sink of this process sweeps between mkdtemp and add
+            _sweep_stale(root)
+            self.dir = tempfile.mkdtemp(prefix=f"{SPILL_DIR_PREFIX}{os.getpid()}-", dir=root)
             _live.add(self.dir)
         self.budget = _DiskBudget(spill_budget() if spill_bytes is None else spill_bytes)
         self.pool = ThreadPoolExecutor(max_workers=self.request.concurrency, thread_name_prefix="upload")

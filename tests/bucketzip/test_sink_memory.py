@@ -96,3 +96,22 @@ def test_spilled_parts_stay_within_the_disk_budget(tmp_path, monkeypatch):
     assert [s3.parts[n][1] for n in range(1, 10)] == [
         hashlib.md5(data[i : i + 5 * MIB]).hexdigest() for i in range(0, len(data), 5 * MIB)
     ]
+
+
+def test_spill_dirs_left_by_a_dead_invocation_are_swept(tmp_path, monkeypatch):
+    """A Lambda invocation that timed out leaves its /tmp files to the next one."""
+    monkeypatch.setenv("BUCKETZIP_SPILL_DIR", str(tmp_path))
+    dead = tmp_path / "bucketzip-spill-999999999-old"
+    ours = tmp_path / f"bucketzip-spill-{os.getpid()}-timedout"
+    for path in (dead, ours):
+        path.mkdir()
+        (path / "part-7").write_bytes(b"x" * 1000)
+    live = ArchiveSink(FakeS3(tmp_path), FakeStore(), _state(5 * MIB), "a")
+    try:
+        assert not dead.exists() and not ours.exists()
+        other = ArchiveSink(FakeS3(tmp_path), FakeStore(), _state(5 * MIB), "b")
+        other.close()
+        assert os.path.isdir(live.dir)  # a sink in use is never swept
+    finally:
+        live.close()
+    assert list(tmp_path.iterdir()) == []
