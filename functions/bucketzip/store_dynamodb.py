@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from .errors import RunExists, RunNotFound, StaleState
+from .errors import RetryableError, RunExists, RunNotFound, StaleState
 from .limits import MAX_BATCH_WRITE_ITEMS
 from .s3errors import AWS_ERRORS, cancellation_reasons, error_code, translate_dynamodb
 from .state import RunState
@@ -26,6 +26,9 @@ from .state_table import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 from .store import StateStore, split_pieces
+
+# BatchWriteItem calls per batch while DynamoDB leaves items unprocessed (throttling).
+UNPROCESSED_ATTEMPTS = 8
 
 
 class DynamoStateStore(StateStore):
@@ -195,9 +198,18 @@ class DynamoStateStore(StateStore):
         keys.sort(key=lambda k: k[SORT_KEY]["S"] == "state")  # stable: the state item last
         for i in range(0, len(keys), MAX_BATCH_WRITE_ITEMS):
             requests = [{"DeleteRequest": {"Key": k}} for k in keys[i : i + MAX_BATCH_WRITE_ITEMS]]
-            while requests:
+            for attempt in range(UNPROCESSED_ATTEMPTS):
                 response = self._call("batch_write_item", run_id, table=False, RequestItems={self.table: requests})
                 requests = response.get("UnprocessedItems", {}).get(self.table, [])
+                if not requests:
+                    break
+                # Unprocessed items are DynamoDB throttling the batch: back off, don't spin.
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            else:
+                raise RetryableError(
+                    f"DynamoDB batch_write_item on table {self.table!r} for run {run_id}: {len(requests)} deletes "
+                    f"still unprocessed after {UNPROCESSED_ATTEMPTS} attempts (throttled)"
+                )
 
     def record_result(self, run_id: str, result: dict) -> None:
         """Written as soon as the archive is complete, before the manifest and the deletes:

@@ -229,6 +229,22 @@ def test_store_throttling_is_retryable_and_names_the_run(method, call):
         call(store)
 
 
+def test_unprocessed_deletes_back_off_then_are_retryable(monkeypatch):
+    import bucketzip.store_dynamodb as store_dynamodb
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(store_dynamodb.time, "sleep", sleeps.append)
+    store, stubber = _stubbed_store()
+    item = {"run_id": {"S": "RUN-1"}, "sk": {"S": "state"}}
+    stubber.add_response("query", {"Items": [item]})
+    unprocessed = {"UnprocessedItems": {"state": [{"DeleteRequest": {"Key": item}}]}}
+    for _ in range(store_dynamodb.UNPROCESSED_ATTEMPTS):
+        stubber.add_response("batch_write_item", unprocessed)
+    with stubber, pytest.raises(RetryableError, match="1 deletes still unprocessed"):
+        store.delete_run("RUN-1")
+    assert len(sleeps) == store_dynamodb.UNPROCESSED_ATTEMPTS and sleeps == sorted(sleeps)
+
+
 def test_store_throttled_while_deleting_is_retryable():
     store, stubber = _stubbed_store()
     stubber.add_response("query", {"Items": [{"run_id": {"S": "RUN-1"}, "sk": {"S": "state"}}]})
