@@ -16,7 +16,7 @@ CODE = [p for d in ("functions", "infra") for p in (ROOT / d).rglob("*.py")] + [
 HOMES = {
     # what (a regex over source lines) -> the one file allowed to hold it
     r"^\s*(MIN_PART_SIZE|MAX_PART_SIZE|MAX_PARTS|MAX_KEY_BYTES|MAX_LIST_KEYS|MAX_ITEM_BYTES)\s*=": "limits.py",
-    r"^\s*MAX_BATCH_WRITE_ITEMS\s*=|\b(5 \* 1024 \* MIB|5 \* MiB|5 \* MIB)\b": "limits.py",
+    r"^\s*(MAX_BATCH_WRITE_ITEMS|MAX_STATE_PAYLOAD_BYTES)\s*=|\b(5 \* 1024 \* MIB|5 \* MiB|5 \* MIB)\b": "limits.py",
     r"\.manifest\.jsonl|bucketzip-manifest/": "bucketzip/manifest.py",
     r"AttributeName[\"']?\s*[:=]\s*[\"'](run_id|sk|expires_at)[\"']|KeyType": "state_table.py",
     r"[\"']Error[\"']\]?\)?\.get\([\"']Code|\[[\"']Error[\"']\]\[[\"']Code": "s3errors.py",

@@ -25,3 +25,9 @@ MAX_LIST_KEYS = 1000
 MAX_ITEM_BYTES = 400 * KiB
 # DynamoDB API Reference, "BatchWriteItem": at most 25 put or delete requests per call.
 MAX_BATCH_WRITE_ITEMS = 25
+
+# -- AWS Step Functions -------------------------------------------------------------
+# Step Functions Developer Guide, "Step Functions service quotas": the input or output
+# of a task, state or execution is at most 256 KiB (UTF-8); more fails the execution
+# with States.DataLimitExceeded, which no Catch can handle.
+MAX_STATE_PAYLOAD_BYTES = 256 * KiB

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-# A Step or Finish result travels in the Step Functions payload (256 KB, and a
-# States.DataLimitExceeded there cannot be caught): it carries counts and the first few
-# warnings, each cut short; every skipped object is in the manifest and the logs.
+from .limits import MAX_STATE_PAYLOAD_BYTES
+
+# A Step or Finish result travels in the Step Functions payload (limits.MAX_STATE_PAYLOAD_BYTES,
+# and a States.DataLimitExceeded there cannot be caught): it carries counts and the first
+# few warnings, each cut short; every skipped object is in the manifest and the logs. An
+# eighth of the payload leaves the rest of the state's input to the state machine.
 MAX_WARNINGS = 10
 MAX_WARNING_CHARS = 400
-MAX_RESULT_BYTES = 32 * 1024
+MAX_RESULT_BYTES = MAX_STATE_PAYLOAD_BYTES // 8
 
 
 def capped_warnings(first: list[str], total: int) -> list[str]:
