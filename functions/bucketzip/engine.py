@@ -148,8 +148,22 @@ def _commit(
     fragment: Fragment,
     old_tail: str | None,
 ) -> None:
-    pieces = store.put_fragment(state.run_id, attempt, fragment.to_bytes())
-    store.commit(state, expected, attempt, pieces)
+    try:
+        pieces = store.put_fragment(state.run_id, attempt, fragment.to_bytes())
+        store.commit(state, expected, attempt, pieces)
+    except (StaleState, RunNotFound):
+        # A zombie step (another committed first, or the run was aborted meanwhile): the
+        # tail it staged is nobody's; an abort that swept the staging prefix before it
+        # was written would leave it behind.
+        new_tail = state.tail.staging_key
+        if new_tail and new_tail != old_tail:
+            try:
+                s3.delete_object(Bucket=state.request.dest_bucket, Key=new_tail)
+            except AWS_ERRORS:
+                pass
+        if store.current_version(state.run_id) is None:  # aborted: its fragment pieces too
+            store.delete_run(state.run_id)
+        raise
     if old_tail and old_tail != state.tail.staging_key:
         try:  # best effort: finish and abort sweep the staging prefix anyway
             s3.delete_object(Bucket=state.request.dest_bucket, Key=old_tail)

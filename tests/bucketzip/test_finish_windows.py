@@ -5,13 +5,15 @@ these points is retried into the same result and the whole manifest."""
 from __future__ import annotations
 
 import json
+import os
 
 import moto.s3.models
 import pytest
 
 from bucketzip import engine, finish
-from bucketzip.config import ArchiveRequest
+from bucketzip.config import STAGING_PREFIX, ArchiveRequest
 from bucketzip.deadline import Deadline
+from bucketzip.errors import RunNotFound, StaleState
 from bucketzip.results import ArchiveResult
 from bucketzip.store_dynamodb import DynamoStateStore
 from support.archiving import fetch
@@ -135,4 +137,32 @@ def test_aborting_while_the_manifest_is_written_leaves_no_upload(
         engine.finish_run(s3, store, run_id, Deadline(0))
     assert len(list_multipart_uploads(s3, dest)) == 1
     engine.abort_run(s3, store, run_id)
+    assert list_multipart_uploads(s3, dest) == []
+
+
+def test_a_zombie_step_of_an_aborted_run_leaves_nothing(s3, dynamodb, state_table, bucket_factory):
+    """The run is aborted while a step still runs; the step stages its tail after the
+    abort swept the staging prefix, then fails to commit (issue 8, item 9): it removes
+    what it wrote itself."""
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    seed_bucket(s3, source, {f"r{i}": os.urandom(200 * 1024) for i in range(4)})
+    store = DynamoStateStore(state_table, client=dynamodb)
+    request = ArchiveRequest.create(
+        source_bucket=source, dest_bucket=dest, dest_key="z.zip", compression="store", step_bytes=300 * 1024
+    )
+    run_id = engine.start_run(s3, store, request).run_id
+
+    class AbortedMeanwhile:
+        def put_object(self, **kwargs):
+            if kwargs["Key"].startswith(STAGING_PREFIX):
+                engine.abort_run(s3, store, run_id)  # the abort, from another invocation
+            return s3.put_object(**kwargs)
+
+        def __getattr__(self, name):
+            return getattr(s3, name)
+
+    with pytest.raises((StaleState, RunNotFound)):
+        engine.run_step(AbortedMeanwhile(), store, run_id, Deadline(None))
+    assert s3.list_objects_v2(Bucket=dest, Prefix=STAGING_PREFIX).get("KeyCount") == 0
+    assert state_items(dynamodb, state_table) == []
     assert list_multipart_uploads(s3, dest) == []
