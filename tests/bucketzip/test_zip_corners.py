@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import struct
 
+import pytest
+
 from bucketzip.records import STORED, EntryMeta, central_record, end_records
 from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, fetch, manifest
@@ -109,3 +111,74 @@ def test_objects_straddling_the_32_bit_limit_get_known_sizes_and_no_descriptor(
     path = tmp_path / "edge.zip"
     path.write_bytes(data)
     check_archive(path, objects, readers=ALL_READERS)
+
+
+# -- the same corners at their real sizes (minutes: `-m big`) -----------------------------
+
+_EDGE = 4_292_000_000  # listed just under 4 GiB: once a zip64 header Java refused
+_CUT_AFTER = 64 * 1024 * KIB
+
+
+class _ChangingSource:
+    """cut.bin (over 4 GiB) changes after its first 64 MiB are read: later GETs of it
+    are refused (PreconditionFailed), so its entry is cut short, far under 4 GiB."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def get_object(self, **kwargs):
+        first = int(kwargs.get("Range", "bytes=0-").split("=")[1].split("-")[0])
+        if kwargs["Key"] == "cut.bin" and first >= _CUT_AFTER:
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {"Error": {"Code": "PreconditionFailed"}, "ResponseMetadata": {"HTTPStatusCode": 412}}, "GetObject"
+            )
+        return self._inner.get_object(**kwargs)
+
+
+@pytest.mark.big
+@pytest.mark.timeout(3600)
+def test_just_under_4_gib_and_a_truncated_zip64_entry_at_real_size(tmp_path):
+    """Java's ZipInputStream failed both with "invalid entry size": a zip64 local header on
+    an object listed at 4,292,000,000 bytes, and a zip64 entry truncated under 4 GiB."""
+    import zipfile
+
+    from support.disk_bucket import DiskBucket
+    from support.readers import check_listing
+    from support.synthetic import SyntheticSource, generate
+
+    class Nowhere:
+        def __getattr__(self, name):
+            raise AssertionError(f"unexpected S3 call {name}")
+
+    sizes = {"cut.bin": 4 * 1024**3 + 100, "edge.bin": _EDGE, "tail.txt": 1000}
+    source = _ChangingSource(SyntheticSource(Nowhere(), "synthetic", sizes))
+    s3 = DiskBucket(source, "dest", tmp_path / "dest")
+    result, _ = archive(
+        s3,
+        LocalStateStore(tmp_path / "state"),
+        source_bucket="synthetic",
+        dest_bucket="dest",
+        dest_key="edges.zip",
+        part_size="64MiB",
+        concurrency=2,
+    )
+    assert result.entries == 3 and result.skipped == 1
+    path = s3.path("edges.zip")
+    with zipfile.ZipFile(path) as zf:
+        edge, cut = zf.getinfo("edge.bin"), zf.getinfo("cut.bin")
+        assert edge.compress_type == zipfile.ZIP_STORED and edge.flag_bits & 0x08 == 0
+        assert edge.file_size == edge.compress_size == _EDGE
+        assert cut.file_size == _CUT_AFTER and cut.compress_size > 0xFFFFFFFF  # padded past 4 GiB
+        assert zf.read("tail.txt") == generate(0, 1000)
+    # every reader lists it; the streaming one (Java ZipInputStream) reads every entry
+    check_listing(
+        path,
+        {"cut.bin": _CUT_AFTER, "edge.bin": _EDGE, "tail.txt": 1000},
+        {"tail.txt": generate(0, 1000)},
+        test=False,
+    )
