@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A conservative read rate of one S3 GET stream, to judge whether an object that needs a
+# CRC pass (read twice) still fits in a step.
+CRC_PASS_BYTES_PER_SECOND = 40e6
+
 # A step's directory records and manifest lines wait in memory until its commit: ending
 # the step at this size keeps memory independent of how many objects a bucket holds.
 FRAGMENT_BYTES = 4 * 1024 * 1024
@@ -63,6 +67,7 @@ class StepWriter:
         self.skipping: ObjectPlan | None = None
         self.warnings: list[str] = []  # the first MAX_WARNINGS; the rest are counted and logged
         self.warning_count = 0
+        self.deferred = False  # stopped before an object it had no time for
 
     def run(self) -> None:
         """Write entries until the listing ends (state.cursor.exhausted) or it is time to stop."""
@@ -84,6 +89,8 @@ class StepWriter:
             for chunk in prefetcher.chunks():
                 entries = state.entries
                 self._write_chunk(chunk)
+                if self.deferred:
+                    return
                 if self.observer is not None:
                     self.observer(chunk.size, state.entries - entries)
                 if self._should_stop():
@@ -107,6 +114,9 @@ class StepWriter:
     def _write_chunk(self, chunk: Chunk) -> None:
         plan, state = chunk.plan, self.state
         if plan is self.skipping:
+            return
+        if chunk.first and not plan.resumed and self._defer(plan.listed):
+            self.deferred = True  # the cursor stays before it: the next step starts with it
             return
         if plan.cursor_after is not None:
             state.cursor = plan.cursor_after
@@ -207,6 +217,13 @@ class StepWriter:
         if meta.uses_descriptor:
             self.sink.write(data_descriptor(meta))
         self._finish_entry(entry, truncated)
+
+    def _defer(self, listed: Listed) -> bool:
+        """An object that needs a CRC pass first (straddles_zip32) is left to the next step
+        when this one has written something and may not have time to read it twice."""
+        if not straddles_zip32(listed.size) or self.state.offset == self.start_offset:
+            return False
+        return self.deadline.remaining() < 2 * listed.size / CRC_PASS_BYTES_PER_SECOND
 
     def _crc_pass(self, listed: Listed) -> int | None:
         """CRC-32 of an object read once, streamed (for a header with known sizes); None

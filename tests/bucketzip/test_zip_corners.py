@@ -182,3 +182,24 @@ def test_just_under_4_gib_and_a_truncated_zip64_entry_at_real_size(tmp_path):
         {"tail.txt": generate(0, 1000)},
         test=False,
     )
+
+
+def test_an_object_needing_a_crc_pass_waits_for_a_step_with_time_for_it(s3, bucket_factory, tmp_path, monkeypatch):
+    import bucketzip.records as records
+    import bucketzip.writer as writer
+    from bucketzip import engine
+    from bucketzip.config import ArchiveRequest
+    from bucketzip.deadline import Deadline
+
+    monkeypatch.setattr(records, "ZIP32_MAX", 3 * 1024 * KIB)
+    monkeypatch.setattr(writer, "CRC_PASS_BYTES_PER_SECOND", 1.0)  # never time enough in a used step
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    objects = {"0.txt": b"first", "a.bin": os.urandom(3 * 1024 * KIB - 1000), "b.txt": b"last"}
+    seed_bucket(s3, source, objects)
+    store = LocalStateStore(tmp_path / "state")
+    request = ArchiveRequest.create(source_bucket=source, dest_bucket=dest, dest_key="w.zip", chunk_size="1MiB")
+    progress = engine.start_run(s3, store, request)
+    progress = engine.run_step(s3, store, progress.run_id, Deadline(600))
+    assert progress.objects == 1 and not progress.done  # stopped before a.bin, not inside it
+    progress = engine.run_step(s3, store, progress.run_id, Deadline(600))
+    assert progress.objects == 3 and progress.done  # a fresh step takes it
