@@ -65,7 +65,7 @@ def run_to_completion(
     if request is not None:
         progress = engine.start_run(s3, store, request, run_id)
     elif run_id is not None:
-        progress = engine.resume_run(store, run_id)
+        progress = engine.resume_run(s3, store, run_id)
     else:
         raise ValueError("run_to_completion needs a request or the run id to resume")
     if on_started is not None:

@@ -58,41 +58,86 @@ def progress_of(state: RunState, warnings: list[str] | None = None, warning_coun
 
 
 def start_run(s3: S3Client, store: StateStore, request: ArchiveRequest, run_id: str | None = None) -> Progress:
-    """Check buckets and the destination key, create the multipart upload, write state.
-    With the run id of a run that has state already, returns its progress (a retried Start)."""
+    """Check buckets and the destination key, record the run, create the multipart upload.
+    With the run id of a run that has state already, returns its progress (a retried
+    Start), after creating its upload if the first attempt died before recording it."""
     if run_id is not None:
         try:
-            return progress_of(store.load(run_id))
+            state = store.load(run_id)
         except RunNotFound:
             pass
+        else:
+            if not state.upload_id:
+                _create_upload(s3, store, state)
+            return progress_of(state)
     run_id = run_id or new_run_id()
     _check_source(s3, request)
     dest_etag = _check_destination(s3, request)
+    # Intent first: the run is on record before its upload exists, so whatever dies
+    # between the two, Start's retry, a resume or an abort finds the upload (see
+    # _unrecorded_uploads) instead of leaving it to the lifecycle rule.
+    state = RunState(
+        run_id=run_id, request=request, upload_id="", started_at=time.time(), dest_etag=dest_etag, marked=True
+    )
     try:
-        upload_id = s3.create_multipart_upload(
+        store.create(state)
+    except RunExists:  # a concurrent Start of the same run won
+        state = store.load(run_id)
+        if not state.upload_id:
+            _create_upload(s3, store, state)
+        return progress_of(state)
+    _create_upload(s3, store, state)
+    return progress_of(state)
+
+
+# Uploads at the run's key initiated this long after its intent was recorded may be its
+# own, created by an attempt that died before recording the id (Start's retries end well
+# within it); the lower bound allows for clock skew between us and S3.
+UNRECORDED_UPLOAD_WINDOW = (-300.0, 900.0)
+
+
+def _create_upload(s3: S3Client, store: StateStore, state: RunState) -> None:
+    request = state.request
+    _abort_unrecorded_uploads(s3, state)
+    try:
+        state.upload_id = s3.create_multipart_upload(
             Bucket=request.dest_bucket,
             Key=request.dest_key,
             ContentType="application/zip",
             # S3 checks the archive's CRC-32 at Complete; the run id proves whose it is.
             ChecksumAlgorithm="CRC32",
             ChecksumType="FULL_OBJECT",
-            Metadata={finish.RUN_METADATA: run_id},
+            Metadata={finish.RUN_METADATA: state.run_id},
         )["UploadId"]
     except AWS_ERRORS as exc:
         raise translate(
             exc, bucket=request.dest_bucket, role="destination", action="create upload", key=request.dest_key
         ) from None
-    state = RunState(
-        run_id=run_id, request=request, upload_id=upload_id, started_at=time.time(), dest_etag=dest_etag, marked=True
-    )
     try:
-        store.create(state)
-    except BaseException as exc:
+        store.commit(state, state.version, None, 0)
+    except BaseException:
         _abort_upload(s3, state)
-        if isinstance(exc, RunExists):  # a concurrent Start of the same run won
-            return progress_of(store.load(run_id))
         raise
-    return progress_of(state)
+
+
+def _abort_unrecorded_uploads(s3: S3Client, state: RunState) -> None:
+    """Abort the uploads at the run's key that an attempt of this run may have created
+    without recording them: initiated within UNRECORDED_UPLOAD_WINDOW of the run's intent.
+    (ListMultipartUploads shows no metadata; the time window is what ties them to the run.
+    Another run to the same key started within minutes of this one could lose its upload:
+    of two such runs only one could win the key anyway.)"""
+    request = state.request
+    low, high = (state.started_at + d for d in UNRECORDED_UPLOAD_WINDOW)
+    try:
+        page = s3.list_multipart_uploads(Bucket=request.dest_bucket, Prefix=request.dest_key)
+        for upload in page.get("Uploads", []):
+            initiated = upload["Initiated"].timestamp()
+            if upload["Key"] == request.dest_key and low <= initiated <= high:
+                _abort_upload(s3, state, upload["UploadId"])
+    except AWS_ERRORS as exc:
+        raise translate(
+            exc, bucket=request.dest_bucket, role="destination", action="list uploads", key=request.dest_key
+        ) from None
 
 
 def _check_source(s3: S3Client, request: ArchiveRequest) -> None:
@@ -264,17 +309,21 @@ def abort_run(s3: S3Client, store: StateStore, run_id: str) -> None:
     except RunNotFound:
         store.delete_run(run_id)  # orphan fragments of a run whose state is gone
         return
-    if state.phase != COMPLETE:
+    if not state.upload_id:  # died between recording the run and recording its upload
+        _abort_unrecorded_uploads(s3, state)
+    elif state.phase != COMPLETE:
         _abort_upload(s3, state)  # after a completed upload this is a harmless NoSuchUpload
     finish.abort_manifest(s3, state)
     _delete_staging(s3, state)
     store.delete_run(run_id)
 
 
-def _abort_upload(s3: S3Client, state: RunState) -> None:
+def _abort_upload(s3: S3Client, state: RunState, upload_id: str | None = None) -> None:
     request = state.request
     try:
-        s3.abort_multipart_upload(Bucket=request.dest_bucket, Key=request.dest_key, UploadId=state.upload_id)
+        s3.abort_multipart_upload(
+            Bucket=request.dest_bucket, Key=request.dest_key, UploadId=upload_id or state.upload_id
+        )
     except AWS_ERRORS as exc:
         if error_code(exc) not in ("NoSuchUpload", "404"):
             raise translate(
@@ -311,12 +360,14 @@ def suspend_run(store: StateStore, run_id: str, reason: str) -> Progress | None:
     return progress_of(store.load(run_id))
 
 
-def resume_run(store: StateStore, run_id: str) -> Progress:
+def resume_run(s3: S3Client, store: StateStore, run_id: str) -> Progress:
     """Progress of a run to continue; a suspended run is marked active again."""
     state = store.load(run_id)
     if state.suspended:
         state.suspended = ""
         store.commit(state, state.version, None, 0)
+    if not state.upload_id:  # its start died between recording the run and the upload
+        _create_upload(s3, store, state)
     return progress_of(state)
 
 

@@ -69,7 +69,7 @@ def handler(event, context):
 def resume(resume_input) -> dict:
     logger.set_correlation_id(resume_input.run_id)
     logger.append_keys(run_id=resume_input.run_id, generation=resume_input.generation)
-    progress = engine.resume_run(common.state_store(), resume_input.run_id)  # clears a suspension
+    progress = engine.resume_run(common.s3_client(), common.state_store(), resume_input.run_id)  # clears a suspension
     logger.info("run resumed", extra={"steps": progress.steps})
     metrics.add_metric(name="RunsContinued", unit="Count", value=1)
     loops = resume_input.loops_per_execution or common.default_loops_per_execution()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from datetime import UTC, datetime
 
 import moto.s3.models
 import pytest
@@ -15,6 +17,7 @@ from bucketzip.config import STAGING_PREFIX, ArchiveRequest
 from bucketzip.deadline import Deadline
 from bucketzip.errors import RunNotFound, StaleState
 from bucketzip.results import ArchiveResult
+from bucketzip.state import RunState
 from bucketzip.store_dynamodb import DynamoStateStore
 from support.archiving import fetch
 from support.seed import list_multipart_uploads, seed_bucket, state_items
@@ -165,4 +168,44 @@ def test_a_zombie_step_of_an_aborted_run_leaves_nothing(s3, dynamodb, state_tabl
         engine.run_step(AbortedMeanwhile(), store, run_id, Deadline(None))
     assert s3.list_objects_v2(Bucket=dest, Prefix=STAGING_PREFIX).get("KeyCount") == 0
     assert state_items(dynamodb, state_table) == []
+    assert list_multipart_uploads(s3, dest) == []
+
+
+class RealUploadTimes:
+    """moto reports one fixed date as every upload's Initiated; S3 reports the real one."""
+
+    def list_multipart_uploads(self, **kwargs):
+        page = self._s3.list_multipart_uploads(**kwargs)
+        for upload in page.get("Uploads", []):
+            upload["Initiated"] = datetime.now(UTC)
+        return page
+
+    def __init__(self, s3):
+        self._s3 = s3
+
+    def __getattr__(self, name):
+        return getattr(self._s3, name)
+
+
+@pytest.mark.parametrize("then", ["abort", "start-retry"])
+def test_an_upload_created_by_a_start_that_died_is_found(s3, dynamodb, state_table, bucket_factory, then):
+    """Killed between CreateMultipartUpload and recording its id (issue 8, item 9): the run
+    was recorded first, so its abort, or Start's retry, finds the upload by key and time."""
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    seed_bucket(s3, source, {"a": b"a" * 1000})
+    store = DynamoStateStore(state_table, client=dynamodb)
+    request = ArchiveRequest.create(source_bucket=source, dest_bucket=dest, dest_key="o.zip")
+    state = RunState(run_id="R-dead", request=request, upload_id="", started_at=time.time(), marked=True)
+    store.create(state)  # the intent, then the upload; the process dies before recording it
+    s3.create_multipart_upload(Bucket=dest, Key="o.zip", Metadata={finish.RUN_METADATA: "R-dead"})
+    client = RealUploadTimes(s3)
+    if then == "abort":
+        engine.abort_run(client, store, "R-dead")
+    else:
+        progress = engine.start_run(client, store, request, run_id="R-dead")
+        assert len(list_multipart_uploads(s3, dest)) == 1  # the orphan gone, the new one recorded
+        assert store.load("R-dead").upload_id == list_multipart_uploads(s3, dest)[0]["UploadId"]
+        while not progress.done:
+            progress = engine.run_step(client, store, "R-dead", Deadline(None))
+        assert isinstance(engine.finish_run(client, store, "R-dead", Deadline(None)), ArchiveResult)
     assert list_multipart_uploads(s3, dest) == []

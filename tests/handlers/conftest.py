@@ -56,7 +56,7 @@ class FakeEngine:
         self.calls.append(("get_progress", run_id))
         return progress(run_id, steps=7)
 
-    def resume_run(self, store, run_id):
+    def resume_run(self, s3, store, run_id):
         self.calls.append(("resume_run", run_id))
         return progress(run_id, steps=7)
 
