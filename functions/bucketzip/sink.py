@@ -169,7 +169,7 @@ class ArchiveSink:
             try:
                 body = self.s3.get_object(Bucket=self.request.dest_bucket, Key=tail.staging_key)["Body"]
                 loaded = 0
-                for piece in body.iter_chunks(_COPY_BYTES):  # streamed: a tail may be GiBs
+                while piece := body.read(_COPY_BYTES):  # streamed: a tail may be GiBs
                     file.write(piece)
                     loaded += len(piece)
                     self.part_crc = zlib.crc32(piece, self.part_crc)

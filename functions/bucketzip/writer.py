@@ -236,7 +236,7 @@ class StepWriter:
         crc, size = 0, 0
         try:
             body = self.s3.get_object(**kwargs)["Body"]
-            for piece in body.iter_chunks(1024 * 1024):
+            while piece := body.read(1024 * 1024):  # streamed: the object is ~4 GiB
                 crc, size = zlib.crc32(piece, crc), size + len(piece)
         except AWS_ERRORS as exc:
             if error_code(exc) not in GONE_CODES:
