@@ -5,6 +5,8 @@ Returns {"complete": true, "archive": {...}} or, when it must be called again,
 
 from __future__ import annotations
 
+from aws_lambda_powertools.metrics import single_metric
+
 from bucketzip import engine
 from bucketzip.results import ArchiveResult
 
@@ -34,4 +36,13 @@ def handler(event, context):
     metrics.add_metric(name="ArchiveBytes", unit="Bytes", value=outcome.size)
     metrics.add_metric(name="ArchiveEntries", unit="Count", value=outcome.entries)
     metrics.add_metric(name="RunSeconds", unit="Seconds", value=outcome.duration_seconds)
+    if finish.schedule:  # per schedule: the "no successful run in N hours" alarm watches it
+        with single_metric(
+            name="ScheduledRunsSucceeded",
+            unit="Count",
+            value=1,
+            namespace=metrics.namespace,
+            default_dimensions={"service": common.SERVICE},  # dimensions: service, schedule
+        ) as metric:
+            metric.add_dimension(name="schedule", value=finish.schedule)
     return {"complete": True, "archive": archive}

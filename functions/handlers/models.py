@@ -34,6 +34,9 @@ class ExecutionInput(BaseModel):
     prefetch_bytes: int | str | None = None
     page_size: int | None = None
     loops_per_execution: int | None = Field(None, ge=1, le=MAX_LOOPS_PER_EXECUTION)
+    # Set by the stack's schedules: the schedule's name, a metric dimension of the run's
+    # success (the per-schedule "no successful run in N hours" alarm). Not part of the archive.
+    schedule: str | None = Field(None, min_length=1, max_length=64)
 
 
 class Resume(BaseModel):
@@ -42,6 +45,7 @@ class Resume(BaseModel):
     run_id: str = Field(min_length=1)
     generation: int = Field(0, ge=0)
     loops_per_execution: int | None = Field(None, ge=1, le=MAX_LOOPS_PER_EXECUTION)
+    schedule: str | None = None  # carried from the first execution (ExecutionInput.schedule)
 
 
 class ResumeInput(BaseModel):
@@ -69,6 +73,7 @@ class StepEvent(BaseModel):
 class FinishEvent(BaseModel):
     run_id: str = Field(min_length=1)
     execution_name: str | None = None
+    schedule: str | None = None  # the schedule that started the run, if one did
 
 
 class AbortEvent(BaseModel):

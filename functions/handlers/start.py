@@ -47,7 +47,7 @@ def handler(event, context):
     run_id = run_id_for_execution(start.execution_name)
     logger.set_correlation_id(run_id)
     logger.append_keys(run_id=run_id)
-    fields = execution_input.model_dump(exclude_unset=True, exclude={"loops_per_execution"})
+    fields = execution_input.model_dump(exclude_unset=True, exclude={"loops_per_execution", "schedule"})
     fields["dest_key"] = render_key(
         execution_input.dest_key,
         source_bucket=execution_input.source_bucket,
@@ -63,7 +63,7 @@ def handler(event, context):
     )
     metrics.add_metric(name="RunsStarted", unit="Count", value=1)
     loops = execution_input.loops_per_execution or common.default_loops_per_execution()
-    return state_data(run_id, 0, loops, progress.to_json())
+    return state_data(run_id, 0, loops, progress.to_json(), execution_input.schedule)
 
 
 def resume(resume_input) -> dict:
@@ -73,14 +73,17 @@ def resume(resume_input) -> dict:
     logger.info("run resumed", extra={"steps": progress.steps})
     metrics.add_metric(name="RunsContinued", unit="Count", value=1)
     loops = resume_input.loops_per_execution or common.default_loops_per_execution()
-    return state_data(resume_input.run_id, resume_input.generation, loops, progress.to_json())
+    return state_data(resume_input.run_id, resume_input.generation, loops, progress.to_json(), resume_input.schedule)
 
 
-def state_data(run_id: str, generation: int, loops_per_execution: int, progress: dict) -> dict:
+def state_data(
+    run_id: str, generation: int, loops_per_execution: int, progress: dict, schedule: str | None = None
+) -> dict:
     return {
         "run_id": run_id,
         "generation": generation,
         "loops": 0,
         "loops_per_execution": loops_per_execution,
         "progress": progress,
+        "schedule": schedule,  # always present (null): the state machine's paths read it
     }

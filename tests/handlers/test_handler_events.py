@@ -206,6 +206,27 @@ def test_finish_returns_the_archive_when_complete(fake_engine, context):
     ].keys()
 
 
+def test_a_scheduled_run_counts_its_success_per_schedule(fake_engine, context, capsys):
+    finish.handler({"run_id": "run-1", "schedule": "photos-nightly"}, context)
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    (scheduled,) = [m for m in metrics if "ScheduledRunsSucceeded" in m]
+    assert scheduled["schedule"] == "photos-nightly" and scheduled["ScheduledRunsSucceeded"] == [1.0]
+    (definition,) = scheduled["_aws"]["CloudWatchMetrics"]
+    assert definition["Dimensions"] == [["service", "schedule"]] and scheduled["service"] == common.SERVICE
+    finish.handler({"run_id": "run-1"}, context)  # not started by a schedule: no such metric
+    assert "ScheduledRunsSucceeded" not in capsys.readouterr().out
+
+
+def test_start_carries_the_schedule_through_the_run(fake_engine, context):
+    result = start.handler(start_event({**GOOD, "schedule": "photos-nightly"}), context)
+    assert result["schedule"] == "photos-nightly"
+    ((_, request, _),) = fake_engine.calls  # not an archive setting
+    assert not hasattr(request, "schedule")
+    assert start.handler(start_event(GOOD, name="other"), context)["schedule"] is None  # always present
+    resumed = start.handler(start_event({"resume": {"run_id": "r", "generation": 1, "schedule": "s"}}), context)
+    assert resumed["schedule"] == "s"
+
+
 def test_finish_asks_to_be_called_again(fake_engine, context):
     fake_engine.finish_result = fake_engine.progress(phase="finishing", done=False)
     result = finish.handler({"run_id": "run-1"}, context)

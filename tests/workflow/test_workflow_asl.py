@@ -256,3 +256,17 @@ def test_a_permanent_error_is_not_retried(workflow, buckets, s3, dynamodb):
     outcome = workflow.run(small_run(s3, source, dest))
     assert outcome.error == "IntegrityError" and len(workflow.invocations("step")) == 1
     assert_nothing_left_after_failure(s3, dynamodb, workflow.table, dest)
+
+
+def test_the_schedule_reaches_finish_across_continuations(workflow, buckets, s3):
+    """A scheduled run's name goes from the input through every continuation to Finish,
+    which counts the run's success per schedule."""
+    source, dest = buckets
+    run = {**small_run(s3, source, dest), "compression": "store", "step_bytes": "2KB", "loops_per_execution": 1}
+    run["schedule"] = "nightly"
+    outcome = workflow.run(run)
+    assert outcome.succeeded and len(outcome.executions) >= 3, (outcome.error, outcome.cause)
+    finishes = workflow.invocations("finish")
+    assert finishes and all(i.event["schedule"] == "nightly" for i in finishes)
+    unscheduled = workflow.run({**small_run(s3, source, dest), "dest_key": "b.zip"})
+    assert unscheduled.succeeded and workflow.invocations("finish")[-1].event["schedule"] is None
