@@ -32,7 +32,7 @@ from bucketzip.errors import InputError  # noqa: E402
 from bucketzip.keys import render_key  # noqa: E402
 from handlers.models import ExecutionInput  # noqa: E402
 
-from .schedule_expression import check_schedule_expression  # noqa: E402
+from .schedule_expression import MAX_ALARM_HOURS, check_schedule_expression, no_success_alarm_hours  # noqa: E402
 
 BUNDLE_MODES = ("pip", "copy")  # infra/packaging.py: pip is the only deployable asset
 LOG_RETENTION_DAYS = (
@@ -79,6 +79,7 @@ SCHEDULE_KEYS = (
     "dest_bucket",
     "dest_key",
     "options",
+    "alarm_after_hours",
 )
 REQUIRED_SCHEDULE_KEYS = ("name", "schedule", "source_bucket", "dest_bucket", "dest_key")
 # Execution-input fields a schedule sets at its top level; every other input field goes in options.
@@ -110,6 +111,9 @@ class Schedule:
     enabled: bool
     description: str
     input: dict  # the execution input, exactly as the Start function receives it
+    # "no successful run in N hours" alarm: N (None: no alarm; derived from the expression
+    # unless the schedule sets alarm_after_hours, 0 meaning no alarm)
+    alarm_after_hours: int | None = None
 
 
 @dataclass(frozen=True)
@@ -320,13 +324,22 @@ def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix
     if not isinstance(options, dict):
         raise fail("options", f"must be an object, got {options!r}")
     input_fields = list(ExecutionInput.model_fields)
-    allowed = [f for f in input_fields if f not in TOP_LEVEL_INPUT]
+    allowed = [f for f in input_fields if f not in TOP_LEVEL_INPUT and f != "schedule"]
     for key in options:
         if key not in allowed:
             where = "set it at the schedule's top level" if key in TOP_LEVEL_INPUT else f"known: {', '.join(allowed)}"
             raise fail(f"options.{key}", f"unknown option ({where})")
     run_input = {k: item[k] for k in TOP_LEVEL_INPUT if k in item}
     run_input.update(options)
+    alarm_hours = item.get("alarm_after_hours", no_success_alarm_hours(item["schedule"]))
+    if (
+        isinstance(alarm_hours, bool)
+        or not isinstance(alarm_hours, int | None)
+        or not (alarm_hours is None or 0 <= alarm_hours <= MAX_ALARM_HOURS)
+    ):
+        raise fail(
+            "alarm_after_hours", f"must be an integer from 0 (no alarm) to {MAX_ALARM_HOURS}, got {alarm_hours!r}"
+        )
 
     def field_key(name: str) -> str:
         return name if name in TOP_LEVEL_INPUT else f"options.{name}"
@@ -359,7 +372,8 @@ def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix
         timezone=timezone,
         enabled=enabled,
         description=item.get("description") or f"bucketzip run {name}",
-        input=run_input,
+        input={**run_input, "schedule": name},  # the run's success is counted per schedule
+        alarm_after_hours=alarm_hours or None,
     )
 
 

@@ -11,6 +11,7 @@ from constructs import Construct
 from .alarms import FailureAlarms
 from .cleanup import Cleanup
 from .config import Config
+from .dashboard import Dashboard
 from .destination import Destination
 from .functions import Functions
 from .schedules import Schedules
@@ -33,8 +34,18 @@ class BucketzipStack(Stack):
             dest_bucket_arn=self.destination.bucket_arn,
         )
         self.workflow = ArchiveStateMachine(self, "Archive", config=config, functions=self.functions.by_name)
-        self.schedules = Schedules(self, "Schedules", config=config, state_machine=self.workflow.state_machine)
         self.alarms = FailureAlarms(self, "Alarms", state_machine=self.workflow.state_machine, email=config.alarm_email)
+        self.schedules = Schedules(
+            self, "Schedules", config=config, state_machine=self.workflow.state_machine, topic=self.alarms.topic
+        )
+        self.dashboard = Dashboard(
+            self,
+            "Dashboard",
+            config=config,
+            state_machine=self.workflow.state_machine,
+            functions=self.functions.by_name,
+            schedule_group=self.schedules.group_name if config.schedules else None,
+        )
         self.cleanup = Cleanup(
             self,
             "Cleanup",

@@ -5,7 +5,7 @@ Returns {"complete": true, "archive": {...}} or, when it must be called again,
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import single_metric
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from bucketzip import engine
 from bucketzip.results import ArchiveResult
@@ -39,7 +39,7 @@ def handler(event, context):
     if finish.schedule:  # per schedule: the "no successful run in N hours" alarm watches it
         with single_metric(
             name="ScheduledRunsSucceeded",
-            unit="Count",
+            unit=MetricUnit.Count,
             value=1,
             namespace=metrics.namespace,
             default_dimensions={"service": common.SERVICE},  # dimensions: service, schedule

@@ -57,7 +57,10 @@ def test_cli_strings_are_parsed():
     assert config.functions["step"].memory_mb == 4096
     assert config.sources == (("a-bucket", "x/"), ("b-bucket", ""), ("acme-photos", ""))
     assert config.alarm_email is None
-    assert config.schedules[0].input == {k: GOOD[k] for k in ("source_bucket", "dest_bucket", "dest_key")}
+    assert config.schedules[0].input == {
+        **{k: GOOD[k] for k in ("source_bucket", "dest_bucket", "dest_key")},
+        "schedule": "nightly",
+    }
 
 
 def test_a_source_beside_the_destination_prefix_is_fine():
@@ -99,6 +102,9 @@ S = "schedule schedules[0] ('nightly'): "
         (with_schedule(options={"part_size": "1MiB"}), S + "options.part_size: 1048576 is not between 5 MiB and 5 GiB"),
         (with_schedule(options={"exclude": ["[abc"]}), S + "options.exclude: bad glob '[abc'"),
         (with_schedule(options={"colour": "blue"}), S + "options.colour: unknown option"),
+        (with_schedule(options={"schedule": "other"}), S + "options.schedule: unknown option"),  # set by the stack
+        (with_schedule(alarm_after_hours=200), S + "alarm_after_hours: must be an integer from 0 (no alarm) to 168"),
+        (with_schedule(alarm_after_hours="6"), S + "alarm_after_hours: must be an integer"),
         (with_schedule(options={"dest_key": "x.zip"}), S + "options.dest_key: unknown option (set it at the"),
         (with_schedule(options=["store"]), S + "options: must be an object"),
         (with_schedule(enabled="maybe"), S + "enabled: must be true or false"),
@@ -196,3 +202,26 @@ def test_schedule_fields():
         "d",
     )
     assert schedule.input["exclude"] == "*.tmp" and schedule.input["loops_per_execution"] == 100
+
+
+@pytest.mark.parametrize(
+    "expression, hours",
+    [
+        ("rate(5 minutes)", 2),  # at least 2 hours
+        ("rate(6 hours)", 9),
+        ("cron(0 * * * ? *)", 2),  # hourly
+        ("cron(0 3 * * ? *)", 36),  # daily: a day and a half
+        ("cron(0/15 8-18 ? * MON-FRI *)", None),  # weekdays only: a weekend exceeds what fits
+        ("cron(30 1 ? * SUN *)", None),  # weekly: 1.5 weeks exceed CloudWatch's 7 days
+        ("rate(3 days)", 108),
+        ("at(2027-01-01T00:00:00)", None),  # once: nothing to miss afterwards
+    ],
+)
+def test_no_success_alarm_window_comes_from_the_expression(expression, hours):
+    (schedule,) = load_config(with_schedule(schedule=expression)).schedules
+    assert schedule.alarm_after_hours == hours
+
+
+def test_no_success_alarm_window_can_be_set_or_disabled():
+    assert load_config(with_schedule(alarm_after_hours=12)).schedules[0].alarm_after_hours == 12
+    assert load_config(with_schedule(alarm_after_hours=0)).schedules[0].alarm_after_hours is None

@@ -233,7 +233,14 @@ def test_main_policies_exactly(main):
     assert policies(main) == {
         **MAIN_FUNCTIONS,
         "ArchiveStateMachineRole": state_machine_statements("Bucketzip-archive"),
-        "SchedulesRole": expect(statement(None, ["states:StartExecution"], ["${ArchiveStateMachine}"])),
+        "SchedulesRole": expect(
+            statement(None, ["states:StartExecution"], ["${ArchiveStateMachine}"]),
+            statement(  # each schedule's dead-letter queue
+                None,
+                ["sqs:SendMessage"],
+                ["${SchedulesDeadLetterslogsweekly.Arn}", "${SchedulesDeadLettersphotosnightly.Arn}"],
+            ),
+        ),
     }
 
 
@@ -293,7 +300,8 @@ def test_roles_trust_one_service_and_carry_no_other_policies(request, fixture, s
 def test_scheduler_role_only_assumable_from_this_account(main):
     (role,) = [r for k, r in main.resources("AWS::IAM::Role").items() if k.startswith("SchedulesRole")]
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert set(trust["Condition"]) == {"StringEquals", "ArnLike"}  # and this group's schedules only
 
 
 def test_resource_policies(main):

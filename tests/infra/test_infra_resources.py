@@ -25,11 +25,14 @@ def test_resource_inventory(main, existing):
         "AWS::StepFunctions::StateMachine": 1,
         "AWS::Logs::LogGroup": 6,
         "AWS::SNS::Topic": 1,
-        "AWS::CloudWatch::Alarm": 4,
+        # 3 execution alarms, 1 cleanup DLQ; per schedule: a DLQ (2) and no-success (1, the
+        # weekly one has none); TargetErrorCount, InvocationDroppedCount
+        "AWS::CloudWatch::Alarm": 9,
+        "AWS::CloudWatch::Dashboard": 1,
         "AWS::IAM::Role": 7,
         "AWS::Events::Rule": 1,
-        "AWS::SQS::Queue": 1,
-        "AWS::SQS::QueuePolicy": 1,
+        "AWS::SQS::Queue": 3,
+        "AWS::SQS::QueuePolicy": 3,
         "AWS::Lambda::Permission": 1,
         "AWS::Lambda::EventInvokeConfig": 1,
         "AWS::S3::Bucket": 1,
@@ -41,14 +44,17 @@ def test_resource_inventory(main, existing):
         main.assertions.resource_count_is(type_, count)
     for type_, count in {
         **counts,
+        "AWS::CloudWatch::Alarm": 4,
         "AWS::IAM::Role": 6,
+        "AWS::SQS::Queue": 1,
+        "AWS::SQS::QueuePolicy": 1,
         "AWS::S3::Bucket": 0,
         "AWS::Scheduler::Schedule": 0,
         "AWS::Scheduler::ScheduleGroup": 0,
         "AWS::SNS::Subscription": 0,
     }.items():
         existing.assertions.resource_count_is(type_, count)
-    # nothing else sneaks in (custom resources, extra functions, Lambda event configs...)
+    # nothing else sneaks in (custom resources, extra functions...)
     allowed = set(counts) | {"AWS::IAM::Policy", "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"}
     for synth in (main, existing):
         assert {r["Type"] for r in synth.template["Resources"].values()} <= allowed

@@ -65,7 +65,8 @@ class LocalWorkflow:
     table: str
     name: str = "bucketzip"
     lambda_timeout: float = 900.0
-    task_timeout: int | None = None  # the Tasks' TimeoutSeconds; default: a little above lambda_timeout
+    # the Tasks' TimeoutSeconds by function ("step": 3); default: a little above lambda_timeout
+    task_timeouts: dict[str, int] = field(default_factory=dict)
     retry_time_scale: float = 1.0
     environment: dict[str, str] = field(default_factory=dict)
     state_machine_arn: str = ""
@@ -106,8 +107,8 @@ class LocalWorkflow:
             lambdas.register(lambdas.Registration(function_name, arn, handler, self.lambda_timeout))
             self.function_names[short] = function_name
             substitutions[placeholder] = arn
-            substitutions[f"{short.title()}TaskTimeoutSeconds"] = self.task_timeout or task_timeout_seconds(
-                self.lambda_timeout
+            substitutions[f"{short.title()}TaskTimeoutSeconds"] = self.task_timeouts.get(
+                short, task_timeout_seconds(self.lambda_timeout)
             )
         self._arns = {short: str(substitutions[placeholder]) for placeholder, (short, _) in HANDLERS.items()}
         self.state_machine_arn = self.sfn.create_state_machine(
