@@ -259,122 +259,153 @@ def _parse_schedules(raw: Any, dest_bucket: str | None, dest_prefix: str) -> lis
 
 
 def _parse_schedule(item: dict, label: str, dest_bucket: str | None, dest_prefix: str) -> Schedule:
-    def fail(key: str, message: str) -> ConfigError:
-        return ConfigError(f"schedule {label}: {key}: {message}")
-
-    unknown = sorted(set(item) - set(SCHEDULE_KEYS))
-    if unknown:
-        raise fail(unknown[0], f"unknown key (known: {', '.join(SCHEDULE_KEYS)}; execution options go in 'options')")
-    for key in REQUIRED_SCHEDULE_KEYS:
-        if item.get(key) in (None, ""):
-            raise fail(key, "is required")
-    for key in (
-        "name",
-        "schedule",
-        "source_bucket",
-        "dest_bucket",
-        "dest_key",
-        "source_prefix",
-        "timezone",
-        "description",
-    ):
-        if key in item and not isinstance(item[key], str):
-            raise fail(key, f"must be a string, got {item[key]!r}")
-    name = item["name"]
-    if not _SCHEDULE_NAME_RE.match(name):
-        raise fail("name", f"{name!r} must be 1-64 letters, digits, '-', '_' or '.'")
-    try:
-        check_schedule_expression(item["schedule"])
-    except ValueError as exc:
-        raise fail("schedule", str(exc)) from None
-    timezone = item.get("timezone") or "UTC"
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise fail("timezone", f"{timezone!r} is not an IANA time zone (e.g. 'Europe/Paris')") from None
+    """One `schedules` entry, checked piece by piece; errors name the schedule and the key."""
+    check = _ScheduleCheck(item, label)
+    check.keys()
+    check.name_expression_timezone()
+    check.destination(dest_bucket, dest_prefix)
+    run_input = check.run_input()
+    check.accepted_by_the_engine(run_input)
+    alarm_hours = check.alarm_after_hours()
     enabled = item.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise fail("enabled", f"must be true or false, got {enabled!r}")
-
-    if dest_bucket is None:
-        raise fail(
-            "dest_bucket",
-            "the stack's destination bucket has a generated name; set the "
-            "dest_bucket context key to schedule runs into it",
-        )
-    if item["dest_bucket"] != dest_bucket:
-        raise fail(
-            "dest_bucket",
-            f"{item['dest_bucket']!r} is not the stack's destination bucket "
-            f"{dest_bucket!r} (the functions may write only there)",
-        )
-    literal = item["dest_key"].split("{", 1)[0].lstrip("/")  # the part no placeholder can change
-    if not literal.startswith(dest_prefix):
-        raise fail(
-            "dest_key",
-            f"{item['dest_key']!r} must start with the destination prefix "
-            f"{dest_prefix!r} (the functions may write only there)",
-        )
-
-    overlap = destination_overlap(item["source_bucket"], item.get("source_prefix", ""), dest_bucket, dest_prefix)
-    if overlap:
-        raise fail("source_prefix" if item.get("source_prefix") else "source_bucket", overlap)
-
-    options = item.get("options", {})
-    if not isinstance(options, dict):
-        raise fail("options", f"must be an object, got {options!r}")
-    input_fields = list(ExecutionInput.model_fields)
-    allowed = [f for f in input_fields if f not in TOP_LEVEL_INPUT and f != "schedule"]
-    for key in options:
-        if key not in allowed:
-            where = "set it at the schedule's top level" if key in TOP_LEVEL_INPUT else f"known: {', '.join(allowed)}"
-            raise fail(f"options.{key}", f"unknown option ({where})")
-    run_input = {k: item[k] for k in TOP_LEVEL_INPUT if k in item}
-    run_input.update(options)
-    alarm_hours = item.get("alarm_after_hours", no_success_alarm_hours(item["schedule"]))
-    if (
-        isinstance(alarm_hours, bool)
-        or not isinstance(alarm_hours, int | None)
-        or not (alarm_hours is None or 0 <= alarm_hours <= MAX_ALARM_HOURS)
-    ):
-        raise fail(
-            "alarm_after_hours", f"must be an integer from 0 (no alarm) to {MAX_ALARM_HOURS}, got {alarm_hours!r}"
-        )
-
-    def field_key(name: str) -> str:
-        return name if name in TOP_LEVEL_INPUT else f"options.{name}"
-
-    try:
-        model = ExecutionInput.model_validate(run_input)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise fail(
-            field_key(str(error["loc"][0]) if error["loc"] else "options"),
-            f"{error['msg']} (got {error.get('input')!r})",
-        ) from None
-    fields = model.model_dump(exclude_unset=True, exclude={"loops_per_execution"})
-    try:
-        fields["dest_key"] = render_key(
-            item["dest_key"],
-            source_bucket=item["source_bucket"],
-            source_prefix=item.get("source_prefix", ""),
-            run_id="check",
-        )
-        ArchiveRequest.create(**fields)
-    except (InputError, TypeError) as exc:
-        key, sep, rest = str(exc).partition(": ")
-        if sep and key in input_fields:
-            raise fail(field_key(key), rest) from None
-        raise ConfigError(f"schedule {label}: {exc}") from None
     return Schedule(
-        name=name,
+        name=item["name"],
         expression=item["schedule"],
-        timezone=timezone,
+        timezone=item.get("timezone") or "UTC",
         enabled=enabled,
-        description=item.get("description") or f"bucketzip run {name}",
-        input={**run_input, "schedule": name},  # the run's success is counted per schedule
+        description=item.get("description") or f"bucketzip run {item['name']}",
+        input={**run_input, "schedule": item["name"]},  # the run's success is counted per schedule
         alarm_after_hours=alarm_hours or None,
     )
+
+
+_STRING_SCHEDULE_KEYS = (
+    "name",
+    "schedule",
+    "source_bucket",
+    "dest_bucket",
+    "dest_key",
+    "source_prefix",
+    "timezone",
+    "description",
+)
+# Execution-input fields a schedule may set in `options` (schedule: set by the stack).
+_OPTION_FIELDS = [f for f in ExecutionInput.model_fields if f not in TOP_LEVEL_INPUT and f != "schedule"]
+
+
+class _ScheduleCheck:
+    def __init__(self, item: dict, label: str) -> None:
+        self.item, self.label = item, label
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"schedule {self.label}: {key}: {message}")
+
+    def keys(self) -> None:
+        """Known keys only, the required ones present, the string ones strings."""
+        item = self.item
+        unknown = sorted(set(item) - set(SCHEDULE_KEYS))
+        if unknown:
+            known = ", ".join(SCHEDULE_KEYS)
+            raise self.fail(unknown[0], f"unknown key (known: {known}; execution options go in 'options')")
+        for key in REQUIRED_SCHEDULE_KEYS:
+            if item.get(key) in (None, ""):
+                raise self.fail(key, "is required")
+        for key in _STRING_SCHEDULE_KEYS:
+            if key in item and not isinstance(item[key], str):
+                raise self.fail(key, f"must be a string, got {item[key]!r}")
+
+    def name_expression_timezone(self) -> None:
+        item = self.item
+        if not _SCHEDULE_NAME_RE.match(item["name"]):
+            raise self.fail("name", f"{item['name']!r} must be 1-64 letters, digits, '-', '_' or '.'")
+        try:
+            check_schedule_expression(item["schedule"])
+        except ValueError as exc:
+            raise self.fail("schedule", str(exc)) from None
+        timezone = item.get("timezone") or "UTC"
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise self.fail("timezone", f"{timezone!r} is not an IANA time zone (e.g. 'Europe/Paris')") from None
+        enabled = item.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise self.fail("enabled", f"must be true or false, got {enabled!r}")
+
+    def destination(self, dest_bucket: str | None, dest_prefix: str) -> None:
+        """Into the stack's destination, under its prefix, not from it."""
+        item = self.item
+        if dest_bucket is None:
+            raise self.fail(
+                "dest_bucket",
+                "the stack's destination bucket has a generated name; set the "
+                "dest_bucket context key to schedule runs into it",
+            )
+        if item["dest_bucket"] != dest_bucket:
+            raise self.fail(
+                "dest_bucket",
+                f"{item['dest_bucket']!r} is not the stack's destination bucket "
+                f"{dest_bucket!r} (the functions may write only there)",
+            )
+        literal = item["dest_key"].split("{", 1)[0].lstrip("/")  # the part no placeholder can change
+        if not literal.startswith(dest_prefix):
+            raise self.fail(
+                "dest_key",
+                f"{item['dest_key']!r} must start with the destination prefix "
+                f"{dest_prefix!r} (the functions may write only there)",
+            )
+        overlap = destination_overlap(item["source_bucket"], item.get("source_prefix", ""), dest_bucket, dest_prefix)
+        if overlap:
+            raise self.fail("source_prefix" if item.get("source_prefix") else "source_bucket", overlap)
+
+    def run_input(self) -> dict:
+        """The execution input: the top-level fields plus the known options."""
+        options = self.item.get("options", {})
+        if not isinstance(options, dict):
+            raise self.fail("options", f"must be an object, got {options!r}")
+        for key in options:
+            if key not in _OPTION_FIELDS:
+                where = (
+                    "set it at the schedule's top level"
+                    if key in TOP_LEVEL_INPUT
+                    else f"known: {', '.join(_OPTION_FIELDS)}"
+                )
+                raise self.fail(f"options.{key}", f"unknown option ({where})")
+        return {**{k: self.item[k] for k in TOP_LEVEL_INPUT if k in self.item}, **options}
+
+    def accepted_by_the_engine(self, run_input: dict) -> None:
+        """Validated as the Start function will: the input model, then the engine's request."""
+        try:
+            model = ExecutionInput.model_validate(run_input)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = str(error["loc"][0]) if error["loc"] else "options"
+            raise self.fail(self._field_key(key), f"{error['msg']} (got {error.get('input')!r})") from None
+        fields = model.model_dump(exclude_unset=True, exclude={"loops_per_execution", "schedule"})
+        try:
+            fields["dest_key"] = render_key(
+                self.item["dest_key"],
+                source_bucket=self.item["source_bucket"],
+                source_prefix=self.item.get("source_prefix", ""),
+                run_id="check",
+            )
+            ArchiveRequest.create(**fields)
+        except (InputError, TypeError) as exc:
+            key, sep, rest = str(exc).partition(": ")
+            if sep and key in ExecutionInput.model_fields:
+                raise self.fail(self._field_key(key), rest) from None
+            raise ConfigError(f"schedule {self.label}: {exc}") from None
+
+    def alarm_after_hours(self) -> int | None:
+        hours = self.item.get("alarm_after_hours", no_success_alarm_hours(self.item["schedule"]))
+        if hours is None or (type(hours) is int and 0 <= hours <= MAX_ALARM_HOURS):
+            return hours
+        raise self.fail(
+            "alarm_after_hours", f"must be an integer from 0 (no alarm) to {MAX_ALARM_HOURS}, got {hours!r}"
+        )
+
+    @staticmethod
+    def _field_key(name: str) -> str:
+        return name if name in TOP_LEVEL_INPUT else f"options.{name}"
 
 
 # ---------------------------------------------------------------- value parsing
