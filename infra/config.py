@@ -32,42 +32,20 @@ from bucketzip.errors import InputError  # noqa: E402
 from bucketzip.keys import render_key  # noqa: E402
 from handlers.models import ExecutionInput  # noqa: E402
 
+from .context import (  # noqa: E402, F401 - re-exported: the infra modules import them from here
+    BUNDLE_MODES,
+    FUNCTION_DEFAULTS,
+    FUNCTION_NAMES,
+    KEYS,
+    LOG_RETENTION_DAYS,
+    Context,
+    FunctionContext,
+    bucket_problem,
+    validated,
+)
+from .errors import ConfigError  # noqa: E402
 from .schedule_expression import MAX_ALARM_HOURS, check_schedule_expression, no_success_alarm_hours  # noqa: E402
 
-BUNDLE_MODES = ("pip", "copy")  # infra/packaging.py: pip is the only deployable asset
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
-FUNCTION_NAMES = ("start", "step", "finish", "abort", "cleanup")
-# name: (memory MB, timeout seconds); the step and finish run to the 15-minute Lambda maximum.
-FUNCTION_DEFAULTS = {
-    "start": (512, 120),
-    "step": (2048, 900),
-    "finish": (1024, 900),
-    "abort": (512, 300),
-    "cleanup": (512, 300),
-}
 SCHEDULE_KEYS = (
     "name",
     "schedule",
@@ -85,16 +63,7 @@ REQUIRED_SCHEDULE_KEYS = ("name", "schedule", "source_bucket", "dest_bucket", "d
 # Execution-input fields a schedule sets at its top level; every other input field goes in options.
 TOP_LEVEL_INPUT = ("source_bucket", "source_prefix", "dest_bucket", "dest_key")
 
-_STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,59}$")
 _SCHEDULE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
-_LAYER_ARN_RE = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class ConfigError(ValueError):
-    """A context value is missing or wrong; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -154,85 +123,40 @@ def cdk_json_context() -> dict:
 
 
 def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
-    """Build the Config from a context getter (`node.try_get_context`) or a plain dict."""
+    """Build the Config from a context getter (`node.try_get_context`) or a plain dict: the
+    keys' types and checks are the pydantic models of infra/context.py; here, what spans keys."""
     get = context.get if isinstance(context, Mapping) else context
-    d = Config()
-
-    stack_name = _string(get("stack_name"), "stack_name", d.stack_name)
-    if not _STACK_NAME_RE.match(stack_name):
-        raise ConfigError(
-            f"stack_name: {stack_name!r} must start with a letter and contain only "
-            "letters, digits and '-' (at most 60 characters)"
-        )
-    bundle = _string(get("bundle"), "bundle", d.bundle)
-    if bundle not in BUNDLE_MODES:
-        raise ConfigError(f"bundle: {bundle!r} is not one of {', '.join(BUNDLE_MODES)}")
-
-    dest_bucket = _optional_string(get("dest_bucket"), "dest_bucket")
-    if dest_bucket is not None:
-        _check_bucket(dest_bucket, "dest_bucket")
-    create = _bool(get("create_dest_bucket"), "create_dest_bucket", d.create_dest_bucket)
-    if not create and dest_bucket is None:
-        raise ConfigError(
-            "dest_bucket: required when create_dest_bucket is false (name the existing bucket the archives go to)"
-        )
-    dest_prefix = _string(get("dest_prefix"), "dest_prefix", d.dest_prefix).lstrip("/")
-    if dest_prefix.startswith(STAGING_PREFIX) or STAGING_PREFIX.startswith(dest_prefix or "\0"):
-        raise ConfigError(f"dest_prefix: {dest_prefix!r} overlaps the reserved staging prefix {STAGING_PREFIX!r}")
-    dest_kms = _optional_string(get("dest_kms_key_arn"), "dest_kms_key_arn")
-    if dest_kms is not None:
-        _check_kms(dest_kms, "dest_kms_key_arn")
-    source_kms = tuple(_string_list(get("source_kms_key_arns"), "source_kms_key_arns"))
-    for i, arn in enumerate(source_kms):
-        _check_kms(arn, f"source_kms_key_arns[{i}]")
-
-    functions = {}
-    for name in FUNCTION_NAMES:
-        memory, timeout = FUNCTION_DEFAULTS[name]
-        memory = _int(get(f"{name}_memory_mb"), f"{name}_memory_mb", memory, 128, 10240)
-        timeout = _int(get(f"{name}_timeout_seconds"), f"{name}_timeout_seconds", timeout, 1, 900)
-        functions[name] = FunctionSettings(memory, timeout)
-
-    layer = _optional_string(get("powertools_layer_arn"), "powertools_layer_arn")
-    if layer is not None and not _LAYER_ARN_RE.match(layer):
-        raise ConfigError(f"powertools_layer_arn: {layer!r} is not a Lambda layer version ARN")
-    retention = _int(get("log_retention_days"), "log_retention_days", d.log_retention_days, 1, 3653)
-    if retention not in LOG_RETENTION_DAYS:
-        raise ConfigError(
-            f"log_retention_days: {retention} is not one CloudWatch Logs accepts "
-            f"({', '.join(map(str, LOG_RETENTION_DAYS))})"
-        )
-    email = _optional_string(get("alarm_email"), "alarm_email")
-    if email is not None and not _EMAIL_RE.match(email):
-        raise ConfigError(f"alarm_email: {email!r} is not an email address")
-
-    sources = [_parse_source(s, f"sources[{i}]") for i, s in enumerate(_string_list(get("sources"), "sources"))]
+    values = {key: value for key in KEYS if (value := get(key)) is not None}
+    ctx = validated(Context, values).check()
+    settings = validated(FunctionContext, values)
+    functions = {
+        name: FunctionSettings(getattr(settings, f"{name}_memory_mb"), getattr(settings, f"{name}_timeout_seconds"))
+        for name in FUNCTION_NAMES
+    }
+    sources = [_parse_source(s, f"sources[{i}]") for i, s in enumerate(ctx.sources)]
     for i, (bucket, prefix) in enumerate(sources):
-        overlap = destination_overlap(bucket, prefix, dest_bucket, dest_prefix)
+        overlap = destination_overlap(bucket, prefix, ctx.dest_bucket, ctx.dest_prefix)
         if overlap:
             raise ConfigError(f"sources[{i}]: {overlap}")
-    schedules = _parse_schedules(get("schedules"), dest_bucket, dest_prefix)
+    schedules = _parse_schedules(ctx.schedules, ctx.dest_bucket, ctx.dest_prefix)
     sources += [(s.input["source_bucket"], s.input.get("source_prefix", "")) for s in schedules]
-
     return Config(
-        stack_name=stack_name,
-        bundle=bundle,
-        dest_bucket=dest_bucket,
-        create_dest_bucket=create,
-        dest_prefix=dest_prefix,
-        dest_kms_key_arn=dest_kms,
-        staging_expiry_days=_int(get("staging_expiry_days"), "staging_expiry_days", d.staging_expiry_days, 1, 3650),
-        abort_incomplete_upload_days=_int(
-            get("abort_incomplete_upload_days"), "abort_incomplete_upload_days", d.abort_incomplete_upload_days, 1, 3650
-        ),
+        stack_name=ctx.stack_name,
+        bundle=ctx.bundle,
+        dest_bucket=ctx.dest_bucket,
+        create_dest_bucket=ctx.create_dest_bucket,
+        dest_prefix=ctx.dest_prefix,
+        dest_kms_key_arn=ctx.dest_kms_key_arn,
+        staging_expiry_days=ctx.staging_expiry_days,
+        abort_incomplete_upload_days=ctx.abort_incomplete_upload_days,
         sources=tuple(dict.fromkeys(sources)),
-        source_kms_key_arns=source_kms,
-        point_in_time_recovery=_bool(get("point_in_time_recovery"), "point_in_time_recovery", d.point_in_time_recovery),
-        state_ttl_days=_int(get("state_ttl_days"), "state_ttl_days", d.state_ttl_days, 1, 365),
+        source_kms_key_arns=tuple(ctx.source_kms_key_arns),
+        point_in_time_recovery=ctx.point_in_time_recovery,
+        state_ttl_days=ctx.state_ttl_days,
         functions=functions,
-        powertools_layer_arn=layer,
-        log_retention_days=retention,
-        alarm_email=email,
+        powertools_layer_arn=ctx.powertools_layer_arn,
+        log_retention_days=ctx.log_retention_days,
+        alarm_email=ctx.alarm_email,
         schedules=tuple(schedules),
     )
 
@@ -240,8 +164,7 @@ def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
 # ---------------------------------------------------------------- schedules
 
 
-def _parse_schedules(raw: Any, dest_bucket: str | None, dest_prefix: str) -> list[Schedule]:
-    items = _json_value(raw, "schedules", list, [])
+def _parse_schedules(items: list, dest_bucket: str | None, dest_prefix: str) -> list[Schedule]:
     schedules, seen = [], set()
     for i, item in enumerate(items):
         label = f"schedules[{i}]"
@@ -426,76 +349,7 @@ def destination_overlap(bucket: str, prefix: str, dest_bucket: str | None, dest_
 def _parse_source(value: str, key: str) -> tuple[str, str]:
     text = value[5:] if value.startswith("s3://") else value
     bucket, _, prefix = text.partition("/")
-    _check_bucket(bucket, key)
+    problem = bucket_problem(bucket)
+    if problem:
+        raise ConfigError(f"{key}: {problem}")
     return bucket, prefix
-
-
-def _check_bucket(name: str, key: str) -> None:
-    if not _BUCKET_RE.match(name) or ".." in name:
-        raise ConfigError(f"{key}: {name!r} is not a valid S3 bucket name")
-
-
-def _check_kms(arn: str, key: str) -> None:
-    if not _KMS_KEY_ARN_RE.match(arn):
-        raise ConfigError(
-            f"{key}: {arn!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID; "
-            "aliases cannot be used in IAM policies)"
-        )
-
-
-def _json_value(raw: Any, key: str, kind: type, default: Any) -> Any:
-    if raw is None:
-        return default
-    if isinstance(raw, str) and kind is not str:
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{key}: not valid JSON ({exc})") from None
-    if not isinstance(raw, kind):
-        raise ConfigError(f"{key}: must be a {kind.__name__}, got {raw!r}")
-    return raw
-
-
-def _string(raw: Any, key: str, default: str) -> str:
-    if raw is None:
-        return default
-    if not isinstance(raw, str):
-        raise ConfigError(f"{key}: must be a string, got {raw!r}")
-    return raw
-
-
-def _optional_string(raw: Any, key: str) -> str | None:
-    value = _string(raw, key, "")
-    return None if value in ("", "null", "none") else value
-
-
-def _string_list(raw: Any, key: str) -> list[str]:
-    if isinstance(raw, str) and not raw.lstrip().startswith("["):
-        raw = [s for s in raw.split(",") if s]
-    items = _json_value(raw, key, list, [])
-    for i, item in enumerate(items):
-        if not isinstance(item, str) or not item:
-            raise ConfigError(f"{key}[{i}]: must be a non-empty string, got {item!r}")
-    return items
-
-
-def _bool(raw: Any, key: str, default: bool) -> bool:
-    if raw is None:
-        return default
-    if isinstance(raw, str) and raw.lower() in ("true", "false", "yes", "no", "1", "0"):
-        return raw.lower() in ("true", "yes", "1")
-    if not isinstance(raw, bool):
-        raise ConfigError(f"{key}: must be true or false, got {raw!r}")
-    return raw
-
-
-def _int(raw: Any, key: str, default: int, low: int, high: int) -> int:
-    if raw is None:
-        return default
-    if isinstance(raw, str) and re.fullmatch(r"-?[0-9]+", raw.strip()):
-        raw = int(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise ConfigError(f"{key}: must be an integer, got {raw!r}")
-    if not low <= raw <= high:
-        raise ConfigError(f"{key}: {raw} is not between {low} and {high}")
-    return raw

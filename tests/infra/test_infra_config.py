@@ -152,6 +152,12 @@ S = "schedule schedules[0] ('nightly'): "
         ),
         (with_schedule(source_bucket="acme-archives"), S + "source_bucket: s3://acme-archives/ overlaps"),
         ({"stack_name": "1bad"}, "stack_name: '1bad' must start with a letter"),
+        ({"stack_name": 7}, "stack_name: must be a string, got 7"),
+        ({"sources": ["s3://ok-bucket/", ""]}, "sources[1]: must be a non-empty string"),
+        ({"staging_expiry_days": True}, "staging_expiry_days: must be an integer, got True"),
+        ({"state_ttl_days": "400"}, "state_ttl_days: 400 is not between 1 and 365"),
+        ({"cleanup_timeout_seconds": 0}, "cleanup_timeout_seconds: 0 is not between 1 and 900"),
+        ({"source_kms_key_arns": "[1]"}, "source_kms_key_arns[0]: must be a string, got 1"),
         ({"point_in_time_recovery": "sometimes"}, "point_in_time_recovery: must be true or false"),
         (
             {"powertools_layer_arn": "AWSLambdaPowertools"},
