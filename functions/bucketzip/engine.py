@@ -161,6 +161,19 @@ def _check_destination(s3: S3Client, request: ArchiveRequest) -> str | None:
             f"destination s3://{request.dest_bucket}/{request.dest_key} exists "
             '(ask for overwrite: --overwrite, or "overwrite": true)'
         )
+    if not request.overwrite:
+        # The manifest is written with If-None-Match too: one left from an archive that
+        # was deleted would fail the run at its very end, so it is refused here.
+        beside = manifest_key(request.dest_key)
+        try:
+            page = s3.list_objects_v2(Bucket=request.dest_bucket, Prefix=beside, MaxKeys=1)
+        except AWS_ERRORS as exc:
+            raise translate(exc, bucket=request.dest_bucket, role="destination", action="list objects") from None
+        if any(item["Key"] == beside for item in page.get("Contents", [])):
+            raise DestinationExists(
+                f"destination s3://{request.dest_bucket}/{beside} (the manifest's key) exists "
+                '(ask for overwrite: --overwrite, or "overwrite": true)'
+            )
     return taken[0] if taken else None
 
 

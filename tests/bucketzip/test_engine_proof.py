@@ -293,3 +293,18 @@ def test_a_lost_complete_answer_is_proven_on_retry(s3, bucket_factory, tmp_path)
 def test_multipart_etag():
     assert multipart_etag(['"' + "0" * 32 + '"']) == '"' + hashlib.md5(bytes(16)).hexdigest() + '-1"'
     assert multipart_etag(['"not-an-md5"']) is None
+
+
+def test_a_leftover_manifest_is_refused_at_start_unless_overwrite(s3, bucket_factory, tmp_path):
+    """The manifest's Complete is conditional too; a manifest left at the key (its archive
+    deleted) is refused before any upload rather than failing the run at its end."""
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    seed_bucket(s3, source, {"a": b"a"})
+    s3.put_object(Bucket=dest, Key="k.zip.manifest.jsonl", Body=b"old")
+    store = LocalStateStore(tmp_path / "state")
+    request = ArchiveRequest.create(source_bucket=source, dest_bucket=dest, dest_key="k.zip")
+    with pytest.raises(DestinationExists, match="manifest"):
+        engine.start_run(s3, store, request)
+    assert list_multipart_uploads(s3, dest) == [] and store.run_ids() == []
+    archive(s3, store, source_bucket=source, dest_bucket=dest, dest_key="k.zip", overwrite=True)
+    assert fetch(s3, dest, "k.zip.manifest.jsonl") != b"old"
