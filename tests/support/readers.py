@@ -353,7 +353,10 @@ def _list_unzip(path: Path, members: list[str], test: bool, timeout: float) -> t
     rows = out.splitlines()[rules[0] + 1 : rules[1]] if len(rules) >= 2 else []
     sizes: Sizes = {}
     for row in rows:
-        length, _date, _time, name = row.split(None, 3)
+        fields = row.split(None, 3)
+        if len(fields) < 4 or not fields[0].isdigit():
+            continue  # an entry's file comment (a truncated entry's mark) on a line of its own
+        length, _date, _time, name = fields
         _add_size(sizes, name, int(length))
     found = [name for name in members if name in sizes]
     return sizes, {name: _sha(_run_bytes(["unzip", "-p", str(path), name], timeout)) for name in found}
