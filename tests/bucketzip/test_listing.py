@@ -4,6 +4,9 @@ StartAfter as the fallback when a token is refused or no longer names the same p
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import quote
+
+from botocore.awsrequest import AWSResponse
 
 from bucketzip.clients import s3_client
 from bucketzip.config import ArchiveRequest
@@ -25,6 +28,28 @@ def _recording_client(calls):
     client.meta.events.register(
         "provide-client-params.s3.ListObjectsV2", lambda params, **_: calls.append(dict(params))
     )
+    return client
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def stream(self, **_):
+        yield self._body
+
+
+def _refusing_token(client, token: str):
+    """Answer a ListObjectsV2 carrying `token` as S3 does (400 InvalidArgument). The
+    emulator answers 500 instead, which the client retries with backoff for a minute."""
+    body = b"<Error><Code>InvalidArgument</Code><Message>The continuation token provided is incorrect</Message></Error>"
+
+    def refuse(request, **_):
+        if f"continuation-token={quote(token, safe='')}" in request.url:
+            return AWSResponse(request.url, 400, {"Content-Type": "application/xml"}, _Raw(body))
+        return None
+
+    client.meta.events.register("before-send.s3.ListObjectsV2", refuse)
     return client
 
 
@@ -58,7 +83,8 @@ def test_a_refused_token_falls_back_to_start_after(s3, bucket_factory):
     assert cursor.token and cursor.index > 0
     broken = dataclasses.replace(cursor, token="not-a-token-S3-knows")
     calls = []
-    rest = [listed.key for listed, _ in iter_objects(_recording_client(calls), request, broken) if listed]
+    client = _refusing_token(_recording_client(calls), broken.token)
+    rest = [listed.key for listed, _ in iter_objects(client, request, broken) if listed]
     assert rest == [k for k in KEYS if not k.endswith(".tmp")][7:]
     assert calls[0].get("ContinuationToken") == "not-a-token-S3-knows"
     assert calls[1].get("StartAfter") == cursor.last_key
