@@ -31,6 +31,25 @@ from support.moto_server import REGION, running_moto_server  # noqa: E402
 from support.seed import empty_and_delete_bucket  # noqa: E402
 
 
+def _xdist_group(item: pytest.Item) -> str:
+    """Which tests must share a worker: those of one costly session fixture (the CDK synths,
+    the 70,000-entry archive), else those of one module (module-scoped fixtures)."""
+    if "many_entries_archive" in getattr(item, "fixturenames", ()):
+        return "many-entries"
+    if Path(item.path).parent.name == "infra":
+        return "infra"
+    return Path(item.path).stem  # test module names are unique (rootdir-relative imports)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The suite runs on 2 xdist workers (-n 2 --dist loadgroup in pyproject.toml), each with
+    # its own moto server. Grouping keeps every session fixture built once per group, not
+    # once per worker: fewer synths and archives, and not two CDK synths (Node) at a time.
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """URL of the session's moto server; AWS_ENDPOINT_URL and fake credentials
