@@ -70,6 +70,7 @@ _SCHEDULE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 class FunctionSettings:
     memory_mb: int
     timeout_seconds: int
+    reserved_concurrency: int = 0  # 0: none
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,11 @@ def load_config(context: Callable[[str], Any] | Mapping[str, Any]) -> Config:
     ctx = validated(Context, values).check()
     settings = validated(FunctionContext, values)
     functions = {
-        name: FunctionSettings(getattr(settings, f"{name}_memory_mb"), getattr(settings, f"{name}_timeout_seconds"))
+        name: FunctionSettings(
+            getattr(settings, f"{name}_memory_mb"),
+            getattr(settings, f"{name}_timeout_seconds"),
+            getattr(settings, f"{name}_reserved_concurrency"),
+        )
         for name in FUNCTION_NAMES
     }
     sources = [_parse_source(s, f"sources[{i}]") for i, s in enumerate(ctx.sources)]

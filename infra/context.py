@@ -178,7 +178,12 @@ class Context(BaseModel):
         return self
 
 
-# Per function: <name>_memory_mb (128-10240) and <name>_timeout_seconds (1-900).
+# Reserved concurrency per function: a cap (no run needs more than one Step at a time; this
+# bounds concurrent runs and parallel workers) and a guarantee. 0: no reservation (accounts
+# whose concurrency limit is 10 cannot reserve any).
+RESERVED_CONCURRENCY = {"start": 5, "step": 10, "finish": 5, "abort": 5, "cleanup": 5}
+# Per function: <name>_memory_mb (128-10240), <name>_timeout_seconds (1-900) and
+# <name>_reserved_concurrency (0-1000).
 FunctionContext = create_model(  # type: ignore[call-overload]
     "FunctionContext",
     __config__=ConfigDict(extra="ignore", frozen=True, strict=True),
@@ -188,6 +193,7 @@ FunctionContext = create_model(  # type: ignore[call-overload]
         for key, kind, default in (
             (f"{name}_memory_mb", Int(128, 10240), memory),
             (f"{name}_timeout_seconds", Int(1, 900), timeout),
+            (f"{name}_reserved_concurrency", Int(0, 1000), RESERVED_CONCURRENCY[name]),
         )
     },
 )

@@ -133,6 +133,7 @@ class Functions(Construct):
                 layers=layers,
                 memory_size=settings.memory_mb,
                 timeout=Duration.seconds(settings.timeout_seconds),
+                reserved_concurrent_executions=settings.reserved_concurrency or None,
                 environment={**environment, **spill_environment},
                 ephemeral_storage_size=Size.mebibytes(EPHEMERAL_STORAGE_MB) if spills else None,
                 role=self.roles[name],

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aspects, CfnOutput, Stack
 from constructs import Construct
 
 from .alarms import FailureAlarms
+from .checkov import CheckovSkips
 from .cleanup import Cleanup
 from .config import Config
 from .dashboard import Dashboard
@@ -54,6 +55,7 @@ class BucketzipStack(Stack):
             topic=self.alarms.topic,
         )
         self._outputs()
+        Aspects.of(self).add(CheckovSkips())
 
     def _outputs(self) -> None:
         config = self.config

@@ -231,3 +231,10 @@ def test_no_success_alarm_window_comes_from_the_expression(expression, hours):
 def test_no_success_alarm_window_can_be_set_or_disabled():
     assert load_config(with_schedule(alarm_after_hours=12)).schedules[0].alarm_after_hours == 12
     assert load_config(with_schedule(alarm_after_hours=0)).schedules[0].alarm_after_hours is None
+
+
+def test_reserved_concurrency_per_function_can_be_turned_off():
+    config = load_config({"step_reserved_concurrency": "0", "finish_reserved_concurrency": 20})
+    assert config.functions["step"].reserved_concurrency == 0  # no reservation (small accounts)
+    assert config.functions["finish"].reserved_concurrency == 20
+    assert load_config({}).functions["step"].reserved_concurrency == 10

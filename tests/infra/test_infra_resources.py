@@ -102,6 +102,7 @@ def test_functions(main, existing):
             assert props["Timeout"] == timeout
             assert props["FunctionName"] == f"{stack}-{name}"
             assert props["TracingConfig"] == {"Mode": "Active"}
+            assert props["ReservedConcurrentExecutions"] == (10 if name == "step" else 5)
             assert props.get("Layers") == layers
             env = props["Environment"]["Variables"]
             spills = name in ("step", "finish")
