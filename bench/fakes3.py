@@ -119,8 +119,22 @@ class FakeS3:
     def create_multipart_upload(self, **kw: Any) -> dict[str, Any]:
         self._count("create_multipart_upload")
         upload_id = f"upload-{len(self.uploads)}"
-        self.uploads[upload_id] = {"key": kw["Key"], "metadata": kw.get("Metadata") or {}, "parts": {}}
+        self.uploads[upload_id] = {
+            "key": kw["Key"],
+            "metadata": kw.get("Metadata") or {},
+            "parts": {},
+            "initiated": datetime.now(UTC),
+        }
         return {"UploadId": upload_id}
+
+    def list_multipart_uploads(self, **kw: Any) -> dict[str, Any]:
+        self._count("list_multipart_uploads")
+        uploads = [
+            {"Key": u["key"], "UploadId": upload_id, "Initiated": u["initiated"]}
+            for upload_id, u in self.uploads.items()
+            if u["key"].startswith(kw.get("Prefix", ""))
+        ]
+        return {"Uploads": uploads, "IsTruncated": False}
 
     def upload_part(self, **kw: Any) -> dict[str, Any]:
         self._count("upload_part")
