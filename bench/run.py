@@ -646,10 +646,10 @@ def print_report(
             "\nnote: --quick is a smoke test: at its sizes interpreter start-up and fixed request costs\n"
             "      dominate, and every dataset is below the RSS bound below; read the targets from a full run.\n"
         )
-    bound = config["concurrency"] * (config["part_bytes"] + config["chunk_bytes"])
+    bound = config["concurrency"] * config["chunk_bytes"]
     w(
-        f"\nnote: the engine may hold concurrency x (chunk + part) = {bound / MIB:.0f} MiB of data (prefetch plus "
-        f"parts in flight);\n      the RSS checks only show a plateau when both sizes exceed it "
+        f"\nnote: the engine holds at most concurrency x chunk = {bound / MIB:.0f} MiB of source data (prefetch; "
+        f"parts are spilled to disk);\n      the RSS checks only show a plateau when both sizes exceed it "
         f"({', '.join(f'{d.name} {d.bytes / MIB:.0f} MiB' for d in datasets)}).\n"
     )
     out.flush()
