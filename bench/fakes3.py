@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import tempfile
 import threading
 import zlib
 from collections import Counter
@@ -64,7 +65,7 @@ class FakeS3:
     def list_objects_v2(self, **kw: Any) -> dict[str, Any]:
         self._count("list_objects_v2")
         if kw["Bucket"] != self.source:
-            contents = [{"Key": k, "Size": len(v.get("body", b""))} for k, v in sorted(self.objects.items())]
+            contents = [{"Key": k, "Size": v["ContentLength"]} for k, v in sorted(self.objects.items())]
             contents = [c for c in contents if c["Key"].startswith(kw.get("Prefix", ""))][: kw.get("MaxKeys", 1000)]
             return {"IsTruncated": False, "Contents": contents, "KeyCount": len(contents)}
         start = int(kw.get("ContinuationToken") or 0)
@@ -99,7 +100,8 @@ class FakeS3:
             held = self.objects.get(key)
             if held is None or "body" not in held:
                 raise _missing("GetObject", key)
-            return {"Body": _Body(held["body"]), "ContentLength": len(held["body"])}
+            held["body"].seek(0)
+            return {"Body": held["body"], "ContentLength": held["ContentLength"]}
         size = self.size_of(self._index(key))
         first, last = 0, size - 1
         if "Range" in kw:
@@ -185,11 +187,20 @@ class FakeS3:
     def put_object(self, **kw: Any) -> dict[str, Any]:
         self._count("put_object")
         body = kw.get("Body", b"")
-        data = body if isinstance(body, bytes | bytearray) else body.read(kw.get("ContentLength", -1))
-        self.bytes_uploaded += len(data)
-        held: dict[str, Any] = {"ContentLength": len(data), "ETag": '"' + hashlib.md5(data).hexdigest() + '"'}
+        if isinstance(body, bytes | bytearray):
+            body = io.BytesIO(body)
+        # Streamed to a file, as S3 would take it: a staged tail may be GiBs, and holding
+        # it here would charge the engine's peak RSS with the fake's memory.
+        spill = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the held object
+        digest, size = hashlib.md5(), 0
+        while piece := body.read(1 << 20):
+            spill.write(piece)
+            digest.update(piece)
+            size += len(piece)
+        self.bytes_uploaded += size
+        held: dict[str, Any] = {"ContentLength": size, "ETag": '"' + digest.hexdigest() + '"'}
         if not kw["Key"].endswith(".manifest.jsonl"):
-            held["body"] = bytes(data)  # staged tails are read back
+            held["body"] = spill  # staged tails are read back
         self.objects[kw["Key"]] = held
         return {"ETag": held["ETag"]}
 
