@@ -7,6 +7,8 @@ Non-fixture helpers live in tests/support/ (import them as `support.seed`,
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import sys
 import uuid
@@ -29,6 +31,19 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 from bucketzip.state_table import create_table_params  # noqa: E402
 from support.moto_server import REGION, running_moto_server  # noqa: E402
 from support.seed import empty_and_delete_bucket  # noqa: E402
+
+# Memory: glibc keeps freed memory in up to 8 arenas per core, one per busy thread; the
+# emulator's and the engine's threads leave each worker holding memory it no longer uses.
+# Two arenas, and the heap trimmed after each test, keep the process tree (2 workers,
+# readers, Java, Node) well under the 4 GiB the suite may use. Workers and every
+# subprocess inherit the variable.
+os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):  # glibc only
+        _LIBC.malloc_trim(0)
 
 
 def _xdist_group(item: pytest.Item) -> str:
