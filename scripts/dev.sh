@@ -35,6 +35,12 @@ install_python() {
     python3 -m pip install -q -e '.[local]'
 }
 
+install_checkov() {  # the IaC scanner the infra tests run: its own venv (it pins an older boto3)
+    [ -x .venv-checkov/bin/checkov ] && return 0
+    python3 -m venv .venv-checkov
+    .venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt
+}
+
 print_versions() {  # in CI logs: which readers and packages the results speak for
     python3 --version; java -version 2>&1 | sed -n 1p; unzip -v | sed -n 1p
     { 7z 2>&1 || true; } | sed -n 2,3p; bsdtar --version
@@ -43,7 +49,7 @@ print_versions() {  # in CI logs: which readers and packages the results speak f
 
 case "${1:-}" in
     demo)  install_system; install_python; shift; exec bucketzip demo "$@" ;;
-    test)  install_system; install_python; shift
+    test)  install_system; install_python; install_checkov; shift
            if [ -z "${CI:-}" ]; then exec python3 -m pytest -q "$@"; fi
            # In CI: versions, the 10 slowest tests, and wall time, CPU and peak RSS of the
            # whole process tree (readers, Java, workers), so a regression shows in the log.
