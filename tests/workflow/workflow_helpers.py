@@ -44,6 +44,10 @@ class StoreFaults:
 
     def __init__(self):
         self.local = threading.local()
+        # DynamoDB applies a conditional write atomically; moto's threaded server checks the
+        # condition and writes in two moves, so two concurrent commits of one version could
+        # both pass under load. Commits through this wrapper take turns, as DynamoDB's do.
+        self.commit_turns = threading.Lock()
 
     @contextlib.contextmanager
     def active(self, on_load=None, on_commit=None):
@@ -77,7 +81,8 @@ class StoreFaults:
                 hooks = getattr(faults.local, "hooks", None)
                 if hooks and hooks[1]:
                     hooks[1](state, expected_version)
-                return self.inner.commit(state, expected_version, attempt, pieces)
+                with faults.commit_turns:
+                    return self.inner.commit(state, expected_version, attempt, pieces)
 
         monkeypatch.setattr(common, "state_store", lambda: Store(original()))
 
