@@ -9,20 +9,9 @@ from reading_helpers import raw_zip
 
 from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, manifest
-from support.seed import all_keys, seed_bucket
+from support.seed import HOSTILE_KEYS, all_keys, seed_bucket
 
-HOSTILE = {
-    "plain.txt": b"plain",
-    "/leading/slash.txt": b"leading slash",
-    "leading/slash.txt": b"no leading slash: same name after mapping",
-    "dots/../escape.txt": b"dotdot",
-    "dots/./here.txt": b"dot",
-    "double//slash.txt": b"double slash",
-    "back\\slash.txt": b"backslash",
-    "control\x07char.txt": b"control",
-    "folder/": b"",
-    "ünï/日本.txt": "texte é".encode(),
-}
+HOSTILE = HOSTILE_KEYS
 
 
 def test_a_bucketzip_archive_restores_to_its_original_keys(s3, bucket_factory, tmp_path, run_cli):
