@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import compress, records
 from .config import ArchiveRequest
-from .errors import RetryableError
 from .s3errors import AWS_ERRORS, GONE_CODES, error_code, is_transient, translate
 from .state import Cursor, Listed
 
@@ -213,12 +212,7 @@ class Prefetcher:
                 if error_code(exc) in GONE_CODES:
                     chunk.skip_reason = _reason(exc)
                     return
-                transient = isinstance(exc, OSError) or is_transient(exc)
-                if not transient or attempt == BODY_ATTEMPTS:
-                    if isinstance(exc, OSError):
-                        raise RetryableError(
-                            f"get object {plan.listed.key!r} on source bucket {request.source_bucket!r}: {exc}"
-                        ) from None
+                if not is_transient(exc) or attempt == BODY_ATTEMPTS:
                     raise translate(
                         exc, bucket=request.source_bucket, role="source", action="get object", key=plan.listed.key
                     ) from None

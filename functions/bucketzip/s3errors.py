@@ -187,8 +187,10 @@ def is_transient(exc: BaseException) -> bool:
     """A fault a later retry can cure (see the module docstring)."""
     if isinstance(exc, BotoCoreError):
         return not isinstance(exc, PERMANENT_BOTOCORE)
-    if isinstance(exc, (ConnectionError, TimeoutError, *_URLLIB3_TRANSPORT)):
-        return True  # a socket fault that reached us without botocore's wrapping
+    if isinstance(exc, (OSError, *_URLLIB3_TRANSPORT)):
+        # a socket fault that reached us without botocore's wrapping (a reset, a timeout,
+        # EHOSTUNREACH while a body streams): callers pass what a request or its body raised
+        return True
     if not isinstance(exc, ClientError):
         return False
     code = error_code(exc)

@@ -63,6 +63,7 @@ TRANSPORT_FAULTS = [
     bce.CredentialRetrievalError(provider="container-role", error_msg="timed out"),
     ConnectionResetError(104, "Connection reset by peer"),  # unwrapped socket faults
     TimeoutError("timed out"),
+    OSError(113, "No route to host"),
     urllib3.exceptions.ProtocolError("Connection broken", ConnectionResetError(104, "reset")),
 ]
 S3_TRANSIENT = [
