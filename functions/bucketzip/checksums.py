@@ -26,3 +26,49 @@ def multipart_etag(part_etags: list[str]) -> str | None:
         except ValueError:
             return None
     return f'"{hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"'
+
+
+# CRC-32 arithmetic over GF(2) (as zlib's crc32_combine, which Python's zlib does not
+# expose): the CRC of a concatenation from the CRCs of its pieces, without their bytes.
+# Parallel segments and server-side copies know the CRC of byte ranges they never read.
+_CRC32_POLY = 0xEDB88320  # reflected polynomial of zlib's CRC-32
+
+
+def _multiply(a: int, b: int) -> int:
+    """a * b modulo the CRC polynomial (reflected bit order)."""
+    product, m = 0, 1 << 31
+    while m:
+        if a & m:
+            product ^= b
+            if (a & (m - 1)) == 0:
+                break
+        m >>= 1
+        b = (b >> 1) ^ _CRC32_POLY if b & 1 else b >> 1
+    return product
+
+
+_X2N = [1 << 30]  # x^(2^k) mod p, for k = 0, 1, ...: x^1 is 1 << 30 in reflected order
+for _ in range(63):
+    _X2N.append(_multiply(_X2N[-1], _X2N[-1]))
+
+
+def _x8n(n: int) -> int:
+    """x^(8n) mod p: shifting a CRC past n zero bytes."""
+    power, k = 1 << 31, 3  # 1 << 31 is x^0
+    while n:
+        if n & 1:
+            power = _multiply(_X2N[k & 63], power)
+        n >>= 1
+        k += 1
+    return power
+
+
+def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
+    """CRC-32 of A + B from crc32(A), crc32(B) and len(B)."""
+    return _multiply(_x8n(length2), crc1 & 0xFFFFFFFF) ^ (crc2 & 0xFFFFFFFF)
+
+
+def crc32_suffix(crc_whole: int, crc_prefix: int, length_suffix: int) -> int:
+    """CRC-32 of B from crc32(A + B), crc32(A) and len(B): the inverse of crc32_combine
+    (the CRC of a range that starts inside a piece whose CRC is known)."""
+    return (crc_whole & 0xFFFFFFFF) ^ _multiply(_x8n(length_suffix), crc_prefix & 0xFFFFFFFF)
