@@ -16,6 +16,10 @@ MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MIB
 DEFAULT_CHUNK_SIZE = 8 * MIB
 COMPRESSIONS = ("auto", "store", "deflate")
+# Workers of one run (the Distributed Map's MaxConcurrency): capped at AWS Lambda's default
+# account concurrency (Lambda Developer Guide, "Lambda quotas": 1,000 concurrent
+# executions); more children would only wait for each other.
+MAX_WORKERS = 1000
 # Staging objects (the carried tail of a run) live here, in the destination bucket.
 STAGING_PREFIX = ".bucketzip-staging/"
 
@@ -46,6 +50,11 @@ class ArchiveRequest:
     prefetch_bytes: int = 0  # 0: derived from concurrency and chunk_size
     # Keys per ListObjectsV2 page (S3's maximum is 1000; tests use small pages).
     page_size: int = MAX_LIST_KEYS
+    # Parallel segments (issue 10): shards archived at once (the Distributed Map's
+    # MaxConcurrency, the CLI's threads); 1 is the single-loop path.
+    workers: int = 1
+    # Target listed bytes per shard; None: the planner derives it.
+    shard_bytes: int | None = None
 
     @classmethod
     def create(cls, *, labels: Mapping[str, str] | None = None, **fields) -> ArchiveRequest:
@@ -56,7 +65,7 @@ class ArchiveRequest:
         unknown = sorted(set(fields) - known)
         if unknown:
             raise InputError(f"unknown field(s): {', '.join(unknown)}")
-        for name in ("part_size", "chunk_size", "step_bytes", "prefetch_bytes"):
+        for name in ("part_size", "chunk_size", "step_bytes", "prefetch_bytes", "shard_bytes"):
             if fields.get(name) is not None:
                 fields[name] = parse_size(fields[name], label(name))
         for name in ("include", "exclude"):
@@ -88,6 +97,10 @@ class ArchiveRequest:
             raise InputError(f"{label('chunk_size')}: {self.chunk_size} is not between 64 KiB and 64 MiB")
         if not (1 <= self.page_size <= MAX_LIST_KEYS):
             raise InputError(f"{label('page_size')}: {self.page_size} is not between 1 and {MAX_LIST_KEYS}")
+        if not (1 <= self.workers <= MAX_WORKERS):
+            raise InputError(f"{label('workers')}: {self.workers!r} is not between 1 and {MAX_WORKERS}")
+        if self.shard_bytes is not None and self.shard_bytes < 1:
+            raise InputError(f"{label('shard_bytes')}: must be at least 1")
         if self.step_bytes is not None and self.step_bytes < 1:
             raise InputError(f"{label('step_bytes')}: must be at least 1")
         for name in ("include", "exclude"):

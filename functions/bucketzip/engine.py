@@ -22,7 +22,7 @@ from .manifest import manifest_key
 from .results import ArchiveResult, Progress, capped_warnings
 from .s3errors import AWS_ERRORS, error_code, translate
 from .sink import ArchiveSink, staging_prefix
-from .state import ARCHIVING, COMPLETE, COMPLETING, FINISHING, Fragment, RunState
+from .state import ARCHIVING, ASSEMBLING, COMPLETE, COMPLETING, FINISHING, PLANNING, SEGMENTS, Fragment, RunState
 from .writer import StepWriter
 
 if TYPE_CHECKING:
@@ -36,14 +36,25 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:12]
 
 
+def _phase_done(state: RunState) -> bool:
+    """Whether the loop of the run's phase has nothing more to do. Past archiving (and
+    assembly) no step has work: done, so that no Step loop (CLI, workflow) spins on a run
+    resumed in finishing or completing. A parallel run is done planning once its phase
+    is SEGMENTS (its segments are runs of their own)."""
+    if state.phase == ARCHIVING:
+        return state.cursor.exhausted and state.open_entry is None
+    if state.phase == PLANNING:
+        return False
+    if state.phase == ASSEMBLING:
+        return state.assembly.done
+    return True
+
+
 def progress_of(state: RunState, warnings: list[str] | None = None, warning_count: int = 0) -> Progress:
-    archiving_done = state.cursor.exhausted and state.open_entry is None
     return Progress(
         run_id=state.run_id,
         phase=state.phase,
-        # Past archiving no step has work: done, so that no Step loop (CLI, workflow)
-        # spins on a run resumed in finishing or completing.
-        done=archiving_done if state.phase == ARCHIVING else True,
+        done=_phase_done(state),
         objects=state.entries,
         skipped=state.skipped,
         bytes_in=state.bytes_in,
@@ -77,7 +88,15 @@ def start_run(s3: S3Client, store: StateStore, request: ArchiveRequest, run_id: 
     # between the two, Start's retry, a resume or an abort finds the upload (see
     # _unrecorded_uploads) instead of leaving it to the lifecycle rule.
     state = RunState(
-        run_id=run_id, request=request, upload_id="", started_at=time.time(), dest_etag=dest_etag, marked=True
+        run_id=run_id,
+        request=request,
+        upload_id="",
+        started_at=time.time(),
+        dest_etag=dest_etag,
+        marked=True,
+        # A parallel run plans its shards first (plan.plan_step); its archive's upload is
+        # created now all the same, so that its key is taken and abort finds everything.
+        phase=PLANNING if request.workers > 1 else ARCHIVING,
     )
     try:
         store.create(state)
@@ -102,7 +121,7 @@ def _create_upload(s3: S3Client, store: StateStore, state: RunState) -> None:
     try:
         state.upload_id = s3.create_multipart_upload(
             Bucket=request.dest_bucket,
-            Key=request.dest_key,
+            Key=state.upload_key,
             ContentType="application/zip",
             # S3 checks the archive's CRC-32 at Complete; the run id proves whose it is.
             ChecksumAlgorithm="CRC32",
@@ -111,7 +130,7 @@ def _create_upload(s3: S3Client, store: StateStore, state: RunState) -> None:
         )["UploadId"]
     except AWS_ERRORS as exc:
         raise translate(
-            exc, bucket=request.dest_bucket, role="destination", action="create upload", key=request.dest_key
+            exc, bucket=request.dest_bucket, role="destination", action="create upload", key=state.upload_key
         ) from None
     try:
         store.commit(state, state.version, None, 0)
@@ -129,14 +148,14 @@ def _abort_unrecorded_uploads(s3: S3Client, state: RunState) -> None:
     request = state.request
     low, high = (state.started_at + d for d in UNRECORDED_UPLOAD_WINDOW)
     try:
-        page = s3.list_multipart_uploads(Bucket=request.dest_bucket, Prefix=request.dest_key)
+        page = s3.list_multipart_uploads(Bucket=request.dest_bucket, Prefix=state.upload_key)
         for upload in page.get("Uploads", []):
             initiated = upload["Initiated"].timestamp()
-            if upload["Key"] == request.dest_key and low <= initiated <= high:
+            if upload["Key"] == state.upload_key and low <= initiated <= high:
                 _abort_upload(s3, state, upload["UploadId"])
     except AWS_ERRORS as exc:
         raise translate(
-            exc, bucket=request.dest_bucket, role="destination", action="list uploads", key=request.dest_key
+            exc, bucket=request.dest_bucket, role="destination", action="list uploads", key=state.upload_key
         ) from None
 
 
@@ -240,9 +259,11 @@ def finish_run(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline)
         if recorded is None:
             raise
         return ArchiveResult(**recorded)
-    if state.phase == ARCHIVING and not progress_of(state).done:
-        raise RunNotFound(f"run {run_id}: archiving is not done yet; run more steps before finishing")
-    if state.phase in (ARCHIVING, FINISHING):
+    if state.phase in (ARCHIVING, PLANNING, SEGMENTS, ASSEMBLING) and not (
+        state.phase in (ARCHIVING, ASSEMBLING) and _phase_done(state)
+    ):
+        raise RunNotFound(f"run {run_id}: {state.phase} is not done yet; run more steps before finishing")
+    if state.phase in (ARCHIVING, ASSEMBLING, FINISHING):
         expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
         sink = ArchiveSink(s3, store, state, attempt)
         try:
@@ -308,7 +329,7 @@ def _complete(s3: S3Client, state: RunState, parts: list[list]) -> str:
     if etag is None:
         request = state.request
         raise IntegrityError(
-            f"run {state.run_id}: s3://{request.dest_bucket}/{request.dest_key} was completed but is not "
+            f"run {state.run_id}: s3://{request.dest_bucket}/{state.upload_key} was completed but is not "
             "this run's archive (size, CRC-32 or ETag differ)"
         )
     return etag
@@ -335,12 +356,12 @@ def _abort_upload(s3: S3Client, state: RunState, upload_id: str | None = None) -
     request = state.request
     try:
         s3.abort_multipart_upload(
-            Bucket=request.dest_bucket, Key=request.dest_key, UploadId=upload_id or state.upload_id
+            Bucket=request.dest_bucket, Key=state.upload_key, UploadId=upload_id or state.upload_id
         )
     except AWS_ERRORS as exc:
         if error_code(exc) not in ("NoSuchUpload", "404"):
             raise translate(
-                exc, bucket=request.dest_bucket, role="destination", action="abort upload", key=request.dest_key
+                exc, bucket=request.dest_bucket, role="destination", action="abort upload", key=state.upload_key
             ) from None
 
 

@@ -60,13 +60,13 @@ def check_parts(s3: S3Client, state: RunState, parts: list[list]) -> None:
     uploaded different bytes under one of our numbers would show here)."""
     request = state.request
     held: dict[int, str] = {}
-    kwargs: dict[str, Any] = {"Bucket": request.dest_bucket, "Key": request.dest_key, "UploadId": state.upload_id}
+    kwargs: dict[str, Any] = {"Bucket": request.dest_bucket, "Key": state.upload_key, "UploadId": state.upload_id}
     while True:
         try:
             page = s3.list_parts(**kwargs)
         except AWS_ERRORS as exc:
             raise translate(
-                exc, bucket=request.dest_bucket, role="destination", action="list parts of", key=request.dest_key
+                exc, bucket=request.dest_bucket, role="destination", action="list parts of", key=state.upload_key
             ) from None
         held.update({p["PartNumber"]: p["ETag"] for p in page.get("Parts", [])})
         if not page.get("IsTruncated"):
@@ -101,7 +101,7 @@ def complete_upload(s3: S3Client, state: RunState, parts: list[list]) -> None:
     try:
         s3.complete_multipart_upload(
             Bucket=request.dest_bucket,
-            Key=request.dest_key,
+            Key=state.upload_key,
             UploadId=state.upload_id,
             MultipartUpload={"Parts": completed},
             **kwargs,
@@ -111,7 +111,7 @@ def complete_upload(s3: S3Client, state: RunState, parts: list[list]) -> None:
             raise lost_race(state) from None
         # ConditionalRequestConflict (a concurrent conditional write in flight) is transient
         raise translate(
-            exc, bucket=request.dest_bucket, role="destination", action="complete upload", key=request.dest_key
+            exc, bucket=request.dest_bucket, role="destination", action="complete upload", key=state.upload_key
         ) from None
 
 
@@ -130,12 +130,12 @@ def proof(s3: S3Client, state: RunState, parts: list[list]) -> tuple[str | None,
     the ETag must equal the one the recorded part MD5s give."""
     request = state.request
     try:
-        head = s3.head_object(Bucket=request.dest_bucket, Key=request.dest_key, ChecksumMode="ENABLED")
+        head = s3.head_object(Bucket=request.dest_bucket, Key=state.upload_key, ChecksumMode="ENABLED")
     except AWS_ERRORS as exc:
         if error_code(exc) in NOT_FOUND_CODES:
             return None, "missing"
         raise translate(
-            exc, bucket=request.dest_bucket, role="destination", action="check the archive", key=request.dest_key
+            exc, bucket=request.dest_bucket, role="destination", action="check the archive", key=state.upload_key
         ) from None
     etag = head.get("ETag", "")
     if state.marked and (head.get("Metadata") or {}).get(RUN_METADATA) != state.run_id:
@@ -152,7 +152,7 @@ def proof(s3: S3Client, state: RunState, parts: list[list]) -> tuple[str | None,
 def lost_race(state: RunState) -> DestinationExists:
     request = state.request
     return DestinationExists(
-        f"run {state.run_id}: s3://{request.dest_bucket}/{request.dest_key} was written by someone else while "
+        f"run {state.run_id}: s3://{request.dest_bucket}/{state.upload_key} was written by someone else while "
         "this run was archiving (another run to the same key won); this run's archive was not stored"
     )
 

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .checksums import crc32_header
-from .config import STAGING_PREFIX
 from .errors import StaleState
 from .limits import MAX_PARTS
 from .parts import check_fits, part_size
 from .s3errors import AWS_ERRORS, translate
+from .segments import staging_prefix
 from .state import RunState, Tail
 
 if TYPE_CHECKING:
@@ -48,10 +48,6 @@ WRITE_BUFFER_BYTES = 1024 * 1024
 DEFAULT_SPILL_BYTES = 2 * 1024**3
 SPILL_DIR_PREFIX = "bucketzip-spill-"
 _COPY_BYTES = 1024 * 1024
-
-
-def staging_prefix(run_id: str) -> str:
-    return f"{STAGING_PREFIX}{run_id}/"
 
 
 def spill_budget() -> int:
@@ -259,7 +255,7 @@ class ArchiveSink:
             try:
                 response = self.s3.upload_part(
                     Bucket=self.request.dest_bucket,
-                    Key=self.request.dest_key,
+                    Key=self.state.upload_key,
                     UploadId=self.state.upload_id,
                     PartNumber=number,
                     Body=file,
@@ -272,7 +268,7 @@ class ArchiveSink:
                     bucket=self.request.dest_bucket,
                     role="destination",
                     action=f"upload part {number} of",
-                    key=self.request.dest_key,
+                    key=self.state.upload_key,
                 ) from None
             return response["ETag"], crc
         finally:

@@ -14,6 +14,9 @@ from .config import ArchiveRequest
 from .records import EntryMeta
 
 ARCHIVING, FINISHING, COMPLETING, COMPLETE = "archiving", "finishing", "completing", "complete"
+# A parallel run (request.workers > 1) plans shards, waits for its segment runs, then
+# places their bytes into its upload (assembly) before finishing like any run.
+PLANNING, SEGMENTS, ASSEMBLING = "planning", "segments", "assembling"
 
 
 @dataclass
@@ -74,6 +77,33 @@ class ManifestProgress:
     done: bool = False
 
 
+@dataclass(frozen=True)
+class SegmentOf:
+    """What makes a run a segment of a parallel run: its shard of the parent's listing
+    (keys after `start_after`, up to and including `last_key`) and the staging object its
+    upload builds (segments.segment_object_key)."""
+
+    parent: str
+    index: int
+    start_after: str | None
+    last_key: str | None
+    object_key: str
+
+
+@dataclass
+class AssemblyProgress:
+    """A parallel run's assembly, resumable across calls: segment `segment` (plan order)
+    starts at archive offset `base`; its first `placed` bytes are in committed parts or
+    the tail; its fragments before `fragment` are committed as the parent's, rebased."""
+
+    segments: int = -1  # shards in the plan (-1: not read yet)
+    segment: int = 0
+    base: int = 0
+    placed: int = 0
+    fragment: int = 0
+    done: bool = False
+
+
 @dataclass
 class RunState:
     run_id: str
@@ -110,6 +140,21 @@ class RunState:
     suspended: str = ""
     dest_etag: str | None = None
     marked: bool = False
+    segment: SegmentOf | None = None  # set for a segment run of a parallel run
+    assembly: AssemblyProgress = field(default_factory=AssemblyProgress)
+
+    @property
+    def upload_key(self) -> str:
+        """The key this run's multipart upload builds: the archive, or for a segment run
+        its staging object. Every upload-side call (create, part, list, complete, proof,
+        abort) uses it."""
+        return self.segment.object_key if self.segment is not None else self.request.dest_key
+
+    @property
+    def name_scope(self) -> str:
+        """The run whose entry-name claims this run's share (store.claim_name): a segment
+        claims in its parent's, so keys of two shards that map to one name both survive."""
+        return self.segment.parent if self.segment is not None else self.run_id
 
     # -- serialization -------------------------------------------------------------
 
@@ -127,6 +172,9 @@ class RunState:
         tail = data["tail"]
         data["tail"] = Tail(base64.b64decode(tail["inline"]), tail["staging_key"], tail["length"])
         data["manifest"] = ManifestProgress(**data.get("manifest", {}))
+        if data.get("segment"):
+            data["segment"] = SegmentOf(**data["segment"])
+        data["assembly"] = AssemblyProgress(**data.get("assembly", {}))
         entry = data.get("open_entry")
         if entry:
             data["open_entry"] = OpenEntry(

@@ -315,7 +315,7 @@ class StepWriter:
         if name == key:
             return name
         candidate, n = name, 0
-        while self._taken_by_source(candidate) or not self.store.claim_name(self.state.run_id, candidate, key):
+        while self._taken_by_source(candidate) or not self.store.claim_name(self.state.name_scope, candidate, key):
             n += 1
             candidate = with_suffix(name, n)
         return candidate

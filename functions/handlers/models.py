@@ -33,6 +33,8 @@ class ExecutionInput(BaseModel):
     step_bytes: int | str | None = None
     prefetch_bytes: int | str | None = None
     page_size: int | None = None
+    workers: int = 1  # parallel segments (issue 10): the Distributed Map's MaxConcurrency
+    shard_bytes: int | str | None = None
     loops_per_execution: int | None = Field(None, ge=1, le=MAX_LOOPS_PER_EXECUTION)
     # Set by the stack's schedules: the schedule's name, a metric dimension of the run's
     # success (the per-schedule "no successful run in N hours" alarm). Not part of the archive.
