@@ -8,7 +8,9 @@ The loop decides nothing about failure: an exception leaves it as raised, and th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,7 @@ from . import engine
 from .config import ArchiveRequest
 from .deadline import Deadline
 from .results import ArchiveResult, Progress
-from .state import ARCHIVING
+from .state import ARCHIVING, ASSEMBLING, COMPLETE, PLANNING, SEGMENTS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -73,6 +75,10 @@ def run_to_completion(
     run_id = progress.run_id
     warnings: list[str] = []
     steps = 0
+    if progress.phase in (PLANNING, SEGMENTS, ASSEMBLING):
+        progress, steps = _parallel(
+            s3, store, progress, step_deadline, observer, on_step, max_steps, warnings, workers=_workers(store, run_id)
+        )
     while not progress.done and progress.phase == ARCHIVING:
         if max_steps is not None and steps >= max_steps:
             raise RuntimeError(f"run {run_id}: more than {max_steps} archiving steps")
@@ -85,6 +91,77 @@ def run_to_completion(
         if on_step is not None:
             on_step(outcome)
     return Completed(outcome, warnings, steps)
+
+
+def _workers(store: StateStore, run_id: str) -> int:
+    return store.load(run_id).request.workers
+
+
+def _parallel(
+    s3: S3Client,
+    store: StateStore,
+    progress: Progress,
+    step_deadline: Callable[[], Deadline],
+    observer: Observer | None,
+    on_step: Callable[[Progress], None] | None,
+    max_steps: int | None,
+    warnings: list[str],
+    *,
+    workers: int,
+) -> tuple[Progress, int]:
+    """A parallel run (request.workers > 1) from its phase on: plan, then every segment
+    not yet complete on `workers` threads (each: start, steps, finish), then assembly.
+    Returns the assembled run's progress (done, for finish_run) and the steps run."""
+    from .plan import load_plan, plan_step  # the planner imports the engine
+
+    run_id = progress.run_id
+    while progress.phase == PLANNING:
+        progress = plan_step(s3, store, run_id, step_deadline())
+        if on_step is not None:
+            on_step(progress)
+    lock = threading.Lock()
+    steps = [0]
+
+    def counted(progress: Progress) -> None:
+        with lock:
+            steps[0] += 1
+            if max_steps is not None and steps[0] > max_steps:
+                raise RuntimeError(f"run {run_id}: more than {max_steps} archiving steps")
+            warnings.extend(progress.warnings)
+            if on_step is not None:
+                on_step(progress)
+
+    def heard(source_bytes: int, entries: int) -> None:
+        assert observer is not None
+        with lock:  # observers (progress displays) need not be thread-safe
+            observer(source_bytes, entries)
+
+    stop = threading.Event()  # a failed segment stops the others between their steps
+
+    def segment(index: int) -> None:
+        seg = engine.start_segment(s3, store, run_id, index)
+        while seg.phase == ARCHIVING and not seg.done and not stop.is_set():
+            seg = engine.run_step(s3, store, seg.run_id, step_deadline(), heard if observer else None)
+            counted(seg)
+        while seg.phase != COMPLETE and not stop.is_set():
+            seg = engine.finish_segment(s3, store, seg.run_id, step_deadline())
+
+    if progress.phase == SEGMENTS:
+        shards = load_plan(s3, store.load(run_id))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segment") as pool:
+            futures = [pool.submit(segment, shard.index) for shard in shards]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+            if failed:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                raise failed[0].exception()  # type: ignore[misc]  # the first failure, as raised
+    while progress.phase in (SEGMENTS, ASSEMBLING) and not (progress.phase == ASSEMBLING and progress.done):
+        progress = engine.assemble_step(s3, store, run_id, step_deadline())
+        if on_step is not None and not progress.done:
+            on_step(progress)
+    return progress, steps[0]
 
 
 __all__ = ["Completed", "run_to_completion", "no_deadline"]

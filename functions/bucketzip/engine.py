@@ -14,15 +14,29 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from . import finish
+from . import assembly, finish
 from .config import ArchiveRequest
 from .deadline import Deadline
-from .errors import DestinationExists, IntegrityError, RunExists, RunNotFound, StaleState
-from .manifest import manifest_key
+from .errors import DestinationExists, InputError, IntegrityError, RunExists, RunNotFound, StaleState
+from .manifest import manifest_key, rebase_lines
+from .records import rebase_central
 from .results import ArchiveResult, Progress, capped_warnings
 from .s3errors import AWS_ERRORS, error_code, translate
+from .segments import segment_object_key, segment_run_id
 from .sink import ArchiveSink, staging_prefix
-from .state import ARCHIVING, ASSEMBLING, COMPLETE, COMPLETING, FINISHING, PLANNING, SEGMENTS, Fragment, RunState
+from .state import (
+    ARCHIVING,
+    ASSEMBLING,
+    COMPLETE,
+    COMPLETING,
+    FINISHING,
+    PLANNING,
+    SEGMENTS,
+    Cursor,
+    Fragment,
+    RunState,
+    SegmentOf,
+)
 from .writer import StepWriter
 
 if TYPE_CHECKING:
@@ -259,6 +273,8 @@ def finish_run(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline)
         if recorded is None:
             raise
         return ArchiveResult(**recorded)
+    if state.segment is not None:
+        raise InputError(f"run {run_id} is a segment of run {state.segment.parent}: finish_segment finishes it")
     if state.phase in (ARCHIVING, PLANNING, SEGMENTS, ASSEMBLING) and not (
         state.phase in (ARCHIVING, ASSEMBLING) and _phase_done(state)
     ):
@@ -289,7 +305,8 @@ def finish_run(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline)
         store.record_result(run_id, _result(state).to_json())
     if not finish.write_manifest(s3, store, state, deadline):
         return progress_of(state)
-    _delete_staging(s3, state)
+    _delete_staging(s3, state)  # the segments' staging objects too: they lie under the run's prefix
+    _delete_segments(s3, store, state)
     store.delete_run(run_id)  # the state item last (and the recorded result stays)
     return _result(state)
 
@@ -348,6 +365,7 @@ def abort_run(s3: S3Client, store: StateStore, run_id: str) -> None:
     elif state.phase != COMPLETE:
         _abort_upload(s3, state)  # after a completed upload this is a harmless NoSuchUpload
     finish.abort_manifest(s3, state)
+    _delete_segments(s3, store, state, abort=True)
     _delete_staging(s3, state)
     store.delete_run(run_id)
 
@@ -375,6 +393,196 @@ def _delete_staging(s3: S3Client, state: RunState) -> None:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     except AWS_ERRORS as exc:
         raise translate(exc, bucket=bucket, role="destination", action="delete staging objects") from None
+
+
+# -- parallel runs (issue 10): segments and assembly ------------------------------------
+
+
+def start_segment(s3: S3Client, store: StateStore, parent_id: str, index: int) -> Progress:
+    """Record segment run `index` of the planned run `parent_id` (its shard of the listing)
+    and create its staging upload. Idempotent: a retried or repeated call answers the
+    segment's progress (phase "complete" once finish_segment is through)."""
+    segment_id = segment_run_id(parent_id, index)
+    try:
+        state = store.load(segment_id)
+    except RunNotFound:
+        pass
+    else:
+        if not state.upload_id and state.phase == ARCHIVING:
+            _create_upload(s3, store, state)
+        return progress_of(state)
+    parent = store.load(parent_id)
+    if parent.phase != SEGMENTS:
+        raise RunNotFound(f"run {parent_id} is in phase {parent.phase!r}, not segments: no segment to start")
+    from .plan import load_plan  # the planner imports the engine
+
+    shards = load_plan(s3, parent)
+    if not 0 <= index < len(shards):
+        raise InputError(f"run {parent_id}: no shard {index} (the plan has {len(shards)})")
+    shard = shards[index]
+    state = RunState(
+        run_id=segment_id,
+        request=parent.request,
+        upload_id="",
+        started_at=time.time(),
+        marked=True,
+        segment=SegmentOf(parent_id, index, shard.start_after, shard.last_key, segment_object_key(parent_id, index)),
+        cursor=Cursor(start_after=shard.start_after),
+    )
+    try:
+        store.create(state)
+    except RunExists:  # a concurrent start of the same segment won
+        state = store.load(segment_id)
+        if state.upload_id or state.phase != ARCHIVING:
+            return progress_of(state)
+    _create_upload(s3, store, state)
+    return progress_of(state)
+
+
+def finish_segment(s3: S3Client, store: StateStore, segment_id: str, deadline: Deadline) -> Progress:
+    """Upload a segment's last part and complete its staging object, conditionally and
+    proven like an archive (the run id in its metadata, size and CRC-32); done=True with
+    phase "complete". Its state and fragments stay: assembly reads them. A segment that
+    holds no bytes (every object of its shard vanished) completes with no object."""
+    state = store.load(segment_id)
+    if state.segment is None:
+        raise InputError(f"run {segment_id} is not a segment run")
+    if state.phase == ARCHIVING:
+        if not _phase_done(state):
+            raise RunNotFound(f"run {segment_id}: archiving is not done yet; run more steps before finishing")
+        expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
+        if state.offset == 0:
+            _abort_upload(s3, state)
+            state.phase, state.finished_at = COMPLETE, time.time()
+            store.commit(state, expected, None, 0)
+            return progress_of(state)
+        sink = ArchiveSink(s3, store, state, attempt)
+        try:
+            sink.write_last_part()
+            fragment = Fragment(parts=sink.wait())
+            state.tail = sink.save_tail()
+        finally:
+            sink.close()
+        # Not counted in `steps`: assembly takes the directory records of the first
+        # `steps` fragments, the archiving steps'.
+        state.phase = COMPLETING
+        _commit(s3, store, state, expected, attempt, fragment, old_tail)
+    if state.phase == COMPLETING:
+        expected = state.version
+        state.etag = _complete(s3, state, finish.recorded_parts(store, segment_id))
+        state.phase, state.finished_at = COMPLETE, time.time()
+        store.commit(state, expected, None, 0)
+    return progress_of(state)
+
+
+def assemble_step(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline) -> Progress:
+    """Place the complete segments into the archive's upload, one committed piece at a
+    time until the deadline (after one at least): their bytes (assembly.place), then each
+    segment fragment's directory records and manifest lines rebased by the segment's
+    offset, committed as one fragment of this run. Afterwards the run's offset, CRC,
+    counts, parts and tail are those one run archiving every shard would have, and
+    finish_run finishes it as any run (done=True)."""
+    state = store.load(run_id)
+    if state.phase == SEGMENTS:
+        from .plan import load_plan  # the planner imports the engine
+
+        expected = state.version
+        state.assembly.segments = len(load_plan(s3, state))
+        state.phase = ASSEMBLING
+        store.commit(state, expected, None, 0)
+    if state.phase != ASSEMBLING:
+        return progress_of(state)
+    while not state.assembly.done:
+        _assemble_piece(s3, store, state)
+        if deadline.expired():
+            break
+    return progress_of(state)
+
+
+def _assemble_piece(s3: S3Client, store: StateStore, state: RunState) -> None:
+    """One committed piece of assembly (see assemble_step)."""
+    progress = state.assembly
+    expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
+    if progress.segment >= progress.segments:
+        progress.done = True
+        store.commit(state, expected, None, 0)
+        return
+    segment_id = segment_run_id(state.run_id, progress.segment)
+    try:
+        segment = store.load(segment_id)
+    except RunNotFound:
+        segment = None
+    if segment is None or segment.phase != COMPLETE:
+        raise IntegrityError(f"run {state.run_id}: segment {progress.segment} ({segment_id}) is not complete")
+    if progress.placed < segment.offset:
+        if store.current_version(state.run_id) != expected:  # fencing before the side effect
+            raise StaleState(f"run {state.run_id}: another assembly step committed first")
+        fragment = Fragment(parts=assembly.place(s3, state, segment, finish.recorded_parts(store, segment_id), attempt))
+    elif progress.fragment < segment.steps:
+        _, blob = next(store.iter_fragments(segment_id, start=progress.fragment))
+        written = Fragment.from_bytes(blob)
+        fragment = Fragment(
+            central=rebase_central(bytes(written.central), progress.base),
+            manifest=rebase_lines(bytes(written.manifest), progress.base),
+            skipped=written.skipped,
+        )
+        progress.fragment += 1
+    else:
+        if progress.placed_crc != segment.crc:
+            raise IntegrityError(f"run {state.run_id}: segment {progress.segment} placed with another CRC-32")
+        state.entries += segment.entries
+        state.skipped += segment.skipped
+        state.bytes_in += segment.bytes_in
+        progress.segment += 1
+        progress.base += segment.offset
+        progress.placed = progress.placed_crc = progress.fragment = 0
+        store.commit(state, expected, None, 0)
+        return
+    state.steps += 1  # finish_run reads the directory from the first `steps` fragments
+    _commit(s3, store, state, expected, attempt, fragment, old_tail)
+
+
+def segment_progress(store: StateStore, parent_id: str) -> list[Progress]:
+    """Progress of each segment run of a parallel run that has state (for watch)."""
+    parent = store.load(parent_id)
+    out = []
+    for index in range(_segment_count(parent)):
+        try:
+            out.append(progress_of(store.load(segment_run_id(parent_id, index))))
+        except RunNotFound:
+            continue
+    return out
+
+
+def _segment_count(state: RunState) -> int:
+    """Shards of a parallel run: from its assembly, else from its plan's progress."""
+    if state.segment is not None or state.request.workers <= 1:
+        return 0
+    if state.assembly.segments >= 0:
+        return state.assembly.segments
+    plan = getattr(state, "plan", None)  # plan.PlanProgress (the planner's)
+    return int(getattr(plan, "shards", 0) or 0)
+
+
+def _delete_segments(s3: S3Client, store: StateStore, state: RunState, abort: bool = False) -> None:
+    """Remove a parallel run's segment runs (their states and fragments); with `abort`,
+    first abort every multipart upload under the run's staging prefix (the segments')."""
+    if state.segment is not None or state.request.workers <= 1:
+        return
+    if abort:
+        bucket, prefix = state.request.dest_bucket, staging_prefix(state.run_id)
+        try:
+            for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    try:
+                        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    except AWS_ERRORS as exc:
+                        if error_code(exc) not in ("NoSuchUpload", "404"):
+                            raise
+        except AWS_ERRORS as exc:
+            raise translate(exc, bucket=bucket, role="destination", action="abort segment uploads") from None
+    for index in range(_segment_count(state)):
+        store.delete_run(segment_run_id(state.run_id, index))
 
 
 def suspend_run(store: StateStore, run_id: str, reason: str) -> Progress | None:
@@ -412,6 +620,10 @@ def get_progress(store: StateStore, run_id: str) -> Progress:
 
 __all__ = [
     "start_run",
+    "start_segment",
+    "finish_segment",
+    "assemble_step",
+    "segment_progress",
     "run_step",
     "finish_run",
     "abort_run",

@@ -58,9 +58,12 @@ def _listed(item: ObjectTypeDef) -> Listed:
     )
 
 
-def iter_objects(s3: S3Client, request: ArchiveRequest, cursor: Cursor) -> Iterator[tuple[Listed, Cursor]]:
+def iter_objects(
+    s3: S3Client, request: ArchiveRequest, cursor: Cursor, last_key: str | None = None
+) -> Iterator[tuple[Listed, Cursor]]:
     """Selected objects from `cursor` on, each with the cursor just after it; then
-    `(None, exhausted cursor)` when the listing ends."""
+    `(None, exhausted cursor)` when the listing ends: at its end, or after `last_key` (a
+    segment's shard: it starts at the cursor's StartAfter and ends with that key)."""
     cursor = dataclasses.replace(cursor)
     if cursor.exhausted:
         return
@@ -69,12 +72,18 @@ def iter_objects(s3: S3Client, request: ArchiveRequest, cursor: Cursor) -> Itera
         contents = page.get("Contents", [])
         while cursor.index < len(contents):
             item = contents[cursor.index]
+            # S3 lists in UTF-8 byte order, which is code point order: str comparison.
+            if last_key is not None and item["Key"] > last_key:
+                break
             cursor.index += 1
             cursor.last_key = item["Key"]
-            if is_own_key(item["Key"], request) or not key_selected(item["Key"], request):
-                continue
-            yield _listed(item), dataclasses.replace(cursor)
-        token = page.get("NextContinuationToken")
+            if not is_own_key(item["Key"], request) and key_selected(item["Key"], request):
+                yield _listed(item), dataclasses.replace(cursor)
+            if item["Key"] == last_key:
+                break
+        token: str | None = page.get("NextContinuationToken")
+        if cursor.index < len(contents) or (last_key is not None and cursor.last_key == last_key):
+            token = None  # past the shard's last key: no page after it is read
         if not page.get("IsTruncated") or not token:
             cursor.exhausted = True
             yield None, dataclasses.replace(cursor)  # type: ignore[misc]  # end marker

@@ -60,6 +60,17 @@ def entry_line(listed: Listed, meta: EntryMeta, headers: dict, truncated: bool =
     return _line(data)
 
 
+def rebase_lines(lines: bytes, base: int) -> bytes:
+    """Entry lines written by a segment (offsets relative to its start) as the archive's,
+    where the segment starts at `base`: the same lines with `offset` moved."""
+    out = bytearray()
+    for line in lines.splitlines():
+        data = json.loads(line)
+        data["offset"] += base
+        out += _line(data)
+    return bytes(out)
+
+
 def skipped_line(listed: Listed, reason: str) -> bytes:
     return _line({"type": "skipped", "key": listed.key, "version_id": listed.version_id, "reason": reason})
 

@@ -122,6 +122,81 @@ def central_record(meta: EntryMeta, comment: bytes = b"") -> bytes:
     return central_directory_record(info)
 
 
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # the fixed 46 bytes of a central directory record
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+_UTF8_FLAG = 0x800
+_ZIP64_EXTRA, _EXT_TIME_EXTRA = 0x0001, 0x5455
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def rebase_central(records: bytes, base: int) -> bytes:
+    """Central directory records written for a segment (offsets relative to its start)
+    as they must read in the archive, where the segment starts at `base`: each record
+    decoded to its EntryMeta and re-encoded (`central_record`) with the offset moved, so
+    the encoder decides zip64 extras by the absolute offset, as one run would have."""
+    out, at, view = bytearray(), 0, memoryview(records)
+    while at < len(records):
+        fields = _CENTRAL.unpack_from(records, at)
+        if fields[0] != _CENTRAL_SIGNATURE:
+            raise ValueError(f"no central directory record at byte {at} of a segment's directory")
+        flags, method, dos_time, dos_date, crc, csize, usize, nlen, xlen, clen = fields[5:15]
+        offset = fields[18]
+        name_at = at + _CENTRAL.size
+        raw_name = bytes(view[name_at : name_at + nlen])
+        extra = bytes(view[name_at + nlen : name_at + nlen + xlen])
+        comment = bytes(view[name_at + nlen + xlen : name_at + nlen + xlen + clen])
+        at = name_at + nlen + xlen + clen
+        seconds = None
+        for tag, data in _extras(extra):
+            if tag == _ZIP64_EXTRA:  # present values, in this order, for the fields saturated above
+                values = iter(struct.unpack(f"<{len(data) // 8}Q", data))
+                usize = next(values) if usize == ZIP32_MAX else usize
+                csize = next(values) if csize == ZIP32_MAX else csize
+                offset = next(values) if offset == ZIP32_MAX else offset
+            elif tag == _EXT_TIME_EXTRA and len(data) >= 5:
+                seconds = struct.unpack_from("<l", data, 1)[0]
+        meta = EntryMeta(
+            name=raw_name.decode("utf-8" if flags & _UTF8_FLAG else "cp437"),
+            mtime=_mtime(seconds, dos_date, dos_time),
+            method=method,
+            header_offset=offset + base,
+            uses_descriptor=bool(flags & DATA_DESCRIPTOR_FLAG),
+            zip64=False,  # the local header's business, not the directory's
+            crc=crc,
+            compressed_size=csize,
+            size=usize,
+        )
+        out += central_record(meta, comment=comment)
+    return bytes(out)
+
+
+def _extras(extra: bytes):
+    at = 0
+    while at + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, at)
+        yield tag, extra[at + 4 : at + 4 + size]
+        at += 4 + size
+
+
+def _mtime(seconds: int | None, dos_date: int, dos_time: int) -> float:
+    """An mtime that `_info` encodes to the same extended timestamp and DOS time: the
+    timestamp's seconds unless they were clamped to 32 bits, else the DOS time's."""
+    if seconds is not None and _INT32_MIN < seconds < _INT32_MAX:
+        return float(seconds)
+    if seconds == _INT32_MIN:
+        return float(_INT32_MIN)  # before 1901: the DOS time is clamped to 1980 anyway
+    when = datetime(
+        (dos_date >> 9) + 1980,
+        (dos_date >> 5) & 0xF,
+        dos_date & 0x1F,
+        dos_time >> 11,
+        (dos_time >> 5) & 0x3F,
+        (dos_time & 0x1F) * 2,
+        tzinfo=UTC,
+    )
+    return when.timestamp()
+
+
 def end_records(entries: int, cd_offset: int, cd_size: int) -> bytes:
     """End of central directory, preceded by the zip64 end record + locator when needed."""
     out = b""

@@ -100,6 +100,7 @@ class AssemblyProgress:
     segment: int = 0
     base: int = 0
     placed: int = 0
+    placed_crc: int = 0  # CRC-32 of the segment's first `placed` bytes
     fragment: int = 0
     done: bool = False
 

@@ -84,7 +84,9 @@ class StepWriter:
                 start_crc=entry.meta.crc,
             )
             open_plan.decided.set()
-        prefetcher = Prefetcher(self.s3, self.request, open_plan, iter_objects(self.s3, self.request, state.cursor))
+        last_key = state.segment.last_key if state.segment is not None else None  # a segment's shard ends there
+        listing = iter_objects(self.s3, self.request, state.cursor, last_key)
+        prefetcher = Prefetcher(self.s3, self.request, open_plan, listing)
         try:
             for chunk in prefetcher.chunks():
                 entries = state.entries
