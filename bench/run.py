@@ -200,6 +200,14 @@ class Services:
             )
         return self.proxies[latency_ms]
 
+    def meter(self, cap_mbps: float = 0.0, name: str = "meter") -> str:
+        """A metering proxy (bench/meter.py): counts per Lambda and operation, and caps
+        each Lambda at `cap_mbps` MB/s per direction (0: no cap). Serves the source
+        bucket's GETs from memory like the latency proxy."""
+        port = self.moto_url.rsplit(":", 1)[1]
+        options = ["--cap-mbps", str(cap_mbps), "--cache-bucket", SOURCE, "--cache-bytes", str(self.cache_bytes)]
+        return self._start(["meter", port, *options], name)
+
     def cpu_seconds(self) -> float:
         """CPU used so far by moto and the proxies (children of ours, read through psutil)."""
         import psutil
@@ -242,7 +250,8 @@ def child_env(endpoint: str | None, state_dir: Path | None = None) -> dict:
         env["AWS_ENDPOINT_URL"] = endpoint
     if state_dir:
         env["BUCKETZIP_STATE_DIR"] = str(state_dir)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    # This checkout's engine, not whichever one `pip install -e` points at (a worktree).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "functions"), str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 

@@ -2,6 +2,7 @@
 
     python bench/servers.py moto                      # moto server on a free port
     python bench/servers.py proxy UPSTREAM_PORT MS [--cache-bucket B [--cache-whole]]
+    python bench/servers.py meter UPSTREAM_PORT [--cap-mbps R] [--cache-bucket B]   (bench/meter.py)
 
 Each prints `PORT <n>` on its first stdout line once it accepts connections, then
 serves until killed. Running them apart from the measured tools keeps the emulator's
@@ -326,5 +327,9 @@ if __name__ == "__main__":
         serve_moto()
     elif sys.argv[1:2] == ["proxy"]:
         serve_proxy(sys.argv[2:])
+    elif sys.argv[1:2] == ["meter"]:
+        from bench.meter import serve_meter  # the counting, per-Lambda capping proxy
+
+        serve_meter(sys.argv[2:])
     else:
-        sys.exit("usage: servers.py moto | servers.py proxy UPSTREAM_PORT LATENCY_MS [options]")
+        sys.exit("usage: servers.py moto | servers.py proxy UPSTREAM_PORT LATENCY_MS [options] | servers.py meter ...")

@@ -1,0 +1,507 @@
+"""Issue 10's benchmarks, side by side in one run: bytes through the worker per archive
+byte, the parallel speed-up under a per-Lambda bandwidth cap, and the projection model.
+
+    python -m bench.parallel [--quick] [--cap-mbps 2] [--workers 4] [--repeat 3] [--json-out PATH]
+
+moto runs in a process of its own behind metering proxies (bench/meter.py), which count
+every call's requests and body bytes by operation and by Lambda (segment or parent), and
+serve the unchanging source bucket's GETs from memory. Each archive is made by the CLI
+(`python -m bucketzip.cli archive`, this checkout's engine) in a subprocess of its own.
+
+1. Bytes through the worker (meter without a cap), once per dataset (the counts are
+   exact, not timed): large STORED objects with S3 CRC32 checksums, the same without
+   checksums, medium objects (half log text, half random) stored and in auto mode, and
+   their text half alone in auto mode (deflate). read/B = GET body bytes per archive
+   byte; up/B = UploadPart + PutObject body bytes per archive byte; sum/B = both (the
+   engine before server-side copies: ~2.0); copied/B = bytes placed by UploadPartCopy
+   (server-side, not through the worker). Targets (issue 10): <= 0.05 read and uploaded
+   with checksums; <= 1.05 read and <= 0.05 uploaded without.
+2. Speed-up: the medium dataset in auto mode through a meter that caps each Lambda at
+   --cap-mbps MB/s per direction, `--workers 1` against `--workers N`, round robin,
+   --repeat times: medians and spreads of the wall time. Target: N=4 >= 3x faster.
+3. The projection model (bench/model.py) fed with what 1 and 2 measured, and the deflate
+   throughput of the engine's level-1 backend on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/parallel.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import backends, model  # noqa: E402
+from bench.common import MIB  # noqa: E402
+from bench.data import Generator  # noqa: E402
+from bench.meter import PARENT, RESET_PATH, STATS_PATH  # noqa: E402
+from bench.run import DEST, ROOT, SOURCE, Services, child_env, measure, s3_direct  # noqa: E402
+
+TARGET_COPY_CRC = 0.05  # read and uploaded per archive byte, sources with CRC32 checksums
+TARGET_COPY_READ, TARGET_COPY_UP = 1.05, 0.05  # sources without checksums
+TARGET_SPEEDUP = 3.0  # 4 workers against 1, each Lambda capped
+UPLOADS = ("UploadPart", "PutObject")
+
+QUICK = {"large_mib": 12, "large_count": 2, "medium_kib": 256, "medium_count": 16}
+# Large objects must be large for the copy path's fixed costs to vanish: each copied object
+# still moves its head (the part before it topped up to the part size) and its last bytes
+# (< 5 MiB) through the worker, and each run its final tail: at 5 MiB parts up to ~10 MiB
+# per object, so 0.05 per archive byte needs objects of some 200 MiB and more.
+DEFAULT = {"large_mib": 256, "large_count": 2, "medium_kib": 1024, "medium_count": 64}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.parallel",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes (the smoke test): {QUICK}")
+    parser.add_argument("--large-mib", type=int, help=f"MiB per large object (default {DEFAULT['large_mib']})")
+    parser.add_argument("--large-count", type=int, help=f"large objects per dataset (default {DEFAULT['large_count']})")
+    parser.add_argument("--medium-kib", type=int, help=f"KiB per medium object (default {DEFAULT['medium_kib']})")
+    parser.add_argument("--medium-count", type=int, help=f"medium objects (default {DEFAULT['medium_count']})")
+    parser.add_argument("--cap-mbps", type=float, default=2.0, help="MB/s per Lambda and direction (default 2)")
+    parser.add_argument("--workers", type=int, default=4, help="the parallel run's --workers (default 4)")
+    parser.add_argument("--repeat", type=int, default=1, help="speed-up runs per worker count, round robin")
+    parser.add_argument("--concurrency", type=int, default=8, help="the CLI's --concurrency (default 8)")
+    parser.add_argument("--part-size", default="5MiB", help="the CLI's --part-size (default 5MiB, S3's least)")
+    parser.add_argument("--skip", action="append", default=[], choices=("through", "speedup", "model"))
+    parser.add_argument("--json-out", metavar="PATH", help="also write every figure as JSON to PATH")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per archive run")
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else DEFAULT).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if min(args.large_mib, args.large_count, args.medium_kib, args.medium_count, args.workers, args.repeat) < 1:
+        parser.error("sizes, counts, --workers and --repeat must be positive")
+    return args
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    prefix: str
+    objects: int
+    bytes: int
+    text_bytes: int = 0
+
+
+def seed(moto_url: str, args) -> dict[str, Dataset]:
+    """Large random objects twice (with S3 CRC32 checksums, and without: boto3 adds CRC32
+    to every PutObject unless told only when required) and medium objects, half text."""
+    s3 = s3_direct(moto_url)
+    plain = _plain_client(moto_url)
+    s3.create_bucket(Bucket=SOURCE)
+    s3.create_bucket(Bucket=DEST)
+    gen = Generator(seed=10)
+    size = args.large_mib * MIB
+    for n in range(args.large_count):
+        body = gen.random_bytes(size)
+        s3.put_object(Bucket=SOURCE, Key=f"large-crc32/object-{n:03d}.bin", Body=body, ChecksumAlgorithm="CRC32")
+        plain.put_object(Bucket=SOURCE, Key=f"large-plain/object-{n:03d}.bin", Body=body)
+    medium = args.medium_kib * 1024
+    texts = (args.medium_count + 1) // 2
+    for n in range(args.medium_count):  # text first (medium/log/), then random (medium/random/)
+        folder, suffix = ("log", "log") if n < texts else ("random", "bin")
+        body = gen.text(medium) if n < texts else gen.random_bytes(medium)
+        plain.put_object(Bucket=SOURCE, Key=f"medium/{folder}/item-{n:05d}.{suffix}", Body=body)
+    for key in ("large-crc32/object-000.bin", "large-plain/object-000.bin"):
+        head = s3.head_object(Bucket=SOURCE, Key=key, ChecksumMode="ENABLED")
+        if ("ChecksumCRC32" in head) != key.startswith("large-crc32"):
+            raise SystemExit(f"seeding: {key} has checksums {sorted(k for k in head if k.startswith('Checksum'))}")
+    large = args.large_count * size
+    return {
+        "crc32": Dataset("large stored, CRC32", "large-crc32/", args.large_count, large),
+        "plain": Dataset("large stored, no checksum", "large-plain/", args.large_count, large),
+        "medium": Dataset(
+            "medium (half text)", "medium/", args.medium_count, args.medium_count * medium, texts * medium
+        ),
+        "text": Dataset("medium text", "medium/log/", texts, texts * medium, texts * medium),
+    }
+
+
+def _plain_client(url: str):
+    """A client that sends no checksum unless the operation requires one."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(request_checksum_calculation="when_required"),
+    )
+
+
+def _meter_call(endpoint: str, path: str) -> dict:
+    request = urllib.request.Request(endpoint + path, method="POST" if path == RESET_PATH else "GET", data=b"")
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own proxy
+        return json.loads(answer.read())
+
+
+@dataclass
+class Archived:
+    """One archive run: the CLI's result, its cost, and what the meter counted."""
+
+    label: str
+    dataset: Dataset
+    mode: str
+    workers: int
+    wall: float = 0.0
+    cpu: float = 0.0
+    size: int = 0
+    stats: dict = field(default_factory=dict)
+    error: str = ""
+
+    def total(self, what: str, ops: tuple[str, ...] | None = None, lambdas: str | None = None) -> int:
+        return sum(
+            row[what]
+            for name, by_op in self.stats.items()
+            if lambdas is None or (name == PARENT) == (lambdas == PARENT)
+            for op, row in by_op.items()
+            if ops is None or op in ops
+        )
+
+    def requests(self, lambdas: str | None = None) -> int:
+        return self.total("requests", lambdas=lambdas)
+
+    def figures(self) -> dict:
+        size = self.size or 1
+        return {
+            "read_per_archive_byte": round(self.total("read", ("GetObject",)) / size, 4),
+            "uploaded_per_archive_byte": round(self.total("uploaded", UPLOADS) / size, 4),
+            "copied_per_archive_byte": round(self.total("copied", ("UploadPartCopy",)) / size, 4),
+            "requests_per_object": round(self.requests() / max(1, self.dataset.objects), 2),
+        }
+
+
+def archive(services: Services, endpoint: str, run: Archived, args, attempt: int) -> Archived:
+    key = f"{run.dataset.prefix.strip('/')}-{run.mode}-w{run.workers}-{attempt}.zip"
+    state = Path(tempfile.mkdtemp(prefix="state-", dir=services.workdir))
+    cmd = [
+        "bucketzip.cli",
+        "--endpoint-url",
+        endpoint,
+        "archive",
+        f"s3://{SOURCE}/{run.dataset.prefix}",
+        f"s3://{DEST}/{key}",
+        "--compression",
+        run.mode,
+        "--part-size",
+        args.part_size,
+        "--concurrency",
+        str(args.concurrency),
+        "--quiet",
+        "--json",
+    ]
+    if run.workers > 1 or args.has_workers:
+        cmd += ["--workers", str(run.workers)]
+    _meter_call(endpoint, RESET_PATH)
+    measured = measure(cmd, child_env(endpoint, state), args.timeout)
+    run.stats = _meter_call(endpoint, STATS_PATH)
+    run.wall, run.cpu = measured.wall, measured.cpu
+    try:
+        result = json.loads(measured.stdout) if measured.returncode == 0 else {}
+    except ValueError:
+        result = {}
+    if measured.returncode != 0 or not result:
+        tail = (measured.stderr.strip().splitlines() or ["(no output)"])[-1]
+        run.error = f"exit {measured.returncode}: {tail}"
+    elif result["entries"] != run.dataset.objects or result["skipped"]:
+        run.error = f"{result['entries']} entries, {result['skipped']} skipped; the dataset has {run.dataset.objects}"
+    else:
+        run.size = result["size"]
+    s3 = s3_direct(services.moto_url)
+    for stale in (key, key + ".manifest.jsonl"):  # keep moto's memory flat between runs
+        s3.delete_object(Bucket=DEST, Key=stale)
+    shutil.rmtree(state, ignore_errors=True)
+    return run
+
+
+def cli_has_workers() -> bool:
+    """Whether this checkout's CLI takes --workers (issue 10, helper A1)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bucketzip.cli", "archive", "--help"],
+        env=child_env(None),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return "--workers" in out.stdout
+
+
+# -- the three benchmarks -----------------------------------------------------------------
+
+
+def through(services: Services, datasets: dict[str, Dataset], args, log) -> list[Archived]:
+    endpoint = services.meter(0.0, "meter-open")
+    plan = [
+        ("large stored, CRC32", datasets["crc32"], "store"),
+        ("large stored, no checksum", datasets["plain"], "store"),
+        ("medium stored", datasets["medium"], "store"),
+        ("medium auto (half text)", datasets["medium"], "auto"),
+        ("medium text, auto (deflate)", datasets["text"], "auto"),
+    ]
+    runs = []
+    for label, dataset, mode in plan:
+        log(f"through: {label} ...")
+        runs.append(archive(services, endpoint, Archived(label, dataset, mode, 1), args, 0))
+        log(f"through: {label}: {runs[-1].error or f'{runs[-1].wall:.1f} s'}")
+    return runs
+
+
+def speedup(services: Services, dataset: Dataset, args, log) -> dict[int, list[Archived]]:
+    endpoint = services.meter(args.cap_mbps, "meter-capped")
+    counts = [1, args.workers] if args.has_workers and args.workers > 1 else [1]
+    runs: dict[int, list[Archived]] = {n: [] for n in counts}
+    for attempt in range(args.repeat):  # round robin: drifts in the machine's load spread evenly
+        for workers in counts:
+            log(f"speed-up: --workers {workers} (run {attempt + 1}) ...")
+            run = archive(services, endpoint, Archived(f"workers {workers}", dataset, "auto", workers), args, attempt)
+            runs[workers].append(run)
+            log(f"speed-up: --workers {workers}: {run.error or f'{run.wall:.1f} s'}")
+    return runs
+
+
+def model_inputs(through_runs: list[Archived], speed: dict[int, list[Archived]], deflate_bps: float) -> dict:
+    """Per source byte and per object, from the 1-worker runs of the medium dataset; the
+    assembly's cost per segment from the parallel run (what its parent did beyond a
+    1-worker run's parent: plan, copies, junctions)."""
+    by_label = {r.label: r for r in through_runs if not r.error}
+    traffic = {}
+    for mode, label in (("stored", "medium stored"), ("deflate on text", "medium text, auto (deflate)")):
+        run = by_label.get(label)
+        if run is None:
+            continue
+        source = run.dataset.bytes
+        traffic[mode] = {
+            "read_per_byte": round(run.total("read", ("GetObject",)) / source, 4),
+            "upload_per_byte": round(run.total("uploaded", UPLOADS) / source, 4),
+            "copied_per_byte": round(run.total("copied", ("UploadPartCopy",)) / source, 4),
+            "deflated_per_byte": round(run.dataset.text_bytes / source, 4) if mode != "stored" else 0.0,
+            "requests_per_object": round(run.requests() / run.dataset.objects, 3),
+        }
+    assembly = {"requests_per_segment": model.MEASURED_ASSEMBLY.requests_per_segment, "bytes_per_segment": 0.0}
+    single = [r for r in speed.get(1, []) if not r.error]
+    parallel = [r for n, rs in speed.items() if n > 1 for r in rs if not r.error]
+    if single and parallel:
+        one, many = single[-1], parallel[-1]
+        segments = max(1, len([name for name in many.stats if name != PARENT]))
+        extra_requests = many.requests(PARENT) - one.requests(PARENT)
+        extra_bytes = (many.total("read", lambdas=PARENT) + many.total("uploaded", lambdas=PARENT)) - (
+            one.total("read", lambdas=PARENT) + one.total("uploaded", lambdas=PARENT)
+        )
+        # A 1-worker run's parent moves every byte; then the difference says nothing.
+        if one.total("read", lambdas=PARENT) < one.dataset.bytes / 2 or many.total("read", lambdas=PARENT) < one.total(
+            "read", lambdas=PARENT
+        ):
+            assembly = {
+                "requests_per_segment": round(max(0, extra_requests) / segments, 2),
+                "bytes_per_segment": round(max(0, extra_bytes) / segments),
+            }
+        else:
+            assembly = {
+                "requests_per_segment": round(many.requests(PARENT) / segments, 2),
+                "bytes_per_segment": round(
+                    (many.total("read", lambdas=PARENT) + many.total("uploaded", lambdas=PARENT)) / segments
+                ),
+            }
+    return {"traffic": traffic, "assembly": assembly, "deflate_bps_per_core": deflate_bps}
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a " if ok is None else ("PASS" if ok else "MISS")
+
+
+def report(config: dict, through_runs, speed, deflate_row, inputs, rows, out=sys.stdout) -> list[dict]:
+    w = out.write
+    checks: list[dict] = []
+    w("\n== bucketzip issue 10 benchmarks ==\n")
+    w(f"machine: {config['machine']}\n")
+    w(
+        f"settings: part size {config['part_size']}, concurrency {config['concurrency']}; moto {config['moto']} "
+        f"behind metering proxies (bench/meter.py); CLI --workers: {'yes' if config['has_workers'] else 'NO'}\n"
+    )
+    if through_runs:
+        w("\n1. bytes through the worker per archive byte (meter without a cap; exact counts)\n")
+        head = (
+            f"{'dataset':<30} {'objects':>7} {'archive MB':>10} {'read/B':>7} {'up/B':>7} {'sum/B':>6} "
+            f"{'copied/B':>8} "
+            f"{'req/obj':>7} {'wall s':>7} {'CPU s':>6}\n"
+        )
+        w(head + "-" * len(head) + "\n")
+        for r in through_runs:
+            if r.error:
+                w(f"{r.label:<30} FAILED {r.error}\n")
+                continue
+            f = r.figures()
+            w(
+                f"{r.label:<30} {r.dataset.objects:>7} {r.size / 1e6:>10.1f} {f['read_per_archive_byte']:>7.3f} "
+                f"{f['uploaded_per_archive_byte']:>7.3f} "
+                f"{f['read_per_archive_byte'] + f['uploaded_per_archive_byte']:>6.3f} "
+                f"{f['copied_per_archive_byte']:>8.3f} "
+                f"{f['requests_per_object']:>7.1f} {r.wall:>7.1f} {r.cpu:>6.2f}\n"
+            )
+        by_label = {r.label: r.figures() for r in through_runs if not r.error}
+        crc, plain = by_label.get("large stored, CRC32"), by_label.get("large stored, no checksum")
+        for name, value, limit in (
+            ("large stored, CRC32: read/B", crc and crc["read_per_archive_byte"], TARGET_COPY_CRC),
+            ("large stored, CRC32: up/B", crc and crc["uploaded_per_archive_byte"], TARGET_COPY_CRC),
+            ("large stored, no checksum: read/B", plain and plain["read_per_archive_byte"], TARGET_COPY_READ),
+            ("large stored, no checksum: up/B", plain and plain["uploaded_per_archive_byte"], TARGET_COPY_UP),
+        ):
+            checks.append(
+                {"target": f"{name} <= {limit}", "value": value, "ok": None if value is None else value <= limit}
+            )
+    if speed:
+        w(
+            f"\n2. parallel speed-up: {speed[1][0].dataset.name if speed.get(1) else ''}, auto, each Lambda capped at "
+            f"{config['cap_mbps']:g} MB/s per direction\n"
+        )
+        head = f"{'workers':>7} {'wall s':>8} {'spread':>7} {'CPU s':>7}  walls\n"
+        w(head + "-" * (len(head) + 20) + "\n")
+        medians = {}
+        for workers, runs in speed.items():
+            good = [r for r in runs if not r.error]
+            if not good:
+                w(f"{workers:>7} FAILED {runs[-1].error if runs else ''}\n")
+                continue
+            walls = [r.wall for r in good]
+            medians[workers] = statistics.median(walls)
+            w(
+                f"{workers:>7} {medians[workers]:>8.2f} {max(walls) - min(walls):>7.2f} "
+                f"{statistics.median(r.cpu for r in good):>7.2f}  {[round(x, 2) for x in walls]}\n"
+            )
+        for workers, runs in speed.items():
+            good = [r for r in runs if not r.error]
+            if good:
+                last = good[-1]
+                w(f"   per Lambda, last --workers {workers} run ({last.wall:.1f} s):")
+                for name in sorted(last.stats, key=lambda n: (n != PARENT, n)):
+                    moved = sum(row["read"] + row["uploaded"] for row in last.stats[name].values())
+                    calls = sum(row["requests"] for row in last.stats[name].values())
+                    w(f"  {name}: {moved / 1e6:.1f} MB / {calls} calls;")
+                w("\n")
+        parallel = [n for n in medians if n > 1]
+        value = medians[1] / medians[parallel[0]] if 1 in medians and parallel else None
+        if value is not None:
+            w(f"   speed-up: {value:.2f}x (median wall, 1 worker / {parallel[0]} workers)\n")
+        elif not config["has_workers"]:
+            w("   speed-up: n/a: this checkout's CLI has no --workers yet (only the 1-worker run was measured)\n")
+        checks.append(
+            {
+                "target": f"--workers {config['workers']} >= {TARGET_SPEEDUP:g}x faster than --workers 1",
+                "value": None if value is None else round(value, 2),
+                "ok": None if value is None else value >= TARGET_SPEEDUP,
+            }
+        )
+    if rows:
+        w(
+            f"\n3. projection model (bench/model.py): deflate level 1 measured here at {deflate_row:.0f} MB/s per core;"
+            f"\n   traffic per source byte {json.dumps(inputs['traffic'])}"
+            f"\n   assembly per segment {json.dumps(inputs['assembly'])}\n"
+        )
+        w(model.format_table(rows))
+        for t in model.targets(rows):
+            checks.append({"target": f"model: {t['target']}", "value": t["value"], "ok": t["verdict"] == "PASS"})
+    w("\ntargets:\n")
+    for c in checks:
+        value = "n/a" if c["value"] is None else f"{c['value']}"
+        w(f"  {_verdict(c['ok'])}  {c['target']:<62} measured {value}\n")
+    if config["quick"]:
+        w("\nnote: --quick is a smoke test; fixed costs dominate at its sizes: read the targets from a full run.\n")
+    out.flush()
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bucketzip-bench-parallel-"))
+    log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    services = None
+    try:
+        args.has_workers = cli_has_workers()
+        services = Services(workdir)
+        datasets = seed(services.moto_url, args)
+        services.cache_bytes = 2 * datasets["crc32"].bytes + datasets["medium"].bytes + 64 * MIB
+        log(f"seeded {sum(d.bytes for d in datasets.values()) / 1e6:.0f} MB; CLI --workers: {args.has_workers}")
+        through_runs = through(services, datasets, args, log) if "through" not in args.skip else []
+        speed = speedup(services, datasets["medium"], args, log) if "speedup" not in args.skip else {}
+        rows, inputs, deflate_mb = [], {}, 0.0
+        if "model" not in args.skip:
+            sample = Generator(seed=7).text((2 if args.quick else 16) * MIB)
+            level1 = [
+                r for r in backends.compare(sample) if r["backend"].startswith("engine level 1") and r["available"]
+            ]
+            deflate_mb = level1[0]["mb_per_s"] if level1 else model.DEFLATE_BPS_PER_CORE / 1e6
+            inputs = model_inputs(through_runs, speed, deflate_mb * 1e6)
+            measured = {mode: model.Traffic(**fields) for mode, fields in inputs["traffic"].items()} or None
+            rows = model.table(measured, model.Assembly(**inputs["assembly"]), inputs["deflate_bps_per_core"])
+        import moto
+
+        config = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            "moto": moto.__version__,
+            "part_size": args.part_size,
+            "concurrency": args.concurrency,
+            "cap_mbps": args.cap_mbps,
+            "workers": args.workers,
+            "repeat": args.repeat,
+            "quick": args.quick,
+            "has_workers": args.has_workers,
+        }
+        checks = report(config, through_runs, speed, deflate_mb, inputs, rows)
+        failed = [r for r in through_runs if r.error] + [r for runs in speed.values() for r in runs if r.error]
+        if args.json_out:
+            payload = {
+                "config": config,
+                "through": [
+                    {
+                        "label": r.label,
+                        "size": r.size,
+                        "wall": r.wall,
+                        "cpu": r.cpu,
+                        "error": r.error,
+                        **r.figures(),
+                        "stats": r.stats,
+                    }
+                    for r in through_runs
+                ],
+                "speedup": {
+                    str(n): [{"wall": r.wall, "cpu": r.cpu, "error": r.error, "stats": r.stats} for r in runs]
+                    for n, runs in speed.items()
+                },
+                "model_inputs": inputs,
+                "model": rows,
+                "checks": checks,
+            }
+            Path(args.json_out).write_text(json.dumps(payload, indent=2) + "\n")
+        return 1 if failed else 0
+    finally:
+        if services is not None:
+            services.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

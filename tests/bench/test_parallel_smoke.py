@@ -1,0 +1,119 @@
+"""Smoke test of issue 10's benchmarks (bench/parallel.py, bench/meter.py): tiny sizes, the
+whole pipeline once (moto and the metering proxies in their own processes, the CLI archives,
+the report, the model table), so that they do not rot. Not the figures: they depend on the
+machine and on which parts of issue 10 have landed. Plus the meter's pure parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.meter import PARENT, Meter, Plan, TokenBucket, operation
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_parallel_benchmark_prints_every_figure(tmp_path):
+    out = tmp_path / "parallel.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.parallel",
+            "--quick",
+            "--large-mib",
+            "6",
+            "--large-count",
+            "1",
+            "--medium-kib",
+            "64",
+            "--medium-count",
+            "8",
+            "--cap-mbps",
+            "8",
+            "--json-out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    for line in (
+        "1. bytes through the worker per archive byte",
+        "large stored, CRC32",
+        "large stored, no checksum",
+        "medium auto (half text)",
+        "medium text, auto (deflate)",
+        "2. parallel speed-up",
+        "3. projection model",
+        "15 GB / 3,000 objects",
+        "1 TB / 1 M objects",
+        "--workers 4 >= 3x faster than --workers 1",
+    ):
+        assert line in text, f"{line!r} missing from:\n{text}"
+    assert "FAILED" not in text
+    result = json.loads(out.read_text())
+    assert [r["label"] for r in result["through"]] == [
+        "large stored, CRC32",
+        "large stored, no checksum",
+        "medium stored",
+        "medium auto (half text)",
+        "medium text, auto (deflate)",
+    ]
+    for run in result["through"]:
+        assert not run["error"] and run["size"] > 0
+        # every object is read at least once, as GET bodies or server-side copies
+        assert run["read_per_archive_byte"] + run["copied_per_archive_byte"] >= 0.5, run
+    assert result["speedup"]["1"][0]["wall"] > 0
+    assert set(result["model_inputs"]["traffic"]) == {"stored", "deflate on text"}
+    assert len(result["model"]) == 12
+
+
+def test_operations_are_named_from_method_key_and_query():
+    no_headers: dict[str, str] = {}
+    copy = {"x-amz-copy-source": "b/k"}
+    assert operation("GET", "k", {}, no_headers) == "GetObject"
+    assert operation("GET", "", {"list-type": ["2"]}, no_headers) == "ListObjectsV2"
+    assert operation("PUT", "k", {"partNumber": ["1"], "uploadId": ["u"]}, no_headers) == "UploadPart"
+    assert operation("PUT", "k", {"partNumber": ["1"], "uploadId": ["u"]}, copy) == "UploadPartCopy"
+    assert operation("POST", "k", {"uploadId": ["u"]}, no_headers) == "CompleteMultipartUpload"
+    assert operation("DELETE", "k", {"uploadId": ["u"]}, no_headers) == "AbortMultipartUpload"
+
+
+def test_calls_are_charged_to_the_segment_whose_shard_or_staging_key_they_touch():
+    meter = Meter(None, "src")
+    plan = [
+        {"run_id": "P", "index": 0, "start_after": None, "last_key": "b", "objects": 2, "bytes": 9},
+        {"run_id": "P", "index": 1, "start_after": "b", "last_key": "d", "objects": 2, "bytes": 9},
+    ]
+    assert meter.lambda_of("GET", "src", "a") == PARENT  # before the plan: one worker
+    meter.plan.learn(json.dumps(plan).encode())
+    assert [meter.lambda_of("GET", "src", k) for k in ("a", "b", "c", "d", "e")] == [
+        "segment 0",
+        "segment 0",
+        "segment 1",
+        "segment 1",
+        PARENT,
+    ]
+    staged = ".bucketzip/staging/P/segment-00001"
+    assert meter.lambda_of("PUT", "dst", staged) == "segment 1"  # the segment writes its object
+    assert meter.lambda_of("GET", "dst", staged) == PARENT  # the assembler reads a small one back
+    assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P/P.s00002/tail-0") == "segment 2"
+    assert meter.lambda_of("PUT", "dst", "out.zip") == PARENT
+    Plan().learn(b"not json")  # ignored, not raised
+
+
+def test_token_bucket_paces_a_lambdas_bytes_at_its_rate():
+    bucket = TokenBucket(1_000_000, burst_s=0.0)
+    waits = [bucket.take(250_000) for _ in range(4)]  # 1 MB at 1 MB/s, reserved back to back
+    assert waits == pytest.approx([0.25, 0.5, 0.75, 1.0], abs=0.02)
