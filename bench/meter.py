@@ -22,8 +22,8 @@ Which Lambda made a call is read from the call itself, since every worker of a
 `bucketzip archive --workers N` run shares one process and one endpoint. On AWS each
 segment run is one Lambda invocation of the Distributed Map (SEGMENTS.md), so a segment
 is a Lambda here:
-- keys under the run's staging prefix that name a segment (`segment-00003`, or the
-  segment run id `<parent>.s00003` in a staging key) belong to that segment, except GETs of
+- keys under the run's staging prefix that name a segment (`segment-00003`, a segment's
+  staging prefix `<parent's>/s00003/`, or its run id `<parent>.s00003`) belong to that segment, except GETs of
   a staged segment object, which only the assembly (the parent) makes;
 - source keys belong to the segment whose shard holds them: the proxy learns the shard
   ranges from the body of the plan (`.../plan.json`) as the planner writes it;
@@ -48,7 +48,8 @@ PARENT = "parent"
 PIECE = 64 * 1024  # pacing granularity: small enough that 4 connections of one Lambda interleave
 BURST_S = 0.05  # a bucket may run this far ahead of its rate (TCP does not pace per byte either)
 _SEGMENT_OBJECT = re.compile(r"segment-(\d{5})(?:$|[^0-9])")
-_SEGMENT_RUN = re.compile(r"\.s(\d{5})(?:$|[^0-9])")
+# a segment run's staging prefix (segments.staging_prefix: <parent's>/s00003/) or its run id
+_SEGMENT_RUN = re.compile(r"(?:/s(\d{5})/)|(?:\.s(\d{5})(?:$|[^0-9]))")
 STATS_PATH, RESET_PATH = "/__meter__/stats", "/__meter__/reset"
 
 
@@ -155,7 +156,7 @@ class Meter:
             return PARENT if method == "GET" else f"segment {int(found.group(1))}"
         found = _SEGMENT_RUN.search(key)
         if found is not None:
-            return f"segment {int(found.group(1))}"
+            return f"segment {int(found.group(1) or found.group(2))}"
         return PARENT
 
     def bucket(self, name: str, direction: str) -> TokenBucket | None:

@@ -108,7 +108,8 @@ def test_calls_are_charged_to_the_segment_whose_shard_or_staging_key_they_touch(
     staged = ".bucketzip/staging/P/segment-00001"
     assert meter.lambda_of("PUT", "dst", staged) == "segment 1"  # the segment writes its object
     assert meter.lambda_of("GET", "dst", staged) == PARENT  # the assembler reads a small one back
-    assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P/P.s00002/tail-0") == "segment 2"
+    assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P/s00002/tail-0") == "segment 2"  # its staging
+    assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P.s00004/tail-0") == "segment 4"  # its run id
     assert meter.lambda_of("PUT", "dst", "out.zip") == PARENT
     Plan().learn(b"not json")  # ignored, not raised
 
