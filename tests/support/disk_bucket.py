@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 from isal.isal_zlib import crc32, crc32_combine  # 5-10x zlib's CRC-32 here
 
 MIN_PART = 5 * 1024 * 1024  # S3: every part but the last is at least 5 MiB
+MAX_COPY_PART = 5 * 1024**3  # S3 UploadPartCopy: a copied range is at most 5 GiB
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 _IMPLEMENTED = {
     "list_objects_v2",
@@ -45,6 +46,7 @@ _IMPLEMENTED = {
     "delete_objects",
     "create_multipart_upload",
     "upload_part",
+    "upload_part_copy",
     "list_parts",
     "list_multipart_uploads",
     "complete_multipart_upload",
@@ -89,6 +91,7 @@ class _Part:
     size: int
     etag: str
     crc: int
+    offset: int = 0  # where the part's bytes start in `path` (a copied part: a link to its source)
 
 
 @dataclass
@@ -378,6 +381,70 @@ class DiskBucket:
             result["ChecksumCRC32"] = _crc32_b64(crc)
         return result
 
+    def upload_part_copy(self, **kw: Any) -> dict:
+        """UploadPartCopy: a range of an object of this bucket becomes a part without a
+        byte copied (a hard link to the object's file and an offset: the part survives the
+        object's deletion, as in S3); a range of another bucket's object (the synthetic
+        source) is read through the wrapped client. CopySourceIfMatch is honoured; the
+        part's CRC-32 is reported when the upload has a checksum, as S3 does."""
+        if kw.get("Bucket") != self.bucket:
+            return self._real.upload_part_copy(**kw)
+        operation, source = "UploadPartCopy", kw["CopySource"]
+        number = kw["PartNumber"]
+        if not 1 <= number <= 10_000:
+            raise _error("InvalidArgument", 400, f"part number {number}", operation)
+        match = _RANGE.match(kw.get("CopySourceRange", ""))
+        if not match or "" in match.groups():
+            raise NotImplementedError(f"DiskBucket: CopySourceRange {kw.get('CopySourceRange')!r}")
+        first, last = int(match.group(1)), int(match.group(2))
+        size = last - first + 1
+        if size > MAX_COPY_PART:
+            raise _error("InvalidRequest", 400, "a copied part is at most 5 GiB", operation)
+        path = self.root / "parts" / uuid.uuid4().hex
+        if source["Bucket"] == self.bucket:
+            with self._lock:
+                obj = self._object(source["Key"], operation)
+            if "CopySourceIfMatch" in kw and kw["CopySourceIfMatch"] != obj.etag:
+                raise _error("PreconditionFailed", 412, "CopySourceIfMatch failed", operation)
+            if last >= obj.size:
+                raise _error("InvalidRange", 416, "range not satisfiable", operation)
+            os.link(obj.path, path)
+            crc, offset = 0, first
+            with open(path, "rb") as f:
+                f.seek(first)
+                left = size
+                while left:
+                    piece = f.read(min(left, 16 << 20))
+                    crc, left = crc32(piece, crc), left - len(piece)
+        else:
+            get: dict[str, Any] = {"Bucket": source["Bucket"], "Key": source["Key"], "Range": f"bytes={first}-{last}"}
+            if "CopySourceIfMatch" in kw:
+                get["IfMatch"] = kw["CopySourceIfMatch"]
+            body = self._real.get_object(**get)["Body"]
+            crc, offset = 0, 0
+            with open(path, "wb") as out:
+                while piece := body.read(16 << 20):
+                    out.write(piece)
+                    crc = crc32(piece, crc)
+            if path.stat().st_size != size:
+                path.unlink()
+                raise _error("InvalidRange", 416, "range not satisfiable", operation)
+        part = _Part(path=path, size=size, etag=_etag(crc, size), crc=crc, offset=offset)
+        with self._lock:
+            try:
+                upload = self._upload(kw, operation)
+            except ClientError:
+                path.unlink(missing_ok=True)
+                raise
+            old = upload.parts.get(number)
+            upload.parts[number] = part
+        if old:
+            old.path.unlink(missing_ok=True)
+        result: dict[str, Any] = {"ETag": part.etag}
+        if upload.checksum:
+            result["ChecksumCRC32"] = _crc32_b64(crc)
+        return {"CopyPartResult": result}
+
     def list_parts(self, **kw: Any) -> dict:
         if kw.get("Bucket") != self.bucket:
             return self._real.list_parts(**kw)
@@ -427,9 +494,9 @@ class DiskBucket:
             with open(scratch, "wb") as out:
                 for part in chosen:  # in the kernel: no 4 GiB through Python
                     with open(part.path, "rb") as f:
-                        offset = 0
-                        while offset < part.size:
-                            offset += os.copy_file_range(f.fileno(), out.fileno(), part.size - offset, offset)
+                        done = 0
+                        while done < part.size:
+                            done += os.copy_file_range(f.fileno(), out.fileno(), part.size - done, part.offset + done)
         except BaseException:
             with self._lock:
                 self._uploads[kw["UploadId"]] = upload
