@@ -14,8 +14,9 @@ on a hand-computed case). The run it models (SEGMENTS.md):
        share of the bytes through its own network (read and upload overlap: full duplex),
        its requests overlap `concurrency` at a time, deflate runs on its vCPUs; whichever is
        slowest sets its time; server-side copies (UploadPartCopy) come on top
-    -> assembly (workers > 1: every segment copied server-side into the final upload,
-       `concurrency` copies at a time, plus what the assembler measured per segment)
+    -> assembly (workers > 1: every segment copied server-side into the final upload, one
+       piece at a time as engine.assemble_step does it, plus what the assembler measured
+       per segment: its requests, each with a state commit, and its junction bytes)
     -> finish (central directory, Complete, manifest, cleanup).
 
 Every AWS figure is a named constant with its source; where AWS publishes none, the comment
@@ -28,7 +29,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 GB, MB, MIB = 10**9, 10**6, 2**20
@@ -71,6 +72,9 @@ SFN_TRANSITION_S = 0.05
 # standard workflows in us-east-1, Step Functions quotas, as an analog).
 SFN_MAP_FIRST_CHILD_S = 0.5
 SFN_MAP_CHILDREN_PER_S = 300.0
+# A state commit (a conditional write to DynamoDB): "consistent single-digit millisecond
+# performance" (Amazon DynamoDB Developer Guide, "What is Amazon DynamoDB?"): 10 ms.
+DYNAMODB_COMMIT_S = 0.01
 # A Lambda runs at most 15 minutes (Lambda quotas); the engine ends a step at 840 s.
 STEP_BUDGET_S = 840.0
 
@@ -81,6 +85,8 @@ STEP_BUDGET_S = 840.0
 DEFLATE_BPS_PER_CORE = 105 * MB
 # Finish on the fake S3 (bench.scale objects 1000000): 3.2 s for 1 M entries, CPU-bound.
 FINISH_S_PER_OBJECT = 3.2e-6
+# engine.assemble_step places one piece (a copy, a junction part, a tail read) at a time.
+ASSEMBLY_CONCURRENCY = 1
 # Central directory bytes per entry (46-byte record + name ~40 + zip64 extra): ~100.
 DIRECTORY_BYTES_PER_OBJECT = 100
 
@@ -117,6 +123,7 @@ class Aws:
     map_first_child_s: float = SFN_MAP_FIRST_CHILD_S
     map_children_per_s: float = SFN_MAP_CHILDREN_PER_S
     step_budget_s: float = STEP_BUDGET_S
+    commit_s: float = DYNAMODB_COMMIT_S
 
 
 @dataclass(frozen=True)
@@ -152,12 +159,12 @@ def predict(
     assembly: Assembly = Assembly(0.0, 0.0),
     deflate_bps_per_core: float = DEFLATE_BPS_PER_CORE,
     concurrency: int = 8,
-    assembly_concurrency: int | None = None,
+    assembly_concurrency: int = ASSEMBLY_CONCURRENCY,
     finish_s_per_object: float = FINISH_S_PER_OBJECT,
 ) -> Prediction:
     """Wall time of `workload` at `workers` (a pure function: no clock, no I/O).
     concurrency: a worker's requests in flight (ArchiveRequest.concurrency, default 8);
-    assembly_concurrency: the assembler's UploadPartCopy calls in flight (default: the same)."""
+    assembly_concurrency: the assembler's pieces in flight (1: engine.assemble_step as built)."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     share_bytes = workload.source_bytes / workers  # the plan balances shards by bytes
@@ -181,19 +188,20 @@ def predict(
     worker_s = busy + (steps - 1) * (aws.transition_s + aws.cold_start_s)  # each step a fresh invocation
     if copy_s:
         bound += " + copy"
+    if workers > 1:  # a segment ends with its own Complete (finish_segment)
+        worker_s += aws.complete_s
     if workers == 1:
         assemble_s = 0.0
     else:
-        # Every segment's bytes are copied server-side into the final upload; the archive
-        # is about the source size for stored data, smaller after deflate (upload_per_byte).
-        segment_bytes = (
-            workload.source_bytes * traffic.upload_per_byte / workers + share_bytes * traffic.copied_per_byte
-        )
-        copies = workers * max(1, math.ceil(segment_bytes / (5 * 2**30)))  # parts of <= 5 GiB
-        rounds = math.ceil(copies / (assembly_concurrency or concurrency))
+        # The segments' bytes (about the archive) are placed server-side by UploadPartCopy,
+        # piece by piece: engine.assemble_step places and commits one piece at a time, so
+        # `assembly_concurrency` is 1 as built. Each piece is a request and a state commit;
+        # the junction bytes (a segment's head topping up the pending tail, its last part)
+        # go through the assembler's own network.
+        archive_bytes = workload.source_bytes * min(1.0, traffic.upload_per_byte + traffic.copied_per_byte)
         assemble_s = (
-            rounds * (aws.request_s + min(segment_bytes, 5 * 2**30) / aws.copy_bps)
-            + math.ceil(workers * assembly.requests_per_segment / concurrency) * aws.request_s
+            archive_bytes / (aws.copy_bps * assembly_concurrency)
+            + workers * assembly.requests_per_segment * (aws.request_s + aws.commit_s) / assembly_concurrency
             + workers * assembly.bytes_per_segment / aws.network_bps
             + aws.transition_s
         )
@@ -258,6 +266,40 @@ def table(
     return rows
 
 
+def what_if(
+    measured: dict[str, Traffic] | None = None,
+    assembly: Assembly = MEASURED_ASSEMBLY,
+    deflate_bps_per_core: float = DEFLATE_BPS_PER_CORE,
+    aws: Aws = Aws(),
+) -> list[str]:
+    """The 15 GB rows at 100 workers again, varying what decides them: the assembler placing
+    every segment at once instead of one piece at a time, and S3's copy speed."""
+    lines = []
+    workload, workers = WORKLOADS[0], 100
+    for mode, traffic in (measured or MEASURED).items():
+        for label, kw, variant in (
+            ("as built", {}, aws),
+            ("assembly places all segments at once", {"assembly_concurrency": workers}, aws),
+            (
+                "... and S3 copies at 2x the assumed speed",
+                {"assembly_concurrency": workers},
+                replace(aws, copy_bps=2 * aws.copy_bps),
+            ),
+            (
+                "... and no junction bytes through the assembler",
+                {"assembly_concurrency": workers},
+                replace(aws, copy_bps=2 * aws.copy_bps),
+            ),
+        ):
+            used = Assembly(assembly.requests_per_segment, 0.0) if "junction" in label else assembly
+            p = predict(
+                workload, traffic, workers, aws=variant, assembly=used, deflate_bps_per_core=deflate_bps_per_core, **kw
+            )
+            head = f"{workload.name}, {mode}, {workers} workers"
+            lines.append(f"{head}, {label}: {p.total_s:.1f} s (assemble {p.assemble_s:.1f} s)")
+    return lines
+
+
 def targets(rows: list[dict]) -> list[dict]:
     """The issue's targets against the best worker count of the 15 GB rows."""
     out = []
@@ -307,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         measured, assembly, deflate = inputs_from(args.source)
     rows = table(measured, assembly, deflate)
     sys.stdout.write(format_table(rows))
+    sys.stdout.write("what if:\n" + "".join(f"  {line}\n" for line in what_if(measured, assembly, deflate)))
     for t in targets(rows):
         sys.stdout.write(f"{t['verdict']:<5} {t['target']}: {t['value']:.1f} s at {t['workers']} workers\n")
     return 0

@@ -18,6 +18,7 @@ AWS = Aws(
     map_first_child_s=0.5,
     map_children_per_s=10.0,
     step_budget_s=840.0,
+    commit_s=0.01,
 )
 WORKLOAD = Workload("w", 1000 * MB, 100)
 TRAFFIC = Traffic(
@@ -47,12 +48,25 @@ def test_two_workers_by_hand():
     # deflate 500 MB / (40 MB/s * 2 vCPUs) = 6.25 s: deflate bound
     assert p.terms == pytest.approx({"network": 5.0, "requests": 2.5, "deflate": 6.25})
     assert p.bound == "deflate"
-    assert p.worker_s == pytest.approx(6.25)
-    # segments of 1000*0.5/2 = 250 MB: 2 copies in one round of 4: 0.1 + 2.5 s;
-    # 2*2 assembler requests in one round: 0.1 s; 2 MB through the parent: 0.02 s; transition 0.1
-    assert p.assemble_s == pytest.approx(2.6 + 0.1 + 0.02 + 0.1)
+    assert p.worker_s == pytest.approx(6.25 + 1.0)  # + the segment's own Complete
+    # the archive (1000 MB * 0.5) copied one piece at a time: 500 MB / 100 MB/s = 5 s;
+    # 2 segments * 2 pieces * (request 0.1 + commit 0.01) = 0.44 s; 2 MB of junctions
+    # through the parent: 0.02 s; transition 0.1 s
+    assert p.assemble_s == pytest.approx(5.0 + 0.44 + 0.02 + 0.1)
     assert p.finish_s == pytest.approx(100 * (0.001 + 100 / (100 * MB)) + 1.0 + 0.1)
-    assert p.total_s == pytest.approx(1.1 + 0.4 + 1.6 + 6.25 + 2.82 + 1.2001)
+    assert p.total_s == pytest.approx(1.1 + 0.4 + 1.6 + 7.25 + 5.56 + 1.2001)
+
+
+def test_assembly_concurrency_divides_the_copies_and_pieces():
+    p = predict(
+        WORKLOAD,
+        TRAFFIC,
+        2,
+        aws=AWS,
+        assembly=Assembly(requests_per_segment=2.0, bytes_per_segment=1 * MB),
+        assembly_concurrency=4,
+    )
+    assert p.assemble_s == pytest.approx(5.0 / 4 + 0.44 / 4 + 0.02 + 0.1)
 
 
 def test_one_worker_has_no_plan_map_or_assembly():
