@@ -11,7 +11,8 @@ additions:
   (uploaded: UploadPart and PutObject bodies) and body bytes it received (read: GET
   bodies). Headers are not counted. UploadPartCopy moves no body bytes; the bytes it
   places server-side (its x-amz-copy-source-range) are counted apart, as copied.
-  `GET /__meter__/stats` answers the counts as JSON; `POST /__meter__/reset` zeroes them.
+  `GET /__meter__/stats` answers the counts as JSON; `POST /__meter__/reset` zeroes them
+  and forgets the plan.
 - **A cap per Lambda** (`--cap-mbps`): each Lambda's request bodies and response bodies
   are paced by a token bucket of its own, one per direction (a Lambda's network link is
   full duplex), shared by all of that Lambda's connections. A Lambda's network is what
@@ -69,7 +70,7 @@ class TokenBucket:
             now = time.monotonic()
             start = max(now - self.burst_s, self.free_at)
             self.free_at = start + size / self.rate
-            return max(0.0, self.free_at - now - self.burst_s)
+            return max(0.0, self.free_at - now)
 
     def consume(self, size: int) -> None:
         wait = self.take(size)
@@ -192,6 +193,7 @@ class Meter:
         with self.lock:
             self.counts.clear()
             self.buckets.clear()
+        self.plan.learn(b"[]")  # the next run plans (or not) afresh
 
 
 _COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")

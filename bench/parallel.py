@@ -266,8 +266,47 @@ def through(services: Services, datasets: dict[str, Dataset], args, log) -> list
     return runs
 
 
+def cap_check(endpoint: str, dataset: Dataset, lambdas: int) -> dict:
+    """The emulation itself, before the speed-up runs: the same `lambdas` objects read at
+    once (one connection each) by ONE Lambda, then by `lambdas` Lambdas (a plan.json that
+    gives each object a shard of its own, as the planner's would). With a cap per Lambda the
+    second is `lambdas` times faster: the most any parallel run can gain here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s3 = s3_direct(endpoint, lambdas)
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=SOURCE, Prefix=dataset.prefix)["Contents"][:lambdas]]
+
+    def read_all() -> float:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(len(keys)) as pool:
+            list(pool.map(lambda key: s3.get_object(Bucket=SOURCE, Key=key)["Body"].read(), keys))
+        return time.perf_counter() - started
+
+    _meter_call(endpoint, RESET_PATH)
+    one = read_all()
+    plan = [
+        {"run_id": "cap-check", "index": n, "start_after": keys[n - 1] if n else None, "last_key": key}
+        for n, key in enumerate(keys)
+    ]
+    s3.put_object(Bucket=DEST, Key="cap-check/plan.json", Body=json.dumps(plan).encode())
+    many = read_all()
+    stats = _meter_call(endpoint, STATS_PATH)
+    _meter_call(endpoint, RESET_PATH)
+    s3.delete_object(Bucket=DEST, Key="cap-check/plan.json")
+    return {
+        "objects": len(keys),
+        "bytes": sum(row["read"] for by_op in stats.values() for row in by_op.values()),
+        "one_lambda_s": round(one, 3),
+        "lambdas_s": round(many, 3),
+        "lambdas_seen": len([name for name in stats if name != PARENT]),
+        "ratio": round(one / many, 2),
+    }
+
+
 def speedup(services: Services, dataset: Dataset, args, log) -> dict[int, list[Archived]]:
     endpoint = services.meter(args.cap_mbps, "meter-capped")
+    args.cap_check = cap_check(endpoint, dataset, args.workers)
+    log(f"speed-up: cap check {args.cap_check}")
     counts = [1, args.workers] if args.has_workers and args.workers > 1 else [1]
     runs: dict[int, list[Archived]] = {n: [] for n in counts}
     for attempt in range(args.repeat):  # round robin: drifts in the machine's load spread evenly
@@ -367,6 +406,13 @@ def report(config: dict, through_runs, speed, deflate_row, inputs, rows, out=sys
             f"\n2. parallel speed-up: {speed[1][0].dataset.name if speed.get(1) else ''}, auto, each Lambda capped at "
             f"{config['cap_mbps']:g} MB/s per direction\n"
         )
+        c = config.get("cap_check")
+        if c:
+            w(
+                f"   cap check: {c['objects']} objects ({c['bytes'] / 2e6:.1f} MB) read at once by one Lambda "
+                f"{c['one_lambda_s']:.2f} s, by {c['lambdas_seen']} Lambdas {c['lambdas_s']:.2f} s: "
+                f"{c['ratio']:.2f}x (ideal {c['objects']}x, the most a parallel run can gain)\n"
+            )
         head = f"{'workers':>7} {'wall s':>8} {'spread':>7} {'CPU s':>7}  walls\n"
         w(head + "-" * (len(head) + 20) + "\n")
         medians = {}
@@ -463,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
             "quick": args.quick,
             "has_workers": args.has_workers,
+            "cap_check": getattr(args, "cap_check", None),
         }
         checks = report(config, through_runs, speed, deflate_mb, inputs, rows)
         failed = [r for r in through_runs if r.error] + [r for runs in speed.values() for r in runs if r.error]

@@ -75,6 +75,8 @@ def test_quick_parallel_benchmark_prints_every_figure(tmp_path):
         # every object is read at least once, as GET bodies or server-side copies
         assert run["read_per_archive_byte"] + run["copied_per_archive_byte"] >= 0.5, run
     assert result["speedup"]["1"][0]["wall"] > 0
+    check = result["config"]["cap_check"]  # the per-Lambda cap: each read Lambda had its own bucket
+    assert check["lambdas_seen"] == check["objects"] == 4, check
     assert set(result["model_inputs"]["traffic"]) == {"stored", "deflate on text"}
     assert len(result["model"]) == 12
 
@@ -118,3 +120,9 @@ def test_token_bucket_paces_a_lambdas_bytes_at_its_rate():
     bucket = TokenBucket(1_000_000, burst_s=0.0)
     waits = [bucket.take(250_000) for _ in range(4)]  # 1 MB at 1 MB/s, reserved back to back
     assert waits == pytest.approx([0.25, 0.5, 0.75, 1.0], abs=0.02)
+
+
+def test_token_bucket_lets_an_idle_lambda_burst_its_allowance_once():
+    bucket = TokenBucket(1_000_000, burst_s=0.1)
+    assert bucket.take(100_000) == pytest.approx(0.0, abs=0.01)  # the idle link's 0.1 s allowance
+    assert bucket.take(100_000) == pytest.approx(0.1, abs=0.02)  # then the rate
