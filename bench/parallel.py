@@ -477,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     services = None
     try:
         args.has_workers = cli_has_workers()
-        services = Services(workdir)
+        # S3's documented UploadPartCopy answers (the part's CRC32 among them), which moto
+        # lacks: without them the engine must read every copied part once for its CRC.
+        services = Services(workdir, moto_args=("--copy-fidelity",))
         datasets = seed(services.moto_url, args)
         services.cache_bytes = 2 * datasets["crc32"].bytes + datasets["medium"].bytes + 64 * MIB
         log(f"seeded {sum(d.bytes for d in datasets.values()) / 1e6:.0f} MB; CLI --workers: {args.has_workers}")

@@ -153,12 +153,14 @@ def _size(text: str) -> int:
 class Services:
     """moto, and the latency proxies, each a subprocess; stopped (by pid) on exit."""
 
-    def __init__(self, workdir: Path, cache_bytes: int = 2 << 30, cache_whole: bool = True):
+    def __init__(
+        self, workdir: Path, cache_bytes: int = 2 << 30, cache_whole: bool = True, moto_args: tuple[str, ...] = ()
+    ):
         self.workdir, self.cache_bytes, self.cache_whole = workdir, cache_bytes, cache_whole
         self.procs: list[subprocess.Popen] = []
         self.proxies: dict[float, str] = {}
         try:
-            self.moto_url = self._start(["moto"], "moto")
+            self.moto_url = self._start(["moto", *moto_args], "moto")
         except BaseException:
             self.stop()
             raise

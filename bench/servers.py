@@ -1,6 +1,6 @@
 """The emulator and the latency proxy, each in a process of its own.
 
-    python bench/servers.py moto                      # moto server on a free port
+    python bench/servers.py moto [--copy-fidelity]    # moto server on a free port
     python bench/servers.py proxy UPSTREAM_PORT MS [--cache-bucket B [--cache-whole]]
     python bench/servers.py meter UPSTREAM_PORT [--cap-mbps R] [--cache-bucket B]   (bench/meter.py)
 
@@ -61,8 +61,15 @@ HOP_BY_HOP = frozenset(
 BLOCK = 1 << 20
 
 
-def serve_moto() -> None:
+def serve_moto(argv: list[str]) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    if "--copy-fidelity" in argv:
+        # What S3 documents for UploadPartCopy and moto 5.2.5 lacks (If-Match refusal, the
+        # part's CRC32 in CopyPartResult), as the tests patch it in (tests/support).
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+        from support.copy_fidelity import s3_copy_fidelity
+
+        s3_copy_fidelity().__enter__()
     # Objects up to 2 GiB stay in memory (moto's default spills those over ~5 MiB to temp
     # files): the benchmark measures the tools, not this machine's disk.
     os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(2 << 30))
@@ -324,7 +331,7 @@ def serve_proxy(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["moto"]:
-        serve_moto()
+        serve_moto(sys.argv[2:])
     elif sys.argv[1:2] == ["proxy"]:
         serve_proxy(sys.argv[2:])
     elif sys.argv[1:2] == ["meter"]:
