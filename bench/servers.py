@@ -69,7 +69,8 @@ def serve_moto(argv: list[str]) -> None:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
         from support.copy_fidelity import s3_copy_fidelity
 
-        s3_copy_fidelity().__enter__()
+        fidelity = s3_copy_fidelity()  # held until the process ends (a dropped one would undo it)
+        fidelity.__enter__()
     # Objects up to 2 GiB stay in memory (moto's default spills those over ~5 MiB to temp
     # files): the benchmark measures the tools, not this machine's disk.
     os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(2 << 30))
@@ -78,7 +79,7 @@ def serve_moto(argv: list[str]) -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     print(f"PORT {server.get_host_and_port()[1]}", flush=True)
-    threading.Event().wait()
+    threading.Event().wait()  # `fidelity` stays alive as long as this frame
 
 
 def _read_chunked(rfile) -> bytes:
