@@ -66,6 +66,8 @@ def test_quick_parallel_benchmark_prints_every_figure(tmp_path):
     assert [r["label"] for r in result["through"]] == [
         "large stored, CRC32",
         "large stored, no checksum",
+        "large auto (.gz), CRC32",
+        "large auto (.gz), no checksum",
         "medium stored",
         "medium auto (half text)",
         "medium text, auto (deflate)",
