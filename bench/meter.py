@@ -11,6 +11,8 @@ additions:
   (uploaded: UploadPart and PutObject bodies) and body bytes it received (read: GET
   bodies). Headers are not counted. UploadPartCopy moves no body bytes; the bytes it
   places server-side (its x-amz-copy-source-range) are counted apart, as copied.
+  Each row also has the first call's start and the last call's end (seconds since the
+  reset): when each Lambda, and each of its operations, was busy.
   `GET /__meter__/stats` answers the counts as JSON; `POST /__meter__/reset` zeroes them
   and forgets the plan.
 - **A cap per Lambda** (`--cap-mbps`): each Lambda's request bodies and response bodies
@@ -47,7 +49,7 @@ from bench.servers import ObjectCache, ProxyHandler, _Server
 
 PARENT = "parent"
 PIECE = 64 * 1024  # pacing granularity: small enough that 4 connections of one Lambda interleave
-BURST_S = 0.05  # a bucket may run this far ahead of its rate (TCP does not pace per byte either)
+BURST_S = 0.01  # a bucket may run this far ahead of its rate (TCP does not pace per byte either)
 _SEGMENT_OBJECT = re.compile(r"segment-(\d{5})(?:$|[^0-9])")
 # a segment run's staging prefix (segments.staging_prefix: <parent's>/s00003/) or its run id
 _SEGMENT_RUN = re.compile(r"(?:/s(\d{5})/)|(?:\.s(\d{5})(?:$|[^0-9]))")
@@ -145,7 +147,9 @@ class Meter:
         self.source_bucket = source_bucket
         self.plan = Plan()
         self.lock = threading.Lock()
-        self.counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        # requests, uploaded, read, copied, first call's start and last call's end (monotonic)
+        self.counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0, float("inf"), 0.0])
+        self.since = time.monotonic()
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
 
     def lambda_of(self, method: str, bucket: str, key: str) -> str:
@@ -177,15 +181,23 @@ class Meter:
             row[2] += received
             row[3] += copied
 
+    def span(self, name: str, op: str, started: float, ended: float) -> None:
+        with self.lock:
+            row = self.counts[(name, op)]
+            row[4], row[5] = min(row[4], started), max(row[5], ended)
+
     def snapshot(self) -> dict[str, dict[str, dict[str, int]]]:
         with self.lock:
             out: dict[str, dict[str, dict[str, int]]] = {}
-            for (name, op), (requests, sent, received, copied) in sorted(self.counts.items()):
+            for (name, op), (requests, sent, received, copied, first, last) in sorted(self.counts.items()):
                 out.setdefault(name, {})[op] = {
-                    "requests": requests,
-                    "uploaded": sent,
-                    "read": received,
-                    "copied": copied,
+                    "requests": int(requests),
+                    "uploaded": int(sent),
+                    "read": int(received),
+                    "copied": int(copied),
+                    # seconds since the last reset: the first call's start, the last one's end
+                    "first": round(first - self.since, 3) if requests else None,
+                    "last": round(last - self.since, 3) if requests else None,
                 }
             return out
 
@@ -193,6 +205,7 @@ class Meter:
         with self.lock:
             self.counts.clear()
             self.buckets.clear()
+            self.since = time.monotonic()
         self.plan.learn(b"[]")  # the next run plans (or not) afresh
 
 
@@ -282,11 +295,13 @@ class MeterHandler(ProxyHandler):
         )
         body_out = _BodyCounter(lambda n: self.meter.add(name, op, received=n))
         self.wfile = _Metered(wfile, body_out, self.meter.bucket(name, "down"))  # type: ignore[assignment]
+        started = time.monotonic()
         try:
             super()._forward()
         finally:
             self.rfile, self.wfile = rfile, wfile
             body_out.close()
+            self.meter.span(name, op, started, time.monotonic())
         if record is not None:
             self.meter.plan.learn(bytes(record))
 

@@ -17,9 +17,11 @@ serve the unchanging source bucket's GETs from memory. Each archive is made by t
    copied/B = bytes placed by UploadPartCopy (server-side, not through the worker).
    Targets (issue 10): <= 0.05 read and uploaded with checksums; <= 1.05 read and <= 0.05
    uploaded without.
-2. Speed-up: the medium dataset in auto mode through a meter that caps each Lambda at
-   --cap-mbps MB/s per direction, `--workers 1` against `--workers N`, round robin,
-   --repeat times: medians and spreads of the wall time. Target: N=4 >= 3x faster.
+2. Speed-up: the speed dataset (objects alternately log text and random) in auto mode
+   through a meter that caps each Lambda at --cap-mbps MB/s per direction, `--workers 1`
+   against `--workers N` (one shard per worker when the CLI takes --shard-bytes), round
+   robin, --repeat times: medians and spreads of the wall time, and when each Lambda was
+   busy. Target: N=4 >= 3x faster.
 3. The projection model (bench/model.py) fed with what 1 and 2 measured, and the deflate
    throughput of the engine's level-1 backend on this machine.
 """
@@ -54,12 +56,29 @@ TARGET_COPY_READ, TARGET_COPY_UP = 1.05, 0.05  # sources without checksums
 TARGET_SPEEDUP = 3.0  # 4 workers against 1, each Lambda capped
 UPLOADS = ("UploadPart", "PutObject")
 
-QUICK = {"large_mib": 12, "large_count": 2, "medium_kib": 256, "medium_count": 16}
+QUICK = {
+    "large_mib": 12,
+    "large_count": 2,
+    "medium_kib": 256,
+    "medium_count": 16,
+    "speed_mib": 4,
+    "speed_object_kib": 256,
+}
 # Large objects must be large for the copy path's fixed costs to vanish: each copied object
 # still moves its head (the part before it topped up to the part size) and its last bytes
 # (< 5 MiB) through the worker, and each run its final tail: at 5 MiB parts up to ~10 MiB
 # per object, so 0.05 per archive byte needs objects of some 200 MiB and more.
-DEFAULT = {"large_mib": 256, "large_count": 2, "medium_kib": 1024, "medium_count": 64}
+# The speed-up's shards must be large beside the 5 MiB junction each one costs the assembler
+# (its last part and the next segment's head go through the parent, SEGMENTS.md): 64 MiB
+# per worker at 4 workers.
+DEFAULT = {
+    "large_mib": 256,
+    "large_count": 2,
+    "medium_kib": 1024,
+    "medium_count": 64,
+    "speed_mib": 256,
+    "speed_object_kib": 4096,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,7 +93,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--large-count", type=int, help=f"large objects per dataset (default {DEFAULT['large_count']})")
     parser.add_argument("--medium-kib", type=int, help=f"KiB per medium object (default {DEFAULT['medium_kib']})")
     parser.add_argument("--medium-count", type=int, help=f"medium objects (default {DEFAULT['medium_count']})")
-    parser.add_argument("--cap-mbps", type=float, default=2.0, help="MB/s per Lambda and direction (default 2)")
+    parser.add_argument("--speed-mib", type=int, help=f"the speed-up's dataset (default {DEFAULT['speed_mib']})")
+    parser.add_argument(
+        "--speed-object-kib", type=int, help=f"... in objects of (default {DEFAULT['speed_object_kib']}), half text"
+    )
+    parser.add_argument("--cap-mbps", type=float, default=4.0, help="MB/s per Lambda and direction (default 4)")
     parser.add_argument("--workers", type=int, default=4, help="the parallel run's --workers (default 4)")
     parser.add_argument("--repeat", type=int, default=1, help="speed-up runs per worker count, round robin")
     parser.add_argument("--concurrency", type=int, default=8, help="the CLI's --concurrency (default 8)")
@@ -86,7 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name, value in (QUICK if args.quick else DEFAULT).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if min(args.large_mib, args.large_count, args.medium_kib, args.medium_count, args.workers, args.repeat) < 1:
+    if min(args.large_mib, args.large_count, args.medium_kib, args.medium_count, args.speed_mib) < 1:
+        parser.error("sizes and counts must be positive")
+    if min(args.speed_object_kib, args.workers, args.repeat) < 1:
         parser.error("sizes, counts, --workers and --repeat must be positive")
     return args
 
@@ -120,6 +145,11 @@ def seed(moto_url: str, args) -> dict[str, Dataset]:
         folder, suffix = ("log", "log") if n < texts else ("random", "bin")
         body = gen.text(medium) if n < texts else gen.random_bytes(medium)
         plain.put_object(Bucket=SOURCE, Key=f"medium/{folder}/item-{n:05d}.{suffix}", Body=body)
+    speed = args.speed_object_kib * 1024
+    speed_count = max(1, args.speed_mib * MIB // speed)
+    for n in range(speed_count):  # alternately text and random, so every shard has both
+        body = gen.text(speed) if n % 2 == 0 else gen.random_bytes(speed)
+        plain.put_object(Bucket=SOURCE, Key=f"speed/item-{n:05d}.{'log' if n % 2 == 0 else 'bin'}", Body=body)
     for key in ("large-crc32/object-000.gz", "large-plain/object-000.gz"):
         head = s3.head_object(Bucket=SOURCE, Key=key, ChecksumMode="ENABLED")
         if ("ChecksumCRC32" in head) != key.startswith("large-crc32"):
@@ -132,6 +162,9 @@ def seed(moto_url: str, args) -> dict[str, Dataset]:
             "medium (half text)", "medium/", args.medium_count, args.medium_count * medium, texts * medium
         ),
         "text": Dataset("medium text", "medium/log/", texts, texts * medium, texts * medium),
+        "speed": Dataset(
+            "speed (half text)", "speed/", speed_count, speed_count * speed, (speed_count + 1) // 2 * speed
+        ),
     }
 
 
@@ -213,6 +246,8 @@ def archive(services: Services, endpoint: str, run: Archived, args, attempt: int
     ]
     if run.workers > 1 or args.has_workers:
         cmd += ["--workers", str(run.workers)]
+    if run.workers > 1 and args.has_shard_bytes:  # one shard per worker, balanced by bytes
+        cmd += ["--shard-bytes", str(-(-run.dataset.bytes // run.workers))]
     _meter_call(endpoint, RESET_PATH)
     measured = measure(cmd, child_env(endpoint, state), args.timeout)
     run.stats = _meter_call(endpoint, STATS_PATH)
@@ -235,8 +270,8 @@ def archive(services: Services, endpoint: str, run: Archived, args, attempt: int
     return run
 
 
-def cli_has_workers() -> bool:
-    """Whether this checkout's CLI takes --workers (issue 10, helper A1)."""
+def cli_options() -> str:
+    """This checkout's `archive --help` (whether it takes --workers, --shard-bytes: issue 10)."""
     out = subprocess.run(
         [sys.executable, "-m", "bucketzip.cli", "archive", "--help"],
         env=child_env(None),
@@ -245,7 +280,7 @@ def cli_has_workers() -> bool:
         text=True,
         timeout=120,
     )
-    return "--workers" in out.stdout
+    return out.stdout
 
 
 # -- the three benchmarks -----------------------------------------------------------------
@@ -361,6 +396,29 @@ def model_inputs(through_runs: list[Archived], speed: dict[int, list[Archived]],
 # -- report -------------------------------------------------------------------------------
 
 
+def busy_lines(stats: dict) -> list[str]:
+    """Per Lambda: bytes, calls and when it was busy (seconds since the meter's reset, just
+    before the CLI started); for a parallel run, what the parent did after the last
+    segment's last call (assembly and finish)."""
+    lines, segment_end = [], 0.0
+    for name in sorted(stats, key=lambda n: (n != PARENT, len(n), n)):
+        rows = stats[name].values()
+        moved = sum(row["read"] + row["uploaded"] for row in rows)
+        first = min(row["first"] for row in rows if row["first"] is not None)
+        last = max(row["last"] for row in rows if row["last"] is not None)
+        if name != PARENT:
+            segment_end = max(segment_end, last)
+        calls = sum(row["requests"] for row in rows)
+        lines.append(f"{name:<11} {moved / 1e6:8.1f} MB {calls:6d} calls, busy {first:6.1f} s .. {last:6.1f} s")
+    if segment_end and PARENT in stats:
+        after = [row for row in stats[PARENT].values() if row["last"] is not None and row["last"] > segment_end]
+        if after:
+            last = max(row["last"] for row in after)
+            ops = sorted(op for op, row in stats[PARENT].items() if row["last"] and row["last"] > segment_end)
+            lines.append(f"after the last segment call: the parent {last - segment_end:.1f} s more ({', '.join(ops)})")
+    return lines
+
+
 def _verdict(ok: bool | None) -> str:
     return "n/a " if ok is None else ("PASS" if ok else "MISS")
 
@@ -435,13 +493,9 @@ def report(config: dict, through_runs, speed, deflate_row, inputs, rows, out=sys
         for workers, runs in speed.items():
             good = [r for r in runs if not r.error]
             if good:
-                last = good[-1]
-                w(f"   per Lambda, last --workers {workers} run ({last.wall:.1f} s):")
-                for name in sorted(last.stats, key=lambda n: (n != PARENT, n)):
-                    moved = sum(row["read"] + row["uploaded"] for row in last.stats[name].values())
-                    calls = sum(row["requests"] for row in last.stats[name].values())
-                    w(f"  {name}: {moved / 1e6:.1f} MB / {calls} calls;")
-                w("\n")
+                w(f"   last --workers {workers} run ({good[-1].wall:.1f} s), per Lambda:\n")
+                for line in busy_lines(good[-1].stats):
+                    w(f"     {line}\n")
         parallel = [n for n in medians if n > 1]
         value = medians[1] / medians[parallel[0]] if 1 in medians and parallel else None
         if value is not None:
@@ -481,15 +535,16 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     services = None
     try:
-        args.has_workers = cli_has_workers()
+        options = cli_options()
+        args.has_workers, args.has_shard_bytes = "--workers" in options, "--shard-bytes" in options
         # S3's documented UploadPartCopy answers (the part's CRC32 among them), which moto
         # lacks: without them the engine must read every copied part once for its CRC.
         services = Services(workdir, moto_args=("--copy-fidelity",))
         datasets = seed(services.moto_url, args)
-        services.cache_bytes = 2 * datasets["crc32"].bytes + datasets["medium"].bytes + 64 * MIB
+        services.cache_bytes = sum(d.bytes for d in datasets.values()) + 64 * MIB
         log(f"seeded {sum(d.bytes for d in datasets.values()) / 1e6:.0f} MB; CLI --workers: {args.has_workers}")
         through_runs = through(services, datasets, args, log) if "through" not in args.skip else []
-        speed = speedup(services, datasets["medium"], args, log) if "speedup" not in args.skip else {}
+        speed = speedup(services, datasets["speed"], args, log) if "speedup" not in args.skip else {}
         rows, inputs, deflate_mb = [], {}, 0.0
         if "model" not in args.skip:
             sample = Generator(seed=7).text((2 if args.quick else 16) * MIB)
@@ -516,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
             "quick": args.quick,
             "has_workers": args.has_workers,
+            "has_shard_bytes": args.has_shard_bytes,
             "cap_check": getattr(args, "cap_check", None),
         }
         checks = report(config, through_runs, speed, deflate_mb, inputs, rows)
