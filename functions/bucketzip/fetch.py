@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import compress, records
+from . import copy as server_copy
 from .config import ArchiveRequest
 from .s3errors import AWS_ERRORS, GONE_CODES, error_code, is_transient, translate
-from .state import Cursor, Listed
+from .state import CopyPlan, Cursor, Listed
 
 # What a GET and the read of its body can raise: AWS errors, and a socket error that
 # reaches us unwrapped.
@@ -71,6 +72,9 @@ class Chunk:
     crc: int = 0  # CRC-32 of the object's bytes up to the end of this chunk
     previous: Chunk | None = field(default=None, repr=False)
     crc_ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    # The object's data is to be copied server-side by the writer (no bytes fetched here):
+    # this lone chunk carries what HeadObject said (headers, version, CRC-32).
+    copy: CopyPlan | None = None
 
 
 # Each GET queued ahead of the writer counts as at least this many bytes against the
@@ -79,6 +83,8 @@ class Chunk:
 # listing pages far ahead that the next step lists again): at the default budget
 # (8 x 8 MiB) at most 256 GETs, under one listing page, run ahead.
 GET_FLOOR_BYTES = 256 * 1024
+# `auto` judges an object's compressibility by deflating this many of its first bytes.
+SAMPLE_BYTES = 256 * 1024
 
 
 class _Budget:
@@ -144,6 +150,14 @@ class Prefetcher:
     def _plan(self) -> None:
         try:
             for plan in self._plans():
+                probed = self._probe(plan) if self._copy_candidate(plan) else None
+                if probed is not None:
+                    if self.stopping.is_set() or not self.budget.acquire(GET_FLOOR_BYTES):
+                        return
+                    ready: Future = Future()
+                    ready.set_result(probed)
+                    self.ordered.put((ready, GET_FLOOR_BYTES))
+                    continue
                 size, step = plan.listed.size, self.request.chunk_size
                 starts = range(plan.start, size, step) or range(plan.start, plan.start + 1)
                 previous = None
@@ -162,6 +176,51 @@ class Prefetcher:
             return
         finally:
             self.ordered.put(None)
+
+    # -- server-side copy (planner thread) ---------------------------------------------
+
+    def _copy_candidate(self, plan: ObjectPlan) -> bool:
+        """Large objects that may be stored: `store`, or `auto` (already compressed ones)."""
+        return (
+            not plan.resumed
+            and self.request.compression != "deflate"
+            and plan.listed.size >= server_copy.COPY_MIN_BYTES
+        )
+
+    def _probe(self, plan: ObjectPlan) -> Chunk | None:
+        """HeadObject (pinned to the listed ETag, with its checksum) decides whether the
+        object is copied: the copy chunk, a skip chunk when it changed or vanished, or
+        None to stream it as before (`auto`: not compressed by its name or type, or its
+        CRC unknown and the read-only pass too long for a step)."""
+        listed, request = plan.listed, self.request
+        kwargs: dict[str, Any] = {"Bucket": request.source_bucket, "Key": listed.key, "ChecksumMode": "ENABLED"}
+        if listed.etag:
+            kwargs["IfMatch"] = listed.etag
+        try:
+            head = self.s3.head_object(**kwargs)
+        except AWS_ERRORS as exc:
+            if error_code(exc) not in GONE_CODES:
+                raise translate(
+                    exc, bucket=request.source_bucket, role="source", action="head object", key=listed.key
+                ) from None
+            plan.decided.set()
+            return Chunk(plan, 0, first=True, last=True, skip_reason=_reason(exc))
+        copy = CopyPlan(
+            etag=head.get("ETag") or listed.etag,
+            version_id=head.get("VersionId"),
+            crc=server_copy.full_object_crc(head),
+        )
+        headers = _headers(head)
+        if request.compression == "auto":
+            # Already compressed by its name or type: the cheap guess the streamed path
+            # starts from too. (Its sample of the first chunk is not repeated here: an
+            # object that only samples as incompressible is streamed, deflate level 0.)
+            if not compress.looks_compressed(listed.key, headers.get("content_type")):
+                return None
+            if copy.crc is None and listed.size > server_copy.PASS_MAX_BYTES:
+                return None
+        plan.decided.set()
+        return Chunk(plan, 0, first=True, last=True, headers=headers, version_id=copy.version_id, copy=copy)
 
     # -- fetching (pool threads) -----------------------------------------------------
 
@@ -231,9 +290,7 @@ class Prefetcher:
             return
         if chunk.first:
             chunk.version_id = response.get("VersionId")
-            fields: Mapping[str, Any] = response  # the standard headers, by their response field names
-            chunk.headers = {name: fields[field_] for field_, name in _HEADER_FIELDS.items() if fields.get(field_)}
-            chunk.headers["metadata"] = response.get("Metadata") or {}
+            chunk.headers = _headers(response)
             if not plan.resumed:
                 self._decide(plan, chunk)
                 plan.decided.set()
@@ -258,8 +315,8 @@ class Prefetcher:
             single = chunk.last
             compressed = compress.looks_compressed(plan.listed.key, chunk.headers.get("content_type"))
             if not compressed and chunk.data:
-                sample = compress.deflate_piece(chunk.data[: 256 * 1024], level)
-                compressed = compress.is_incompressible(min(len(chunk.data), 256 * 1024), len(sample))
+                sample = compress.deflate_piece(chunk.data[:SAMPLE_BYTES], level)
+                compressed = compress.is_incompressible(min(len(chunk.data), SAMPLE_BYTES), len(sample))
             # Stored entries of more than one chunk would need a data descriptor, which
             # streaming readers (java.util.zip.ZipInputStream) refuse for method 0, so
             # those become deflate with stored blocks (level 0): same bytes, ~0.01% more.
@@ -283,6 +340,14 @@ class Prefetcher:
         self.budget.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.planner.join(timeout=60)
+
+
+def _headers(response: Mapping[str, Any]) -> dict:
+    """The standard headers and user metadata of a GetObject or HeadObject answer, for
+    the manifest (both name them alike)."""
+    headers = {name: response[field_] for field_, name in _HEADER_FIELDS.items() if response.get(field_)}
+    headers["metadata"] = response.get("Metadata") or {}
+    return headers
 
 
 def _reason(exc: BaseException) -> str:

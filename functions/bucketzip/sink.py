@@ -24,17 +24,19 @@ import shutil
 import tempfile
 import threading
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .checksums import crc32_header
+from .checksums import crc32_combine, crc32_header
+from .copy import copy_part, range_crc
 from .errors import StaleState
 from .limits import MAX_PARTS
 from .parts import check_fits, part_size
 from .s3errors import AWS_ERRORS, translate
 from .segments import staging_prefix
-from .state import RunState, Tail
+from .state import CopyPlan, RunState, Tail
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -219,6 +221,86 @@ class ArchiveSink:
             view = view[piece.nbytes :]
             if self.length == self._current_part_size():
                 self._cut()
+
+    def room(self) -> int:
+        """Bytes the part being built still takes (its full size at a part boundary)."""
+        return self._current_part_size() - self.length
+
+    def whole_parts(self, available: int, most: int) -> list[int]:
+        """Sizes of the next parts (at most `most`) that `available` bytes fill whole,
+        from a part boundary; [] when not at one."""
+        sizes: list[int] = []
+        number = self.state.next_part
+        while self.length == 0 and len(sizes) < most and number <= MAX_PARTS:
+            size = part_size(number, self.request.part_size)
+            if size > available:
+                break
+            sizes.append(size)
+            available -= size
+            number += 1
+        return sizes
+
+    def copy_parts(
+        self, bucket: str, key: str, plan: CopyPlan, first: int, sizes: list[int], on_part: Callable[[int, int], None]
+    ) -> None:
+        """Place bytes `first`.. of the source object as the next whole parts (`sizes`, from
+        whole_parts) by UploadPartCopy, concurrently; the archive goes on after them.
+        `on_part(size, crc)` hears of each part counted, in order, with its CRC-32 (S3's,
+        else read once from the source). A part that fails raises after the parts before
+        it are counted (S3 replaces the numbers after it when they are written again)."""
+        if self.length or not sizes:
+            raise ValueError("copy_parts starts at a part boundary, with at least one part")
+        self._raise_failed()
+        futures: list[tuple[int, int, Future]] = []
+        number, start = self.state.next_part, first
+        for size in sizes:
+            futures.append((number, size, self.pool.submit(self._copy, number, bucket, key, plan, start, size)))
+            number, start = number + 1, start + size
+        for _, _, future in futures:  # every copy ends before any later part is written
+            future.exception()
+        counted = 0
+        try:
+            for number, size, future in futures:
+                _, crc = future.result()  # raises the first failure, in part order
+                self.futures.append((number, size, future))
+                self.state.next_part = number + 1
+                self.state.uploaded += size
+                self.state.offset += size
+                self.state.crc = crc32_combine(self.state.crc, crc, size)
+                counted += 1
+                on_part(size, crc)
+        finally:
+            if counted:
+                # The (empty) file opened for the part after the last cut is reopened for
+                # the part after the copied ones: its name and reserved size follow the number.
+                self.budget.release(self.reserved)
+                self.reserved = 0
+                if self.file is not None:
+                    self.file.close()
+                    os.unlink(self.path)
+                self._open_part()
+
+    def _copy(self, number: int, bucket: str, key: str, plan: CopyPlan, first: int, size: int) -> tuple[str, int]:
+        if self.store.current_version(self.state.run_id) != self.expected_version:
+            raise StaleState(f"run {self.state.run_id}: another committed step; not copying part {number}")
+        source: dict[str, Any] = {"version_id": plan.version_id, "if_match": plan.etag or None}
+        copied = copy_part(
+            self.s3,
+            bucket=self.request.dest_bucket,
+            key=self.state.upload_key,
+            upload_id=self.state.upload_id,
+            number=number,
+            source_bucket=bucket,
+            source_key=key,
+            first=first,
+            last=first + size - 1,
+            **source,
+        )
+        if copied.crc is not None:
+            return copied.etag, copied.crc
+        # S3 reports a copied part's CRC-32 when the upload has the CRC32 algorithm; without
+        # it (older unmarked runs, emulators) the range is read once, here, for its CRC.
+        return copied.etag, range_crc(self.s3, bucket=bucket, key=key, first=first, last=first + size - 1, **source)
 
     def write_last_part(self) -> None:
         """Upload what remains as the final part (which may be under 5 MiB)."""

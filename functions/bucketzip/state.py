@@ -45,6 +45,20 @@ class Cursor:
 
 
 @dataclass
+class CopyPlan:
+    """How a large stored entry's data is placed: copied server-side part by part
+    (copy.py), read only where it does not fill whole parts. Pinned to the object seen
+    when the entry opened."""
+
+    etag: str
+    version_id: str | None = None
+    # CRC-32 of the whole object when known before its first byte is placed: S3's
+    # full-object checksum (HeadObject) or a read-only pass; the entry's bytes must add up
+    # to it. None: the CRC adds up part by part (copied parts' from S3, or a read of each).
+    crc: int | None = None
+
+
+@dataclass
 class OpenEntry:
     """An entry whose data is partly written: the step stopped inside its object."""
 
@@ -53,6 +67,7 @@ class OpenEntry:
     level: int  # deflate level of its pieces (0: stored blocks)
     bytes_read: int = 0
     headers: dict = field(default_factory=dict)  # standard headers + metadata for the manifest
+    copy: CopyPlan | None = None  # its data is copied server-side (copy.py), not streamed
 
 
 @dataclass
@@ -184,6 +199,7 @@ class RunState:
                 level=entry["level"],
                 bytes_read=entry["bytes_read"],
                 headers=entry["headers"],
+                copy=CopyPlan(**entry["copy"]) if entry.get("copy") else None,
             )
         return cls(**data)
 

@@ -11,8 +11,10 @@ import logging
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from .checksums import crc32_combine
 from .compress import FINAL_BLOCK
 from .config import ArchiveRequest, key_selected
+from .copy import SourceChanged, object_crc, read_range
 from .deadline import Deadline
 from .errors import IntegrityError, ObjectChanged
 from .fetch import Chunk, ObjectPlan, Prefetcher
@@ -36,7 +38,7 @@ from .records import (
 from .results import MAX_WARNINGS
 from .s3errors import AWS_ERRORS, GONE_CODES, error_code, translate
 from .sink import ArchiveSink
-from .state import Fragment, Listed, OpenEntry, RunState
+from .state import CopyPlan, Fragment, Listed, OpenEntry, RunState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -68,12 +70,16 @@ class StepWriter:
         self.warnings: list[str] = []  # the first MAX_WARNINGS; the rest are counted and logged
         self.warning_count = 0
         self.deferred = False  # stopped before an object it had no time for
+        self.paused = False  # stopped inside an entry whose data is being copied
 
     def run(self) -> None:
         """Write entries until the listing ends (state.cursor.exhausted) or it is time to stop."""
         state = self.state
         open_plan = None
-        if state.open_entry is not None:
+        if state.open_entry is not None and state.open_entry.copy is not None:
+            if not self._place(state.open_entry) or self._should_stop():
+                return  # the copied entry goes on in the next step
+        elif state.open_entry is not None:
             entry = state.open_entry
             open_plan = ObjectPlan(
                 entry.listed,
@@ -91,7 +97,7 @@ class StepWriter:
             for chunk in prefetcher.chunks():
                 entries = state.entries
                 self._write_chunk(chunk)
-                if self.deferred:
+                if self.deferred or self.paused:
                     return
                 if self.observer is not None:
                     self.observer(chunk.size, state.entries - entries)
@@ -117,7 +123,7 @@ class StepWriter:
         plan, state = chunk.plan, self.state
         if plan is self.skipping:
             return
-        if chunk.first and not plan.resumed and self._defer(plan.listed):
+        if chunk.first and not plan.resumed and self._defer(chunk):
             self.deferred = True  # the cursor stays before it: the next step starts with it
             return
         if plan.cursor_after is not None:
@@ -126,6 +132,11 @@ class StepWriter:
             if chunk.skip_reason:
                 self._skip(plan.listed, chunk.skip_reason)
                 self.skipping = plan
+                return
+            if chunk.copy is not None:
+                copied = self._open_copy(chunk)
+                if copied is not None and not self._place(copied):
+                    self.paused = True
                 return
             opened = self._open(chunk)
             if opened is None:  # written whole, or skipped
@@ -220,10 +231,16 @@ class StepWriter:
             self.sink.write(data_descriptor(meta))
         self._finish_entry(entry, truncated)
 
-    def _defer(self, listed: Listed) -> bool:
-        """An object that needs a CRC pass first (straddles_zip32) is left to the next step
-        when this one has written something and may not have time to read it twice."""
-        if not straddles_zip32(listed.size) or self.state.offset == self.start_offset:
+    def _defer(self, chunk: Chunk) -> bool:
+        """An object that needs a CRC pass first (straddles_zip32, or a copied entry with
+        its CRC in the local header that S3 does not report) is left to the next step when
+        this one has written something and may not have time to read it (twice, streamed)."""
+        listed = chunk.plan.listed
+        if chunk.copy is not None:
+            needs_pass = chunk.copy.crc is None and self._copy_known_sizes(listed.size)
+        else:
+            needs_pass = straddles_zip32(listed.size)
+        if not needs_pass or self.state.offset == self.start_offset:
             return False
         return self.deadline.remaining() < 2 * listed.size / CRC_PASS_BYTES_PER_SECOND
 
@@ -251,6 +268,113 @@ class StepWriter:
             self._skip(listed, f"changed after listing: read {size} bytes, expected {listed.size}")
             return None
         return crc
+
+    # -- server-side copy ----------------------------------------------------------------
+
+    def _copy_known_sizes(self, size: int) -> bool:
+        """Whether a copied entry carries its CRC and sizes in the local header (no data
+        descriptor). `store` keeps the descriptor the streamed path writes, so the archive
+        is the same byte for byte whether an object is copied or streamed; only objects
+        just under 4 GiB (straddles_zip32) have known sizes there, streamed or copied.
+        `auto` streams such objects as deflate with stored blocks (a stored entry with a
+        descriptor is refused by streaming readers); copied, they are stored with their
+        CRC known up front, which every reader accepts."""
+        return self.request.compression == "auto" or straddles_zip32(size)
+
+    def _open_copy(self, chunk: Chunk) -> OpenEntry | None:
+        """Write the local header of an entry whose data is copied (fetch's copy chunk);
+        None when the object changed before it (skipped, nothing written)."""
+        plan, state, copy = chunk.plan, self.state, chunk.copy
+        assert copy is not None
+        listed = plan.listed
+        check_fits(state.offset + listed.size, self.request.part_size, f"the archive with {listed.key!r}")
+        listed.version_id = chunk.version_id
+        known = self._copy_known_sizes(listed.size)
+        if known and copy.crc is None:
+            try:
+                copy.crc = object_crc(
+                    self.s3,
+                    size=listed.size,
+                    concurrency=self.request.concurrency,
+                    **self._copy_source(listed, copy),
+                )
+            except SourceChanged as exc:
+                self._skip(listed, exc.reason)
+                self.skipping = plan
+                return None
+        name = self._name(listed.key, folder_with_content=listed.key.endswith("/"))
+        meta = EntryMeta(
+            name=name,
+            mtime=listed.last_modified,
+            method=STORED,
+            header_offset=state.offset,
+            uses_descriptor=not known,
+            zip64=listed.size > ZIP32_MAX if known else needs_zip64(listed.size),
+        )
+        entry = OpenEntry(listed=listed, meta=meta, level=0, headers=chunk.headers, copy=copy)
+        state.open_entry = entry
+        if known:
+            assert copy.crc is not None
+            meta = dataclasses.replace(meta, crc=copy.crc, size=listed.size, compressed_size=listed.size)
+        self.sink.write(local_header(meta))
+        return entry
+
+    def _copy_source(self, listed: Listed, copy: CopyPlan) -> dict[str, Any]:
+        return {
+            "bucket": self.request.source_bucket,
+            "key": listed.key,
+            "version_id": copy.version_id,
+            "if_match": copy.etag or None,
+        }
+
+    def _place(self, entry: OpenEntry) -> bool:
+        """Place the open copied entry's data from `bytes_read` on: whole parts by
+        UploadPartCopy (the sink's part boundaries are fixed archive offsets, so these are
+        exactly the parts the streamed bytes would fill), the rest (the top-up to the next
+        part boundary, the last bytes under one part) read and written. True when the entry
+        is closed; False when it is time to stop (the next step resumes here)."""
+        copy, listed, request = entry.copy, entry.listed, self.request
+        assert copy is not None
+        source = self._copy_source(listed, copy)
+
+        def placed(size: int, crc: int) -> None:
+            meta = entry.meta
+            meta.crc = crc32_combine(meta.crc, crc, size)
+            meta.size += size
+            meta.compressed_size += size
+            entry.bytes_read += size
+            self.state.bytes_in += size
+            if self.observer is not None:
+                self.observer(size, 0)
+
+        try:
+            while entry.bytes_read < listed.size:
+                left = listed.size - entry.bytes_read
+                sizes = self.sink.whole_parts(left, request.concurrency)
+                if sizes:
+                    self.sink.copy_parts(request.source_bucket, listed.key, copy, entry.bytes_read, sizes, placed)
+                else:
+                    first = entry.bytes_read
+                    last = first + min(left, self.sink.room(), request.chunk_size) - 1
+                    for data in read_range(self.s3, first=first, last=last, **source):
+                        self.sink.write(data)
+                        placed(len(data), zlib.crc32(data))
+                if entry.bytes_read < listed.size and self._should_stop():
+                    return False
+        except SourceChanged as exc:
+            if request.strict:
+                raise
+            read = entry.bytes_read
+            self._close(entry, truncated=truncated_comment(exc.reason, read, listed.size))
+            self._skip(listed, f"{exc.reason}; its entry holds only the first {read} bytes")
+            return True
+        if copy.crc is not None and entry.meta.crc != copy.crc:
+            raise IntegrityError(
+                f"run {self.state.run_id}: the bytes placed for {listed.key!r} have CRC-32 {entry.meta.crc:08x}, "
+                f"the object's is {copy.crc:08x}"
+            )
+        self._close(entry)
+        return True
 
     def _fill(self, entry: OpenEntry) -> None:
         """A truncated entry whose local header promised the listed size gets zeros up to
