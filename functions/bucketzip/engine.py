@@ -79,6 +79,7 @@ def progress_of(state: RunState, warnings: list[str] | None = None, warning_coun
         dest_key=state.request.dest_key,
         warnings=capped_warnings(warnings or [], max(warning_count, len(warnings or []))),
         suspended=state.suspended,
+        shards=state.plan.shards,
     )
 
 

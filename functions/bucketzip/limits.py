@@ -18,6 +18,8 @@ MAX_PARTS = 10_000
 MAX_KEY_BYTES = 1024
 # S3 API Reference, "ListObjectsV2": MaxKeys, at most 1,000 keys per page.
 MAX_LIST_KEYS = 1000
+# S3 API Reference, "DeleteObjects": at most 1,000 keys per request.
+MAX_DELETE_KEYS = 1000
 
 # -- Amazon DynamoDB ----------------------------------------------------------------
 # DynamoDB Developer Guide, "Quotas in Amazon DynamoDB" (Item size): 400 KB per item,

@@ -40,6 +40,7 @@ class Progress:
     dest_key: str = ""
     warnings: list[str] = dataclasses.field(default_factory=list)
     suspended: str = ""  # why the run is suspended ("" while it is not)
+    shards: int = 0  # a parallel run's planned shards (0 until its plan is written)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

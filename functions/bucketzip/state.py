@@ -121,6 +121,32 @@ class AssemblyProgress:
 
 
 @dataclass
+class PlanProgress:
+    """A parallel run's shard planning (plan.py), resumable across calls. Listing resumes
+    at `cursor`. The selected objects listed so far (`objects`, `bytes`) are cut into runs
+    of consecutive objects, the only places a shard may end: those in the committed chunk
+    objects named by `chunks` (plan.chunk_key), then `runs` (held here while they are
+    few), then the open run (`open_*`, not closed yet). `shards` and `shard_bytes` say
+    what plan.json holds once it is written."""
+
+    cursor: Cursor = field(default_factory=Cursor)
+    objects: int = 0
+    bytes: int = 0
+    runs: list = field(default_factory=list)  # [[last key, objects, bytes], ...]
+    open_key: str | None = None
+    open_objects: int = 0
+    open_bytes: int = 0
+    chunks: list = field(default_factory=list)  # tokens of committed chunks, in order
+    commits: int = 0  # planning commits so far (the plan's "steps"; state.steps counts fragments)
+    shards: int = 0
+    shard_bytes: int = 0  # the target the plan used
+
+    @classmethod
+    def from_json(cls, data: dict) -> PlanProgress:
+        return cls(**{**data, "cursor": Cursor(**data["cursor"])})
+
+
+@dataclass
 class RunState:
     run_id: str
     request: ArchiveRequest
@@ -158,6 +184,7 @@ class RunState:
     marked: bool = False
     segment: SegmentOf | None = None  # set for a segment run of a parallel run
     assembly: AssemblyProgress = field(default_factory=AssemblyProgress)
+    plan: PlanProgress = field(default_factory=PlanProgress)  # a parallel run's shard planning
 
     @property
     def upload_key(self) -> str:
@@ -191,6 +218,7 @@ class RunState:
         if data.get("segment"):
             data["segment"] = SegmentOf(**data["segment"])
         data["assembly"] = AssemblyProgress(**data.get("assembly", {}))
+        data["plan"] = PlanProgress.from_json(data["plan"]) if data.get("plan") else PlanProgress()
         entry = data.get("open_entry")
         if entry:
             data["open_entry"] = OpenEntry(
