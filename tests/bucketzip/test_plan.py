@@ -140,7 +140,8 @@ def test_shards_are_balanced_by_bytes_not_objects(s3, bucket_factory, tmp_path):
 def test_the_plan_is_deterministic_whatever_the_pages_calls_and_chunks(s3, bucket_factory, tmp_path, monkeypatch):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     rnd = random.Random(5)
-    objects = {f"k/{rnd.randrange(10**6):06d}-{i}": rnd.randbytes(rnd.choice([0, 10, 300, 5000])) for i in range(60)}
+    sizes = [0, 10, 60, 150, 300, 5000]
+    objects = {f"k/{rnd.randrange(10**6):06d}-{i}": rnd.randbytes(rnd.choice(sizes)) for i in range(80)}
     _seed(s3, source, objects)
     store = LocalStateStore(tmp_path)
     common = dict(workers=2, shard_bytes=6000)
@@ -235,12 +236,12 @@ class StaleLoad:
 @pytest.mark.parametrize("stage", ["listing", "grouping"])
 def test_a_zombie_planner_cannot_commit(s3, dynamodb, state_table, bucket_factory, monkeypatch, stage):
     source, dest = bucket_factory("src"), bucket_factory("dst")
-    objects = {f"o{i:03d}": bytes(i * 17 % 500) for i in range(40)}
-    seed_bucket(s3, source, objects)
+    objects = {f"o{i:03d}": bytes(400 + i) for i in range(30)}  # each a run (granule: 375)
+    _seed(s3, source, objects)
     store = DynamoStateStore(state_table, client=dynamodb)
     common = dict(workers=2, shard_bytes=3000, page_size=5)
     _, clean, _ = _plan(s3, store, _request(source, dest, "clean.zip", **common))
-    monkeypatch.setattr(plan, "INLINE_RUN_BYTES", 40)  # every commit writes a chunk
+    monkeypatch.setattr(plan, "INLINE_RUN_BYTES", 1)  # every call writes a chunk
     run_id = engine.start_run(s3, store, _request(source, dest, f"z-{uuid.uuid4().hex[:6]}.zip", **common)).run_id
     if stage == "grouping":  # the listing's end committed; two calls group at once
         while not store.load(run_id).plan.cursor.exhausted:
