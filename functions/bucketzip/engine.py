@@ -150,8 +150,20 @@ def _create_upload(s3: S3Client, store: StateStore, state: RunState) -> None:
     try:
         store.commit(state, state.version, None, 0)
     except BaseException:
-        _abort_upload(s3, state)
+        # A commit can fail after its write landed (a timeout on DynamoDB's answer, Ctrl-C
+        # just after): the upload is then the run's, and aborting it would kill the run.
+        if not _upload_recorded(store, state):
+            _abort_upload(s3, state)
         raise
+
+
+def _upload_recorded(store: StateStore, state: RunState) -> bool:
+    """Whether the stored state names `state.upload_id`; when the store cannot say, the
+    upload is kept (a retried Start or an abort finds it: _abort_unrecorded_uploads)."""
+    try:
+        return store.load(state.run_id).upload_id == state.upload_id
+    except Exception:  # noqa: BLE001 - unknown is "keep": the cheap mistake is an orphan
+        return True
 
 
 def _abort_unrecorded_uploads(s3: S3Client, state: RunState) -> None:

@@ -15,6 +15,7 @@ from collections import Counter
 from types import SimpleNamespace
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from bucketzip import engine
 from bucketzip import fetch as fetch_module
@@ -197,3 +198,35 @@ def test_many_seeds(s3, moto_server, tmp_path, source_and_dest, quick_rereads):
         s3.delete_object(Bucket=dest, Key=f"seed-{seed}.zip.manifest.jsonl")
     print(f"{seeds} seeds: {dict(totals)}")
 
+
+class _AnswerLost(LocalStateStore):
+    """The first commit is written, then its answer is lost (as a DynamoDB write whose
+    response times out, or Ctrl-C right after it)."""
+
+    lost = False
+
+    def commit(self, state, expected_version, attempt, pieces):
+        super().commit(state, expected_version, attempt, pieces)
+        if not self.lost:
+            self.lost = True
+            raise ReadTimeoutError(endpoint_url="https://injected/state-store")
+
+
+def test_a_start_whose_commit_landed_keeps_its_upload(s3, tmp_path, source_and_dest):
+    """Found by the replay (a Ctrl-C just after Start's commit): Start aborted the upload
+    its state already named, and every later UploadPart failed (NoSuchUpload): the run
+    was lost. Before: the list_parts below raised NoSuchUpload."""
+    source, dest = source_and_dest
+    store = _AnswerLost(tmp_path / "state")
+    request = ArchiveRequest.create(source_bucket=source, dest_bucket=dest, dest_key="a.zip", part_size="5MiB")
+    run_id = engine.new_run_id()
+    with pytest.raises(ReadTimeoutError):
+        engine.start_run(s3, store, request, run_id)
+    upload_id = store.load(run_id).upload_id
+    s3.list_parts(Bucket=dest, Key="a.zip", UploadId=upload_id)  # still there
+    engine.start_run(s3, store, request, run_id)  # the retried Start
+    assert store.load(run_id).upload_id == upload_id
+    while not engine.run_step(s3, store, run_id, Deadline(None)).done:
+        pass
+    assert isinstance(engine.finish_run(s3, store, run_id, Deadline(None)), ArchiveResult)
+    assert contents_by_key(s3, dest, "a.zip") == _objects()
