@@ -101,6 +101,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="the parallel run's --workers (default 4)")
     parser.add_argument("--repeat", type=int, default=1, help="speed-up runs per worker count, round robin")
     parser.add_argument("--concurrency", type=int, default=8, help="the CLI's --concurrency (default 8)")
+    parser.add_argument(
+        "--speed-concurrency",
+        type=int,
+        default=2,
+        help="the CLI's --concurrency in the speed-up (default 2: its prefetch window, concurrency x 8 MiB "
+        "chunks, stands to a bench-sized shard as the default window (64 MiB) to a 256 MiB shard on AWS)",
+    )
     parser.add_argument("--part-size", default="5MiB", help="the CLI's --part-size (default 5MiB, S3's least)")
     parser.add_argument("--skip", action="append", default=[], choices=("through", "speedup", "model"))
     parser.add_argument("--json-out", metavar="PATH", help="also write every figure as JSON to PATH")
@@ -199,6 +206,7 @@ class Archived:
     workers: int
     wall: float = 0.0
     cpu: float = 0.0
+    emulator_cpu: float = 0.0  # moto's and the meters' CPU meanwhile (they share the machine)
     size: int = 0
     stats: dict = field(default_factory=dict)
     error: str = ""
@@ -225,7 +233,9 @@ class Archived:
         }
 
 
-def archive(services: Services, endpoint: str, run: Archived, args, attempt: int) -> Archived:
+def archive(
+    services: Services, endpoint: str, run: Archived, args, attempt: int, concurrency: int | None = None
+) -> Archived:
     key = f"{run.dataset.prefix.strip('/')}-{run.mode}-w{run.workers}-{attempt}.zip"
     state = Path(tempfile.mkdtemp(prefix="state-", dir=services.workdir))
     cmd = [
@@ -240,7 +250,7 @@ def archive(services: Services, endpoint: str, run: Archived, args, attempt: int
         "--part-size",
         args.part_size,
         "--concurrency",
-        str(args.concurrency),
+        str(concurrency or args.concurrency),
         "--quiet",
         "--json",
     ]
@@ -249,7 +259,9 @@ def archive(services: Services, endpoint: str, run: Archived, args, attempt: int
     if run.workers > 1 and args.has_shard_bytes:  # one shard per worker, balanced by bytes
         cmd += ["--shard-bytes", str(-(-run.dataset.bytes // run.workers))]
     _meter_call(endpoint, RESET_PATH)
+    emulator = services.cpu_seconds()
     measured = measure(cmd, child_env(endpoint, state), args.timeout)
+    run.emulator_cpu = services.cpu_seconds() - emulator
     run.stats = _meter_call(endpoint, STATS_PATH)
     run.wall, run.cpu = measured.wall, measured.cpu
     try:
@@ -351,7 +363,8 @@ def speedup(services: Services, dataset: Dataset, args, log) -> dict[int, list[A
     for attempt in range(args.repeat):  # round robin: drifts in the machine's load spread evenly
         for workers in counts:
             log(f"speed-up: --workers {workers} (run {attempt + 1}) ...")
-            run = archive(services, endpoint, Archived(f"workers {workers}", dataset, "auto", workers), args, attempt)
+            run = Archived(f"workers {workers}", dataset, "auto", workers)
+            archive(services, endpoint, run, args, attempt, args.speed_concurrency)
             runs[workers].append(run)
             log(f"speed-up: --workers {workers}: {run.error or f'{run.wall:.1f} s'}")
     return runs
@@ -396,6 +409,18 @@ def model_inputs(through_runs: list[Archived], speed: dict[int, list[Archived]],
 # -- report -------------------------------------------------------------------------------
 
 
+def transfer_span(stats: dict) -> float | None:
+    """Seconds from the first to the last GET / UploadPart of the Lambdas that move the
+    source's bytes (the segments of a parallel run, else the one worker): the part of a
+    run that the per-Lambda cap governs, without start-up, planning and what the emulator
+    does server-side (Complete and UploadPartCopy copy every byte in moto, not in S3)."""
+    movers = [name for name in stats if name != PARENT] or [PARENT]
+    rows = [stats[name][op] for name in movers for op in ("GetObject", "UploadPart") if op in stats[name]]
+    if not rows:
+        return None
+    return max(row["last"] for row in rows) - min(row["first"] for row in rows)
+
+
 def busy_lines(stats: dict) -> list[str]:
     """Per Lambda: bytes, calls and when it was busy (seconds since the meter's reset, just
     before the CLI started); for a parallel run, what the parent did after the last
@@ -419,7 +444,9 @@ def busy_lines(stats: dict) -> list[str]:
     return lines
 
 
-def _verdict(ok: bool | None) -> str:
+def _verdict(ok: bool | str | None) -> str:
+    if isinstance(ok, str):
+        return ok
     return "n/a " if ok is None else ("PASS" if ok else "MISS")
 
 
@@ -476,7 +503,7 @@ def report(config: dict, through_runs, speed, deflate_row, inputs, rows, out=sys
                 f"{c['one_lambda_s']:.2f} s, by {c['lambdas_seen']} Lambdas {c['lambdas_s']:.2f} s: "
                 f"{c['ratio']:.2f}x (ideal {c['objects']}x, the most a parallel run can gain)\n"
             )
-        head = f"{'workers':>7} {'wall s':>8} {'spread':>7} {'CPU s':>7}  walls\n"
+        head = f"{'workers':>7} {'wall s':>8} {'spread':>7} {'CPU s':>7} {'emu CPU':>7}  walls\n"
         w(head + "-" * (len(head) + 20) + "\n")
         medians = {}
         for workers, runs in speed.items():
@@ -488,7 +515,9 @@ def report(config: dict, through_runs, speed, deflate_row, inputs, rows, out=sys
             medians[workers] = statistics.median(walls)
             w(
                 f"{workers:>7} {medians[workers]:>8.2f} {max(walls) - min(walls):>7.2f} "
-                f"{statistics.median(r.cpu for r in good):>7.2f}  {[round(x, 2) for x in walls]}\n"
+                f"{statistics.median(r.cpu for r in good):>7.2f} "
+                f"{statistics.median(r.emulator_cpu for r in good):>7.2f}  "
+                f"{[round(x, 2) for x in walls]}\n"
             )
         for workers, runs in speed.items():
             good = [r for r in runs if not r.error]
@@ -500,6 +529,22 @@ def report(config: dict, through_runs, speed, deflate_row, inputs, rows, out=sys
         value = medians[1] / medians[parallel[0]] if 1 in medians and parallel else None
         if value is not None:
             w(f"   speed-up: {value:.2f}x (median wall, 1 worker / {parallel[0]} workers)\n")
+            spans = {
+                n: statistics.median(t for r in speed[n] if not r.error and (t := transfer_span(r.stats)))
+                for n in (1, parallel[0])
+            }
+            transfer = spans[1] / spans[parallel[0]]
+            w(
+                f"   transfer phase (first GET to last UploadPart of the Lambdas moving the data): "
+                f"{spans[1]:.1f} s / {spans[parallel[0]]:.1f} s = {transfer:.2f}x\n"
+            )
+            checks.append(
+                {
+                    "target": f"transfer phase only: --workers {config['workers']} / --workers 1",
+                    "value": round(transfer, 2),
+                    "ok": "info",
+                }
+            )
         elif not config["has_workers"]:
             w("   speed-up: n/a: this checkout's CLI has no --workers yet (only the 1-worker run was measured)\n")
         checks.append(
@@ -592,7 +637,10 @@ def main(argv: list[str] | None = None) -> int:
                     for r in through_runs
                 ],
                 "speedup": {
-                    str(n): [{"wall": r.wall, "cpu": r.cpu, "error": r.error, "stats": r.stats} for r in runs]
+                    str(n): [
+                        {"wall": r.wall, "cpu": r.cpu, "emu_cpu": r.emulator_cpu, "error": r.error, "stats": r.stats}
+                        for r in runs
+                    ]
                     for n, runs in speed.items()
                 },
                 "model_inputs": inputs,
