@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 # or more keeps at least half its bytes in S3, and the HeadObject and per-part requests
 # the copy adds cost less than the bytes saved. Below it, streaming is as cheap.
 COPY_MIN_BYTES = 64 * MiB
+# ... and at least this many of the run's (starting) part size: a smaller object may fill no
+# whole part at all (the top-up takes up to one part, the remainder is under one), and would
+# then only be read by the writer alone instead of by the prefetcher's parallel GETs.
+COPY_MIN_PARTS = 2
 # `auto` copies an already-compressed object whose CRC-32 S3 does not report only when the
 # read-only pass that computes it fits well inside one step (the pass is not resumable):
 # 16 GiB at one Lambda's ~75 MB/s is about 230 s of its 15 minutes. Larger ones stream.

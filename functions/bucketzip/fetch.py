@@ -185,6 +185,7 @@ class Prefetcher:
             not plan.resumed
             and self.request.compression != "deflate"
             and plan.listed.size >= server_copy.COPY_MIN_BYTES
+            and plan.listed.size >= server_copy.COPY_MIN_PARTS * self.request.part_size
         )
 
     def _probe(self, plan: ObjectPlan) -> Chunk | None:

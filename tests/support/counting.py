@@ -30,6 +30,7 @@ class CountingS3:
         self.uploaded: Counter[str] = Counter()  # bucket -> bytes uploaded
         self.copied: Counter[str] = Counter()  # bucket -> bytes placed by UploadPartCopy
         self.calls: Counter[str] = Counter()  # operation -> calls
+        self.copies: Counter[str] = Counter()  # source key -> UploadPartCopy calls
         self._lock = threading.Lock()
 
     def _add(self, counter: Counter[str], key: str, n: int) -> None:
@@ -54,6 +55,7 @@ class CountingS3:
             elif name == "upload_part_copy":
                 first, last = kwargs["CopySourceRange"].split("=")[1].split("-")
                 self._add(self.copied, bucket, int(last) - int(first) + 1)
+                self._add(self.copies, kwargs["CopySource"]["Key"], 1)
             return response
 
         return call
