@@ -329,3 +329,49 @@ def test_a_zombie_step_copies_nothing(s3, dynamodb, state_table, bucket_factory,
             engine.run_step(zombie, _StaleLoad(store, before), run_id, Deadline(None))
     assert zombie.calls["upload_part_copy"] == 0 and zombie.calls["upload_part"] == 0
     assert store.load(run_id).version == before.version + 1
+
+
+@pytest.mark.parametrize("checksums", [True, False])
+def test_an_entry_with_known_sizes_is_the_streamed_one_too(s3, bucket_factory, monkeypatch, checksums):
+    """Objects just under 4 GiB (straddles_zip32) are stored with CRC and sizes in the local
+    header, streamed or copied; the copied one takes the CRC from S3's checksum or one
+    read-only pass, and the archive is the streamed one byte for byte. (4 GiB made small.)"""
+    import bucketzip.records as records
+
+    monkeypatch.setattr(records, "ZIP32_MAX", 12 * MiB)
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    objects = {"a.txt": b"first", "edge.bin": random.Random(5).randbytes(12_580_000), "b.txt": b"last"}
+    assert records.straddles_zip32(len(objects["edge.bin"]))
+    _seed(s3, source, objects, checksums)
+    fields = _common(source, dest, compression="store")
+    streamed = _streamed(s3, monkeypatch, "streamed.zip", **fields)
+    counting = CountingS3(s3)
+    with s3_copy_fidelity(), tempfile.TemporaryDirectory() as state_dir:
+        archive(counting, LocalStateStore(state_dir), dest_key="copied.zip", **fields)
+    copied = fetch(s3, dest, "copied.zip")
+    assert copied == streamed
+    with zipfile.ZipFile(io.BytesIO(copied)) as zf:
+        assert not zf.getinfo("edge.bin").flag_bits & 0x08  # no descriptor
+    assert counting.copies == {"edge.bin": 1}
+    edge, placed = len(objects["edge.bin"]), counting.copied[dest]
+    small = len(objects["a.txt"]) + len(objects["b.txt"])
+    assert counting.read[source] == small + edge - placed + (0 if checksums else edge)
+    _check_readers(copied, objects)
+
+
+def test_a_copy_needing_a_crc_pass_waits_for_a_step_with_time_for_it(s3, bucket_factory, monkeypatch, tmp_path):
+    import bucketzip.writer as writer
+
+    monkeypatch.setattr(writer, "CRC_PASS_BYTES_PER_SECOND", 1.0)  # never time enough in a used step
+    monkeypatch.setattr(server_copy, "COPY_MIN_BYTES", 8 * MiB)
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    objects = {"0.txt": b"first", "v.mp4": os.urandom(11 * MiB), "w.txt": b"last"}
+    _seed(s3, source, objects, checksums=False)
+    store = LocalStateStore(tmp_path / "state")
+    run_id = engine.start_run(s3, store, ArchiveRequest.create(dest_key="w.zip", **_common(source, dest))).run_id
+    progress = engine.run_step(s3, store, run_id, Deadline(600))
+    assert progress.objects == 1 and not progress.done  # stopped before v.mp4, not inside it
+    assert store.load(run_id).open_entry is None
+    with s3_copy_fidelity():
+        progress = engine.run_step(s3, store, run_id, Deadline(600))
+    assert progress.objects == 3 and progress.done  # a fresh step takes it
