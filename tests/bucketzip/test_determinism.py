@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import random
+import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from bucketzip import engine
+from bucketzip import compress, engine
 from bucketzip import fetch as fetch_module
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
@@ -230,3 +232,22 @@ def test_a_start_whose_commit_landed_keeps_its_upload(s3, tmp_path, source_and_d
         pass
     assert isinstance(engine.finish_run(s3, store, run_id, Deadline(None)), ArchiveResult)
     assert contents_by_key(s3, dest, "a.zip") == _objects()
+
+
+def test_each_backend_compresses_a_chunk_to_the_same_bytes_wherever_it_lies_and_runs():
+    """A piece depends only on the chunk's bytes and the level: not on the memory around
+    the chunk (a backend reading past its input), on its alignment, or on the thread and
+    what the other threads compress at the same time (shared backend state)."""
+    rnd = random.Random(11)
+    chunks = [_text(8, 3 * CHUNK + 5), rnd.randbytes(CHUNK), _near_threshold(9, CHUNK), _text(10, 1000)]
+    jobs = []
+    for level in range(10):  # 0 stored blocks, 1-3 ISA-L, 4-9 zlib-ng
+        for data in chunks:
+            before = rnd.randrange(64)
+            around = bytearray(rnd.randbytes(before)) + data + rnd.randbytes(64)
+            jobs.append((level, data, memoryview(around)[before : before + len(data)]))
+    with ThreadPoolExecutor(8) as pool:
+        pieces = list(pool.map(lambda job: compress.deflate_piece(job[2], job[0]), jobs * 3))
+    for (level, data, _), piece in zip(jobs * 3, pieces, strict=True):
+        assert piece == compress.deflate_piece(data, level), f"level {level} ({compress.backend_name(level)})"
+        assert zlib.decompress(piece + compress.FINAL_BLOCK, -15) == data
