@@ -375,3 +375,24 @@ def test_a_copy_needing_a_crc_pass_waits_for_a_step_with_time_for_it(s3, bucket_
     with s3_copy_fidelity():
         progress = engine.run_step(s3, store, run_id, Deadline(600))
     assert progress.objects == 3 and progress.done  # a fresh step takes it
+
+
+def test_segments_copy_large_objects_into_their_staging_objects(s3, bucket_factory, monkeypatch):
+    """workers > 1: each segment run is the same step loop, so its large stored objects are
+    copied into the segment's own upload, and assembly copies the segments on."""
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    objects = _objects()
+    _seed(s3, source, objects, checksums=True)
+    monkeypatch.setattr(server_copy, "COPY_MIN_BYTES", 8 * MiB)
+    counting = CountingS3(s3)
+    fields = _common(source, dest, compression="store", workers=2, shard_bytes=20 * MiB)
+    with s3_copy_fidelity(), tempfile.TemporaryDirectory() as state_dir:
+        archive(counting, LocalStateStore(state_dir), dest_key="p.zip", **fields)
+    assert {key: n for key, n in counting.copies.items() if not key.startswith(".bucketzip-staging/")} == {
+        "big.bin": 2,
+        "video.mp4": 1,
+        "z.bin": 1,
+    }
+    with zipfile.ZipFile(io.BytesIO(fetch(s3, dest, "p.zip"))) as zf:
+        assert zf.testzip() is None
+        assert {info.filename: zf.read(info) for info in zf.infolist()} == objects
