@@ -70,6 +70,11 @@ class RetryableError(BucketzipError):
     run resumes from its last commit."""
 
 
+class SegmentFailed(BucketzipError):
+    """A segment of a parallel run failed permanently: the run cannot be completed as asked
+    (the parent run is aborted, every segment with it)."""
+
+
 # -- reading archives back (ls / extract / restore / verify) ----------------------
 # Hostile or broken archives always surface as one of these, never as a traceback.
 

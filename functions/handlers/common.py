@@ -81,6 +81,18 @@ def deadline(context):
     return Deadline.from_lambda_context(context, min(margin, remaining / 4))
 
 
+def check_workers(workers: int) -> None:
+    """Refuse more workers than the segment function can run at once ($BUCKETZIP_MAX_WORKERS,
+    its reserved concurrency, set by the stack): the extra children would only be throttled
+    until their retries ran out and the run was suspended."""
+    limit = _env_number("BUCKETZIP_MAX_WORKERS", 0, int)
+    if limit and workers > limit:
+        raise InputError(
+            f"invalid execution input: workers: {workers} is more than the {limit} segments this deployment "
+            "runs at once (the segment function's reserved concurrency: segment_reserved_concurrency)"
+        )
+
+
 def default_loops_per_execution() -> int:
     return _env_number("BUCKETZIP_LOOPS_PER_EXECUTION", DEFAULT_LOOPS_PER_EXECUTION, int)
 

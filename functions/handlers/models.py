@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bucketzip.config import MAX_WORKERS
+
 MAX_LOOPS_PER_EXECUTION = 2000  # ~9 history events per loop: 18,000 of the 25,000 allowed, room for retries
 
 
@@ -33,8 +35,10 @@ class ExecutionInput(BaseModel):
     step_bytes: int | str | None = None
     prefetch_bytes: int | str | None = None
     page_size: int | None = None
-    workers: int = 1  # parallel segments (issue 10): the Distributed Map's MaxConcurrency
-    shard_bytes: int | str | None = None
+    # > 1: the parallel path (plan, a Distributed Map of segments, assembly), the Map's
+    # MaxConcurrency; 1: one Step loop. Checked here too, so the error names the input's field.
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
+    shard_bytes: int | str | None = None  # target bytes per shard (None: the planner decides)
     loops_per_execution: int | None = Field(None, ge=1, le=MAX_LOOPS_PER_EXECUTION)
     # Set by the stack's schedules: the schedule's name, a metric dimension of the run's
     # success (the per-schedule "no successful run in N hours" alarm). Not part of the archive.
@@ -76,6 +80,44 @@ class FinishEvent(BaseModel):
     run_id: str = Field(min_length=1)
     execution_name: str | None = None
     schedule: str | None = None  # the schedule that started the run, if one did
+
+
+class PlanEvent(BaseModel):
+    run_id: str = Field(min_length=1)
+    execution_name: str | None = None
+
+
+class SegmentEvent(BaseModel):
+    """A child of the Distributed Map: one shard of the parent run `run_id`."""
+
+    action: Literal["start", "step", "finish"]
+    run_id: str = Field(min_length=1)  # the PARENT run
+    index: int = Field(ge=0)  # the shard (plan.json item)
+    execution_name: str | None = None
+
+
+class SegmentResult(BaseModel):
+    """What a Map child reports back: {} when its segment is complete, else the error that
+    ended it (transient: it outlasted the retries) -- small, the Map collects one per shard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int | None = None
+    Error: str | None = None  # noqa: N815 - Step Functions' field name
+    transient: bool = False
+
+
+class SegmentsEvent(BaseModel):
+    """The parent's check of the Map's results (null: a child that failed outside its Catch)."""
+
+    action: Literal["check"]
+    run_id: str = Field(min_length=1)
+    results: list[SegmentResult | None]
+
+
+class AssembleEvent(BaseModel):
+    run_id: str = Field(min_length=1)
+    execution_name: str | None = None
 
 
 class AbortEvent(BaseModel):

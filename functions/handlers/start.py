@@ -44,6 +44,7 @@ def handler(event, context):
             "for the continuations of a run; choose another name"
         )
     execution_input = common.parse_model(data, ExecutionInput, "execution input")
+    common.check_workers(execution_input.workers)
     run_id = run_id_for_execution(start.execution_name)
     logger.set_correlation_id(run_id)
     logger.append_keys(run_id=run_id)
@@ -63,22 +64,42 @@ def handler(event, context):
     )
     metrics.add_metric(name="RunsStarted", unit="Count", value=1)
     loops = execution_input.loops_per_execution or common.default_loops_per_execution()
-    return state_data(run_id, 0, loops, progress.to_json(), execution_input.schedule)
+    return state_data(run_id, 0, loops, progress.to_json(), execution_input.schedule, workers(request))
 
 
 def resume(resume_input) -> dict:
     logger.set_correlation_id(resume_input.run_id)
     logger.append_keys(run_id=resume_input.run_id, generation=resume_input.generation)
-    progress = engine.resume_run(common.s3_client(), common.state_store(), resume_input.run_id)  # clears a suspension
-    logger.info("run resumed", extra={"steps": progress.steps})
+    store = common.state_store()
+    progress = engine.resume_run(common.s3_client(), store, resume_input.run_id)  # clears a suspension
+    logger.info("run resumed", extra={"steps": progress.steps, "phase": progress.phase})
     metrics.add_metric(name="RunsContinued", unit="Count", value=1)
     loops = resume_input.loops_per_execution or common.default_loops_per_execution()
-    return state_data(resume_input.run_id, resume_input.generation, loops, progress.to_json(), resume_input.schedule)
+    count = workers(store.load(resume_input.run_id).request)
+    return state_data(
+        resume_input.run_id, resume_input.generation, loops, progress.to_json(), resume_input.schedule, count
+    )
+
+
+def workers(request: ArchiveRequest) -> int:
+    return int(getattr(request, "workers", 1))
 
 
 def state_data(
-    run_id: str, generation: int, loops_per_execution: int, progress: dict, schedule: str | None = None
+    run_id: str,
+    generation: int,
+    loops_per_execution: int,
+    progress: dict,
+    schedule: str | None = None,
+    workers: int = 1,
 ) -> dict:
+    """The loop's state data. `workers` is the Distributed Map's MaxConcurrency and `plan`
+    where its ItemReader finds the shards (null for a one-worker run)."""
+    plan = None
+    if workers > 1:
+        from bucketzip.plan import plan_key
+
+        plan = {"bucket": progress["dest_bucket"], "key": plan_key(run_id)}
     return {
         "run_id": run_id,
         "generation": generation,
@@ -86,4 +107,6 @@ def state_data(
         "loops_per_execution": loops_per_execution,
         "progress": progress,
         "schedule": schedule,  # always present (null): the state machine's paths read it
+        "workers": workers,
+        "plan": plan,
     }

@@ -75,6 +75,12 @@ class FakeEngine:
 class FakeStore:
     def __init__(self):
         self.versions = [3]
+        self.workers = 1  # the loaded run's request.workers
+
+    def load(self, run_id):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(run_id=run_id, request=SimpleNamespace(workers=self.workers))
 
     def current_version(self, run_id):
         return self.versions.pop(0) if len(self.versions) > 1 else self.versions[0]

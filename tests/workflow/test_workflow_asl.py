@@ -13,6 +13,7 @@ from workflow_helpers import assert_nothing_left, assert_nothing_left_after_fail
 
 from bucketzip.local.definition import (
     FUNCTION_PLACEHOLDERS,
+    FUNCTIONS,
     PLACEHOLDERS,
     TASK_TIMEOUT_MARGIN_SECONDS,
     definition_path,
@@ -41,15 +42,26 @@ def definition():
     return json.loads(definition_path().read_text())
 
 
+def all_states(definition):
+    """Every state, those of the Distributed Map's children included."""
+    for name, state in definition["States"].items():
+        yield name, state
+        if state["Type"] == "Map":
+            yield from state["ItemProcessor"]["States"].items()
+
+
 def lambda_tasks(definition):
     return {
         name: state
-        for name, state in definition["States"].items()
+        for name, state in all_states(definition)
         if state["Type"] == "Task" and state["Resource"].startswith("${")
     }
 
 
-def test_placeholders_are_the_four_function_arns(definition):
+CHILD_CATCH = {"Suspend": "SegmentSuspended", "Abort": "SegmentFailed"}  # in a Map child
+
+
+def test_placeholders_are_the_function_arns_and_timeouts(definition):
     text = definition_path().read_text()
     assert set(re.findall(r"\$\{(\w+)\}", text)) == set(PLACEHOLDERS)
     assert {s["Resource"] for s in lambda_tasks(definition).values()} == {f"${{{p}}}" for p in FUNCTION_PLACEHOLDERS}
@@ -62,9 +74,11 @@ TRANSIENT = {"RetryableError", "StaleState", "States.Timeout", "Sandbox.Timedout
 def test_every_task_is_caught_transient_to_suspend_permanent_to_abort(definition):
     """Only permanent errors discard a run: transient ones that outlast the retries (and
     lost fencing races, timeouts) go to Suspend, which keeps it (issue 8, item 5)."""
-    for name, state in definition["States"].items():
+    children = definition["States"]["Segments"]["ItemProcessor"]["States"]
+    for name, state in all_states(definition):
         if state["Type"] != "Task":
             continue
+        suspend, abort = ("SegmentSuspended", "SegmentFailed") if name in children else ("Suspend", "Abort")
         if name in ("Abort", "Suspend"):
             (catch,) = state["Catch"]
             assert catch["ResultPath"] != "$.error"  # keep the original
@@ -81,9 +95,9 @@ def test_every_task_is_caught_transient_to_suspend_permanent_to_abort(definition
         else:
             transient, permanent = state["Catch"]
             assert TRANSIENT | LAMBDA_SERVICE_ERRORS <= set(transient["ErrorEquals"]), name
-            assert (transient["Next"], transient["ResultPath"]) == ("Suspend", "$.error")
+            assert (transient["Next"], transient["ResultPath"]) == (suspend, "$.error")
             assert permanent["ErrorEquals"] == ["States.ALL"]
-            assert (permanent["Next"], permanent["ResultPath"]) == ("Abort", "$.error")
+            assert (permanent["Next"], permanent["ResultPath"]) == (abort, "$.error")
     assert definition["States"]["Abort"]["Next"] == "Fail"
     assert definition["States"]["Abort"]["ResultPath"] is None
     suspend = definition["States"]["Suspend"]
@@ -94,20 +108,22 @@ def test_every_task_is_caught_transient_to_suspend_permanent_to_abort(definition
 
 
 def test_every_task_has_a_timeout_a_little_above_its_function(definition):
-    for name, state in definition["States"].items():
+    for name, state in all_states(definition):
         if state["Type"] != "Task":
             continue
         assert "TimeoutSeconds" in state, name
         if name in lambda_tasks(definition):
-            function = "Abort" if name == "Suspend" else name  # Suspend runs the Abort function
+            function = state["Resource"][2 : -len("FunctionArn}")]  # Suspend runs Abort, CheckSegments Segment
             assert state["TimeoutSeconds"] == f"${{{function}TaskTimeoutSeconds}}", name
             retried = {error for r in state["Retry"] for error in r["ErrorEquals"]}
             assert "States.Timeout" in retried, name  # a lost invocation is retried, then aborts
-    timeouts = {f"{name}TaskTimeoutSeconds": 100 + i for i, name in enumerate(("Start", "Step", "Finish", "Abort"))}
+    timeouts = {f"{name}TaskTimeoutSeconds": 100 + i for i, name in enumerate(FUNCTIONS)}
     arns = {p: f"arn:aws:lambda:eu-west-1:111122223333:function:{p}" for p in FUNCTION_PLACEHOLDERS}
     rendered = json.loads(render_definition({**arns, **timeouts}))
-    for name in ("Start", "Step", "Finish", "Abort"):
+    for name in ("Start", "Step", "Finish", "Abort", "Plan", "Assemble"):
         assert rendered["States"][name]["TimeoutSeconds"] == timeouts[f"{name}TaskTimeoutSeconds"]
+    child = rendered["States"]["Segments"]["ItemProcessor"]["States"]["SegmentStep"]
+    assert child["TimeoutSeconds"] == timeouts["SegmentTaskTimeoutSeconds"]
     assert 0 < TASK_TIMEOUT_MARGIN_SECONDS <= 60
 
 
@@ -116,10 +132,12 @@ def test_retry_policies(definition):
         retried = {error: r for r in state["Retry"] for error in r["ErrorEquals"]}
         assert "States.ALL" not in retried
         assert LAMBDA_SERVICE_ERRORS <= retried.keys(), name
-        assert "RetryableError" in retried, name
+        # CheckSegments raises RetryableError as its verdict (segments failed transiently): Suspend
+        assert ("RetryableError" in retried) == (name != "CheckSegments"), name
         for retrier in state["Retry"]:
             assert retrier["BackoffRate"] >= 2 and retrier["JitterStrategy"] == "FULL", name
-        assert ("StaleState" in retried) == (name in ("Step", "Finish")), name
+        fenced = ("Step", "Finish", "Plan", "Assemble", "SegmentStart", "SegmentStep", "SegmentFinish")
+        assert ("StaleState" in retried) == (name in fenced), name
         for permanent in ("InputError", "DestinationExists", "IntegrityError", "RunNotFound"):
             assert permanent not in retried
 
@@ -131,8 +149,8 @@ def test_continue_as_new_starts_this_state_machine_with_the_run_id(definition):
     assert state["Parameters"]["Input"]["resume"]["run_id.$"] == "$.run_id"
     assert "--continued-" in state["Parameters"]["Name.$"]
     assert state["OutputPath"] == "$.continuation.archive" and state["End"] is True
-    loop = definition["States"]["IsArchived"]["Choices"][1]
-    assert (loop["Variable"], loop["NumericGreaterThanEqualsPath"]) == ("$.loops", "$.loops_per_execution")
+    (loop,) = [c for c in definition["States"]["IsArchived"]["Choices"] if c.get("Variable") == "$.loops"]
+    assert (loop["NumericGreaterThanEqualsPath"], loop["Next"]) == ("$.loops_per_execution", "ContinueAsNew")
 
 
 def test_loop_budget_fits_the_history_limit(workflow, buckets, s3):

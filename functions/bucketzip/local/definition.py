@@ -13,13 +13,10 @@ import os
 import re
 from pathlib import Path
 
-FUNCTION_PLACEHOLDERS = ("StartFunctionArn", "StepFunctionArn", "FinishFunctionArn", "AbortFunctionArn")
-TIMEOUT_PLACEHOLDERS = (
-    "StartTaskTimeoutSeconds",
-    "StepTaskTimeoutSeconds",
-    "FinishTaskTimeoutSeconds",
-    "AbortTaskTimeoutSeconds",
-)
+# The functions the definition invokes (Plan, Segment, Assemble: the parallel path).
+FUNCTIONS = ("Start", "Step", "Finish", "Abort", "Plan", "Segment", "Assemble")
+FUNCTION_PLACEHOLDERS = tuple(f"{name}FunctionArn" for name in FUNCTIONS)
+TIMEOUT_PLACEHOLDERS = tuple(f"{name}TaskTimeoutSeconds" for name in FUNCTIONS)
 PLACEHOLDERS = FUNCTION_PLACEHOLDERS + TIMEOUT_PLACEHOLDERS
 # A Task waits this much longer than its function's timeout: the function's own timeout
 # (Sandbox.Timedout) comes first; the Task timeout (States.Timeout) catches a lost invocation.

@@ -3,7 +3,10 @@
 An embedded moto server plays S3, DynamoDB, IAM, Lambda and Step Functions; the REAL
 statemachine/archive.asl.json runs in moto's interpreter, its Lambda tasks dispatched
 to the handlers in this process. A small step budget makes the loop really loop and
-continue as new executions. The archive is then downloaded and verified.
+continue as new executions. With workers > 1 the run takes the parallel path: Plan, a
+Distributed Map of segment runs (one child per shard, at most `workers` at a time; shards
+kept small so that there are several per worker), Assemble, Finish. The archive is then
+downloaded and verified.
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ class DemoSummary:
     source_bytes: int
     archive: dict  # the execution output: bucket, key, size, entries, parts, ...
     executions: int  # 1 + continue-as-new count
-    steps: int  # Step invocations
+    steps: int  # Step invocations (with workers > 1: segment steps)
     seconds: float
     verified: bool  # every object read back byte for byte from the archive
     problems: list[str]
+    workers: int = 1
+    segments: int = 0  # shards built as segments by the Distributed Map (workers > 1)
 
     @property
     def location(self) -> str:
@@ -87,32 +92,37 @@ def run_demo(
     step_bytes: str = "1MiB",
     loops_per_execution: int = 5,
     on_event: Callable[[str], None] = lambda message: None,
+    workers: int = 1,
 ) -> DemoSummary:
     started = time.monotonic()
     objects = sample_objects(count)
+    source_bytes = sum(map(len, objects.values()))
     with embedded_moto_server() as url:
         on_event(f"moto server on {url} (S3, DynamoDB, IAM, Lambda, Step Functions)")
         s3 = boto3.client("s3", endpoint_url=url)
         _seed(s3, objects)
-        on_event(f"seeded s3://{SOURCE_BUCKET}: {len(objects) + 1} objects, {sum(map(len, objects.values())):,} bytes")
+        on_event(f"seeded s3://{SOURCE_BUCKET}: {len(objects) + 1} objects, {source_bytes:,} bytes")
         _create_table(boto3.client("dynamodb", endpoint_url=url))
         quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
         with LocalWorkflow(url, TABLE, name="bucketzip-demo", environment=quiet) as workflow:
             on_event("running statemachine/archive.asl.json (Lambda tasks run in this process)")
-            outcome = workflow.run(
-                {
-                    "source_bucket": SOURCE_BUCKET,
-                    "dest_bucket": DEST_BUCKET,
-                    "dest_key": KEY_TEMPLATE,
-                    "part_size": "5MiB",
-                    "chunk_size": "256KiB",
-                    "step_bytes": step_bytes,
-                    "loops_per_execution": loops_per_execution,
-                },
-                name="demo-run",
-                timeout=600,
-            )
-            steps = len(workflow.invocations("step"))
+            execution_input: dict = {
+                "source_bucket": SOURCE_BUCKET,
+                "dest_bucket": DEST_BUCKET,
+                "dest_key": KEY_TEMPLATE,
+                "part_size": "5MiB",
+                "chunk_size": "256KiB",
+                "step_bytes": step_bytes,
+                "loops_per_execution": loops_per_execution,
+            }
+            if workers > 1:
+                # two shards per worker: the Map queues children beyond MaxConcurrency
+                execution_input.update(workers=workers, shard_bytes=max(64 * 1024, source_bytes // (2 * workers)))
+                on_event(f"parallel path: {workers} workers, shards of ~{execution_input['shard_bytes']:,} bytes")
+            outcome = workflow.run(execution_input, name="demo-run", timeout=600)
+            segment_calls = [i.event for i in workflow.invocations("segment")]
+            steps = len(workflow.invocations("step")) + sum(1 for e in segment_calls if e.get("action") == "step")
+            segments = len({e["index"] for e in segment_calls if e.get("action") == "start"})
         if not outcome.succeeded:
             raise RuntimeError(f"demo execution {outcome.status}: {outcome.error}: {outcome.cause}")
         archive = outcome.output or {}
@@ -120,13 +130,15 @@ def run_demo(
         problems = verify(s3, archive, objects)
     return DemoSummary(
         objects=len(objects) + 1,
-        source_bytes=sum(map(len, objects.values())),
+        source_bytes=source_bytes,
         archive=archive,
         executions=len(outcome.executions),
         steps=steps,
         seconds=time.monotonic() - started,
         verified=not problems,
         problems=problems,
+        workers=workers,
+        segments=segments,
     )
 
 

@@ -38,6 +38,9 @@ HANDLERS = {
     "StepFunctionArn": ("step", "handlers.step.handler"),
     "FinishFunctionArn": ("finish", "handlers.finish.handler"),
     "AbortFunctionArn": ("abort", "handlers.abort.handler"),
+    "PlanFunctionArn": ("plan", "handlers.plan.handler"),
+    "SegmentFunctionArn": ("segment", "handlers.segment.handler"),
+    "AssembleFunctionArn": ("assemble", "handlers.assemble.handler"),
 }
 ROLE_POLICY = json.dumps(
     {
@@ -127,7 +130,8 @@ class LocalWorkflow:
                 os.environ[key] = value
 
     def intercept(self, short_name: str, interceptor: lambdas.Interceptor | None) -> None:
-        """Route invocations of "start"/"step"/"finish"/"abort" through interceptor(event, context, call)."""
+        """Route invocations of "start"/"step"/"finish"/"abort"/"plan"/"segment"/"assemble" through
+        interceptor(event, context, call)."""
         lambdas.register(
             lambdas.Registration(
                 self.function_names[short_name],

@@ -1,0 +1,27 @@
+"""Assemble (workers > 1, after every segment is complete): place the segments' bytes into
+the final upload (UploadPartCopy; small pieces re-uploaded) and commit the parent's
+fragments with rebased offsets, until the deadline. Returns the parent's progress;
+done=True when every segment is placed (Finish comes next)."""
+
+from __future__ import annotations
+
+from bucketzip import engine
+
+from . import common
+from .common import logger, tracer
+from .models import AssembleEvent
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event, context):
+    assemble = common.parse_model(event, AssembleEvent, "Assemble event")
+    logger.set_correlation_id(assemble.run_id)
+    logger.append_keys(run_id=assemble.run_id, execution=assemble.execution_name)
+    deadline = common.deadline(context)
+    store = common.state_store()
+    progress = common.fenced(
+        store, assemble.run_id, lambda: engine.assemble_step(common.s3_client(), store, assemble.run_id, deadline)
+    ).to_json()
+    logger.info("assembly step committed", extra={"progress": progress})
+    return progress
