@@ -21,14 +21,19 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )
 # fmt: on
-FUNCTION_NAMES = ("start", "step", "finish", "abort", "cleanup")
-# name: (memory MB, timeout seconds); the step and finish run to the 15-minute Lambda maximum.
+FUNCTION_NAMES = ("start", "step", "finish", "abort", "cleanup", "plan", "segment", "assemble")
+# name: (memory MB, timeout seconds); the loop functions run to the 15-minute Lambda maximum.
+# plan, segment, assemble: the parallel path (execution input "workers" > 1); a segment
+# does what a step does, on its shard.
 FUNCTION_DEFAULTS = {
     "start": (512, 120),
     "step": (2048, 900),
     "finish": (1024, 900),
     "abort": (512, 300),
     "cleanup": (512, 300),
+    "plan": (1024, 900),
+    "segment": (2048, 900),
+    "assemble": (1024, 900),
 }
 
 _STACK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,59}$")
@@ -180,8 +185,18 @@ class Context(BaseModel):
 
 # Reserved concurrency per function: a cap (no run needs more than one Step at a time; this
 # bounds concurrent runs and parallel workers) and a guarantee. 0: no reservation (accounts
-# whose concurrency limit is 10 cannot reserve any).
-RESERVED_CONCURRENCY = {"start": 5, "step": 10, "finish": 5, "abort": 5, "cleanup": 5}
+# whose concurrency limit is 10 cannot reserve any). The segment function's is also the
+# largest "workers" Start accepts (BUCKETZIP_MAX_WORKERS): more could only wait on throttling.
+RESERVED_CONCURRENCY = {
+    "start": 5,
+    "step": 10,
+    "finish": 5,
+    "abort": 5,
+    "cleanup": 5,
+    "plan": 5,
+    "segment": 100,
+    "assemble": 5,
+}
 # Per function: <name>_memory_mb (128-10240), <name>_timeout_seconds (1-900) and
 # <name>_reserved_concurrency (0-1000).
 FunctionContext = create_model(  # type: ignore[call-overload]

@@ -23,6 +23,9 @@ ROLE_PURPOSES = {
     "finish": "write the directory and manifest, complete the upload, delete the run state",
     "abort": "abort the upload, delete staging objects and the run state",
     "cleanup": "clean up after an execution that stopped, timed out or failed",
+    "plan": "list the sources into shards, write the plan under the staging prefix",
+    "segment": "read sources, build one shard's segment as a staged upload, commit its state",
+    "assemble": "copy the staged segments into the archive's upload, commit the run state",
 }
 METRICS_NAMESPACE = "Bucketzip"
 # Step and Finish spill the part being built, and the parts being uploaded, to /tmp
@@ -30,7 +33,7 @@ METRICS_NAMESPACE = "Bucketzip"
 # policy ends with 5 GiB parts (functions/bucketzip/parts.py), so /tmp gets Lambda's
 # maximum ephemeral storage (10,240 MB): one 5 GiB part fits, and parts up to ~4.8 GiB
 # are built while the previous one uploads.
-SPILL_FUNCTIONS = ("step", "finish")
+SPILL_FUNCTIONS = ("step", "finish", "segment", "assemble")
 EPHEMERAL_STORAGE_MB = 10240
 SPILL_RESERVE_MB = 256  # of /tmp left for anything but parts
 LARGEST_PART_MB = 5 * 1024  # bucketzip.config.MAX_PART_SIZE
@@ -98,6 +101,9 @@ class Functions(Construct):
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
+        # Start refuses more workers than segments can run at once (0: no reservation, no cap).
+        segments = config.functions["segment"].reserved_concurrency
+        max_workers = {"BUCKETZIP_MAX_WORKERS": str(segments)} if segments else {}
         self.by_name: dict[str, lambda_.Function] = {}
         for name in FUNCTION_NAMES:
             settings = config.functions[name]
@@ -134,7 +140,7 @@ class Functions(Construct):
                 memory_size=settings.memory_mb,
                 timeout=Duration.seconds(settings.timeout_seconds),
                 reserved_concurrent_executions=settings.reserved_concurrency or None,
-                environment={**environment, **spill_environment},
+                environment={**environment, **spill_environment, **(max_workers if name == "start" else {})},
                 ephemeral_storage_size=Size.mebibytes(EPHEMERAL_STORAGE_MB) if spills else None,
                 role=self.roles[name],
                 log_group=log_group,

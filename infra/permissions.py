@@ -33,17 +33,34 @@ DEST_ACTIONS = {
     "finish": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
     "abort": ["s3:AbortMultipartUpload"],
     "cleanup": ["s3:AbortMultipartUpload"],
+    "assemble": ["s3:PutObject"],  # UploadPart and UploadPartCopy into the archive's upload
 }
-# ... and under the staging prefix (the tail carried between steps).
+# ... and under the staging prefix (the tail carried between steps; with workers > 1 also the
+# plan and each segment's own multipart object, which Abort and Cleanup abort).
 STAGING_ACTIONS = {
     "step": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
     "finish": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-    "abort": ["s3:DeleteObject"],
-    "cleanup": ["s3:DeleteObject"],
+    "abort": ["s3:AbortMultipartUpload", "s3:DeleteObject"],
+    "cleanup": ["s3:AbortMultipartUpload", "s3:DeleteObject"],
+    "plan": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],  # plan.json and its listing's chunks
+    # the segment's upload (create, parts, complete, proof), its tail between steps
+    "segment": [
+        "s3:AbortMultipartUpload",
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:PutObject",
+    ],
+    # UploadPartCopy reads its copy source (s3:GetObject): the staged segments; small ones
+    # are read back with GET; the pending tail is carried as a staging object
+    "assemble": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
 }
-LISTS_SOURCE = ("start", "step")  # Start checks the source exists; Step lists it
-READS_SOURCE = ("step",)
-WRITES_WITH_DEST_KEY = ("start", "step", "finish")  # SSE-KMS: new objects and parts need the key
+LISTS_SOURCE = ("start", "step", "plan", "segment")  # Start checks the source exists; the others list it
+# Step and Segment read objects (GET, and UploadPartCopy of stored objects: its copy source)
+READS_SOURCE = ("step", "segment")
+# SSE-KMS: new objects and parts need the key (assemble also decrypts its copy sources)
+WRITES_WITH_DEST_KEY = ("start", "step", "finish", "plan", "segment", "assemble")
+LISTS_NO_DESTINATION = ("step", "segment")  # they never list it nor read a key that may be missing
 
 
 def bucket_arn(bucket: str) -> str:
@@ -79,8 +96,16 @@ def function_statements(
     # The engine lists the destination only with Prefix=<archive key> (Start; a HEAD's 404)
     # or the staging prefix (Finish, Abort, Cleanup sweep it).
     listed = {"start": [dest_prefix], "finish": [dest_prefix, STAGING_PREFIX]}.get(name, [STAGING_PREFIX])
-    if name != "step":
+    if name not in LISTS_NO_DESTINATION:
         statements.append(_list_statement("ListDestination", dest_bucket_arn, [""] if not dest_prefix else listed))
+    if name not in DEST_ACTIONS:  # plan, segment: staging objects only, never the archive
+        statements.append(
+            iam.PolicyStatement(
+                sid="Staging", actions=STAGING_ACTIONS[name], resources=[f"{dest_bucket_arn}/{STAGING_PREFIX}*"]
+            )
+        )
+        statements.append(iam.PolicyStatement(sid="StateTable", actions=TABLE_ACTIONS, resources=[table_arn]))
+        return statements + _key_statements(config, name)
     statements.append(
         iam.PolicyStatement(
             sid="WriteDestination", actions=DEST_ACTIONS[name], resources=[f"{dest_bucket_arn}/{dest_prefix}*"]
@@ -102,7 +127,11 @@ def function_statements(
         )
 
     statements.append(iam.PolicyStatement(sid="StateTable", actions=TABLE_ACTIONS, resources=[table_arn]))
+    return statements + _key_statements(config, name)
 
+
+def _key_statements(config: Config, name: str) -> list[iam.PolicyStatement]:
+    statements = []
     if config.dest_kms_key_arn and name in WRITES_WITH_DEST_KEY:
         statements.append(
             iam.PolicyStatement(

@@ -34,7 +34,13 @@ class BucketzipStack(Stack):
             table_arn=self.table.table_arn,
             dest_bucket_arn=self.destination.bucket_arn,
         )
-        self.workflow = ArchiveStateMachine(self, "Archive", config=config, functions=self.functions.by_name)
+        self.workflow = ArchiveStateMachine(
+            self,
+            "Archive",
+            config=config,
+            functions=self.functions.by_name,
+            dest_bucket_arn=self.destination.bucket_arn,
+        )
         self.alarms = FailureAlarms(self, "Alarms", state_machine=self.workflow.state_machine, email=config.alarm_email)
         self.schedules = Schedules(
             self, "Schedules", config=config, state_machine=self.workflow.state_machine, topic=self.alarms.topic

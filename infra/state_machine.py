@@ -16,8 +16,8 @@ from constructs import Construct
 
 from bucketzip.local.definition import render_numbers, task_timeout_seconds
 
-from .config import ASL_PATH, Config
-from .nag import suppress
+from .config import ASL_PATH, STAGING_PREFIX, Config
+from .nag import suppress, wildcard_resource_findings
 from .retention import retention
 
 # ASL placeholder -> function name (infra.config.FUNCTION_NAMES)
@@ -26,6 +26,9 @@ SUBSTITUTIONS = {
     "StepFunctionArn": "step",
     "FinishFunctionArn": "finish",
     "AbortFunctionArn": "abort",
+    "PlanFunctionArn": "plan",
+    "SegmentFunctionArn": "segment",
+    "AssembleFunctionArn": "assemble",
 }
 
 
@@ -51,7 +54,13 @@ def state_machine_arn(scope: Construct, name: str) -> str:
 
 class ArchiveStateMachine(Construct):
     def __init__(
-        self, scope: Construct, id: str, *, config: Config, functions: Mapping[str, lambda_.IFunction]
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: Config,
+        functions: Mapping[str, lambda_.IFunction],
+        dest_bucket_arn: str,
     ) -> None:
         super().__init__(scope, id)
         log_group = logs.LogGroup(
@@ -104,6 +113,27 @@ class ArchiveStateMachine(Construct):
                 ],
             )
         )
+        # The Segments Distributed Map: its child executions are executions of this state
+        # machine (StartExecution above) named <state machine>/<map run>:<id>; it describes and
+        # stops them; its ItemReader reads plan.json (bucketzip.plan.plan_key) in the destination.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="MapChildExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{config.state_machine_name}/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        plan_statement = iam.PolicyStatement(
+            sid="ReadPlan", actions=["s3:GetObject"], resources=[f"{dest_bucket_arn}/{STAGING_PREFIX}*/plan.json"]
+        )
+        role.add_to_principal_policy(plan_statement)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ContinuationEvents",
@@ -125,6 +155,18 @@ class ArchiveStateMachine(Construct):
             findings=[
                 "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
                 f"{config.state_machine_name}:*"
+            ],
+        )
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "The Segments Distributed Map runs its children as executions of this one state machine "
+            "(named <state machine>/<map run>:<id>, unknown before the run) and reads each run's "
+            "plan.json under the staging prefix (the run id is in the key).",
+            findings=[
+                "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                f"{config.state_machine_name}/*",
+                *wildcard_resource_findings(self, [plan_statement]),
             ],
         )
         suppress(

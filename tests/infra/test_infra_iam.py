@@ -18,7 +18,7 @@ TABLE = [
 ]
 XRAY = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
-FUNCTIONS = [f"${{Functions{n}.Arn}}" for n in ("Abort", "Finish", "Start", "Step")]
+FUNCTIONS = [f"${{Functions{n}.Arn}}" for n in ("Abort", "Assemble", "Finish", "Plan", "Segment", "Start", "Step")]
 S3 = "arn:${AWS::Partition}:s3:::"
 STATE_MACHINE_DELIVERY = [
     "logs:CreateLogDelivery",
@@ -132,14 +132,50 @@ def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, 
         "FunctionsAbortRole": expect(
             list_dest(".bucketzip-staging/*"),
             statement("WriteDestination", ["s3:AbortMultipartUpload"], [archives]),
-            statement("Staging", ["s3:DeleteObject"], [staging_objects]),
+            statement("Staging", ["s3:AbortMultipartUpload", "s3:DeleteObject"], [staging_objects]),  # segments
             table,
             *common("Abort"),
+        ),
+        # The parallel path (workers > 1): plan and segment never touch the archive itself.
+        "FunctionsPlanRole": expect(
+            *listing,
+            list_dest(".bucketzip-staging/*"),
+            statement("Staging", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [staging_objects]),
+            table,
+            *dest_key,
+            *common("Plan"),
+        ),
+        "FunctionsSegmentRole": expect(
+            *reading,  # GET, and UploadPartCopy's copy source for stored objects
+            statement(
+                "Staging",
+                [
+                    "s3:AbortMultipartUpload",
+                    "s3:DeleteObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject",
+                ],
+                [staging_objects],
+            ),
+            table,
+            *dest_key,
+            *source_keys,
+            *common("Segment"),
+        ),
+        "FunctionsAssembleRole": expect(
+            list_dest(".bucketzip-staging/*"),
+            statement("WriteDestination", ["s3:PutObject"], [archives]),  # UploadPart(Copy)
+            # UploadPartCopy's copy source: the staged segments
+            statement("Staging", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [staging_objects]),
+            table,
+            *dest_key,
+            *common("Assemble"),
         ),
         "FunctionsCleanupRole": expect(
             list_dest(".bucketzip-staging/*"),
             statement("WriteDestination", ["s3:AbortMultipartUpload"], [archives]),
-            statement("Staging", ["s3:DeleteObject"], [staging_objects]),
+            statement("Staging", ["s3:AbortMultipartUpload", "s3:DeleteObject"], [staging_objects]),
             table,
             statement(
                 "DescribeExecutions",
@@ -195,16 +231,25 @@ def test_abort_does_not_read_sources_and_start_does_not_write_parts_or_staging(a
     roles = policies(any_synth)
     actions = {role: {a for s in statements for a in s["Action"]} for role, statements in roles.items()}
     resources = {role: {r for s in statements for r in s["Resource"]} for role, statements in roles.items()}
-    for role in ("FunctionsAbortRole", "FunctionsCleanupRole", "FunctionsStartRole", "FunctionsFinishRole"):
-        assert not {"s3:GetObjectVersion"} & actions[role], role  # only Step reads sources
+    for role in (
+        "FunctionsAbortRole",
+        "FunctionsCleanupRole",
+        "FunctionsStartRole",
+        "FunctionsFinishRole",
+        "FunctionsPlanRole",
+        "FunctionsAssembleRole",
+    ):
+        assert not {"s3:GetObjectVersion"} & actions[role], role  # only Step and Segment read sources
     for role in ("FunctionsAbortRole", "FunctionsCleanupRole"):
         assert not {"s3:GetObject", "s3:PutObject", "kms:GenerateDataKey"} & actions[role], role
     assert not any("staging" in r for r in resources["FunctionsStartRole"])
     assert "s3:DeleteObject" not in actions["FunctionsStartRole"]
-    assert len([r for r in roles if r.startswith("Functions")]) == 5  # one role per function
+    for role in ("FunctionsPlanRole", "FunctionsSegmentRole"):  # staging objects only, never the archive
+        assert {s["Sid"] for s in roles[role]} & {"WriteDestination"} == set(), role
+    assert len([r for r in roles if r.startswith("Functions")]) == 8  # one role per function
 
 
-def state_machine_statements(name: str):
+def state_machine_statements(name: str, dest: str):
     return expect(
         statement(None, STATE_MACHINE_DELIVERY, ["*"]),
         statement("InvokeFunctions", ["lambda:InvokeFunction"], FUNCTIONS),
@@ -218,6 +263,12 @@ def state_machine_statements(name: str):
             ["states:DescribeExecution", "states:StopExecution"],
             [f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}:*"],
         ),
+        statement(  # the Segments Distributed Map's child executions
+            "MapChildExecutions",
+            ["states:DescribeExecution", "states:StopExecution"],
+            [f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}/*"],
+        ),
+        statement("ReadPlan", ["s3:GetObject"], [f"{dest}/.bucketzip-staging/*/plan.json"]),  # its ItemReader
         statement(
             "ContinuationEvents",
             ["events:DescribeRule", "events:PutRule", "events:PutTargets"],
@@ -232,7 +283,7 @@ def state_machine_statements(name: str):
 def test_main_policies_exactly(main):
     assert policies(main) == {
         **MAIN_FUNCTIONS,
-        "ArchiveStateMachineRole": state_machine_statements("Bucketzip-archive"),
+        "ArchiveStateMachineRole": state_machine_statements("Bucketzip-archive", "${DestinationBucket.Arn}"),
         "SchedulesRole": expect(
             statement(None, ["states:StartExecution"], ["${ArchiveStateMachine}"]),
             statement(  # each schedule's dead-letter queue
@@ -247,7 +298,7 @@ def test_main_policies_exactly(main):
 def test_existing_bucket_kms_policies_exactly(existing):
     assert policies(existing) == {
         **EXISTING_FUNCTIONS,
-        "ArchiveStateMachineRole": state_machine_statements("Archiver-archive"),
+        "ArchiveStateMachineRole": state_machine_statements("Archiver-archive", f"{S3}team-archive"),
     }
 
 
@@ -266,7 +317,10 @@ def test_no_wildcard_resource_or_action_on_s3_or_dynamodb(any_synth):
                 assert "*" not in s["Resource"], s
 
 
-FUNCTION_ROLES = {f"Functions{n}Role": "lambda.amazonaws.com" for n in ("Start", "Step", "Finish", "Abort", "Cleanup")}
+FUNCTION_ROLES = {
+    f"Functions{n}Role": "lambda.amazonaws.com"
+    for n in ("Start", "Step", "Finish", "Abort", "Cleanup", "Plan", "Segment", "Assemble")
+}
 
 
 @pytest.mark.parametrize(

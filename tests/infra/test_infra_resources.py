@@ -15,21 +15,26 @@ FUNCTIONS = {
     "finish": (1024, 900),
     "abort": (512, 300),
     "cleanup": (512, 300),
+    "plan": (1024, 900),
+    "segment": (2048, 900),
+    "assemble": (1024, 900),
 }
+SPILLS = ("step", "finish", "segment", "assemble")  # build parts: /tmp holds them
+RESERVED = {"step": 10, "segment": 100}  # others 5; segment: the largest "workers"
 
 
 def test_resource_inventory(main, existing):
     counts = {
         "AWS::DynamoDB::Table": 1,
-        "AWS::Lambda::Function": 5,
+        "AWS::Lambda::Function": 8,
         "AWS::StepFunctions::StateMachine": 1,
-        "AWS::Logs::LogGroup": 6,
+        "AWS::Logs::LogGroup": 9,
         "AWS::SNS::Topic": 1,
         # 3 execution alarms, 1 cleanup DLQ; per schedule: a DLQ (2) and no-success (1, the
         # weekly one has none); TargetErrorCount, InvocationDroppedCount
         "AWS::CloudWatch::Alarm": 9,
         "AWS::CloudWatch::Dashboard": 1,
-        "AWS::IAM::Role": 7,
+        "AWS::IAM::Role": 10,
         "AWS::Events::Rule": 1,
         "AWS::SQS::Queue": 3,
         "AWS::SQS::QueuePolicy": 3,
@@ -45,7 +50,7 @@ def test_resource_inventory(main, existing):
     for type_, count in {
         **counts,
         "AWS::CloudWatch::Alarm": 4,
-        "AWS::IAM::Role": 6,
+        "AWS::IAM::Role": 9,
         "AWS::SQS::Queue": 1,
         "AWS::SQS::QueuePolicy": 1,
         "AWS::S3::Bucket": 0,
@@ -102,16 +107,18 @@ def test_functions(main, existing):
             assert props["Timeout"] == timeout
             assert props["FunctionName"] == f"{stack}-{name}"
             assert props["TracingConfig"] == {"Mode": "Active"}
-            assert props["ReservedConcurrentExecutions"] == (10 if name == "step" else 5)
+            assert props["ReservedConcurrentExecutions"] == RESERVED.get(name, 5)
             assert props.get("Layers") == layers
             env = props["Environment"]["Variables"]
-            spills = name in ("step", "finish")
+            spills = name in SPILLS
             assert env == {
                 "BUCKETZIP_TABLE": env["BUCKETZIP_TABLE"],
                 "BUCKETZIP_STATE_TTL_DAYS": "14",
                 "POWERTOOLS_SERVICE_NAME": "bucketzip",
                 "POWERTOOLS_METRICS_NAMESPACE": "Bucketzip",
                 **({"BUCKETZIP_SPILL_BYTES": str((10240 - 256) * 1024 * 1024)} if spills else {}),
+                # Start refuses more workers than segments can run at once
+                **({"BUCKETZIP_MAX_WORKERS": "100"} if name == "start" else {}),
             }
             # parts are spilled to /tmp: it must hold the policy's largest part (5 GiB)
             assert props.get("EphemeralStorage") == ({"Size": 10240} if spills else None)
@@ -252,7 +259,7 @@ def test_spill_check_refuses_small_step_memory_or_storage():
     from infra.functions import check_spill_settings
 
     class Cfg:
-        functions = {"step": FunctionSettings(512, 900), "finish": FunctionSettings(1024, 900)}
+        functions = {name: FunctionSettings(1024, 900) for name in SPILLS} | {"step": FunctionSettings(512, 900)}
 
     with pytest.raises(ConfigError, match="step_memory_mb: 512 MB is below the 1024 MB"):
         check_spill_settings(Cfg())  # type: ignore[arg-type]

@@ -16,6 +16,9 @@ SUBSTITUTIONS = {
     "StepFunctionArn": "step",
     "FinishFunctionArn": "finish",
     "AbortFunctionArn": "abort",
+    "PlanFunctionArn": "plan",
+    "SegmentFunctionArn": "segment",
+    "AssembleFunctionArn": "assemble",
 }
 
 
