@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..store import StateStore
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+SEGMENTS_PHASE = "segments"  # bucketzip.state.SEGMENTS: the Distributed Map runs
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ExecutionUpdate:
     status: str
     run_id: str
     progress: object = None  # bucketzip.results.Progress, when the run state exists
+    segments: list = field(default_factory=list)  # a parallel run's segments' Progress, while they run
 
 
 @dataclass
@@ -67,10 +69,12 @@ def follow(
     *,
     on_update: Callable[[ExecutionUpdate], None] | None = None,
     progress_of: Callable[[str], object] | None = None,
+    segments_of: Callable[[str], list] | None = None,
     poll_seconds: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ExecutionOutcome:
-    """Poll the execution until the run ends (its continuations end first)."""
+    """Poll the execution until the run ends (its continuations end first). While a parallel
+    run is in its "segments" phase, `segments_of(run_id)` gives each segment's progress."""
     chain = [execution_arn]
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
@@ -78,8 +82,10 @@ def follow(
         run_id = run_id_of_execution(description["name"], _json(description.get("input")))
         chain = continuations(sfn, chain, run_id)
         progress = progress_of(run_id) if progress_of else None
+        running = segments_of is not None and getattr(progress, "phase", None) == SEGMENTS_PHASE
+        segments = segments_of(run_id) if running and segments_of else []
         if on_update:
-            on_update(ExecutionUpdate(chain[-1], status, run_id, progress))
+            on_update(ExecutionUpdate(chain[-1], status, run_id, progress, segments))
         if status not in TERMINAL:
             sleep(poll_seconds)
             continue
@@ -121,6 +127,20 @@ def store_progress(store: StateStore) -> Callable[[str], object]:
             return None
 
     return progress_of
+
+
+def store_segments(store: StateStore) -> Callable[[str], list]:
+    """segments_of(run_id): the progress of each segment of a parallel run ([] when none)."""
+    from bucketzip import engine
+    from bucketzip.errors import RunNotFound
+
+    def segments_of(run_id: str) -> list:
+        try:
+            return list(engine.segment_progress(store, run_id))
+        except RunNotFound:
+            return []
+
+    return segments_of
 
 
 def table_of_execution(sfn: SFNClient, awslambda, execution_arn: str) -> str | None:

@@ -46,6 +46,12 @@ def register(subparsers) -> None:
         default=5,
         help="steps before continuing as a new execution (default 5, to show it)",
     )
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="> 1: the parallel path (a Distributed Map of segments, at most N at a time); default 1",
+    )
     demo.set_defaults(func=cmd_demo)
 
     start = subparsers.add_parser(
@@ -103,7 +109,11 @@ def cmd_demo(args, s3: S3Client | None = None) -> int:
     say = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     print("bucketzip demo: the serverless workflow on this machine (moto; no AWS account needed)")
     summary = run_demo(
-        count=args.objects, step_bytes=args.step_bytes, loops_per_execution=args.loops_per_execution, on_event=say
+        count=args.objects,
+        step_bytes=args.step_bytes,
+        loops_per_execution=args.loops_per_execution,
+        on_event=say,
+        workers=args.workers,
     )
     archive = summary.archive
     continued = summary.executions - 1
@@ -117,6 +127,8 @@ def cmd_demo(args, s3: S3Client | None = None) -> int:
         f"  workflow   {summary.steps} Step invocations in {summary.executions} execution(s)"
         f" ({continued} continue-as-new, every {args.loops_per_execution} steps), {summary.seconds:.1f} s"
     )
+    if summary.workers > 1:
+        print(f"  parallel   {summary.segments} segments by a Distributed Map, {summary.workers} at a time")
     if summary.verified:
         print("  verified   every object read back byte for byte; CRCs checked")
     else:
@@ -232,7 +244,7 @@ def _watch(sfn: SFNClient, execution_arn: str, *, table: str | None, interval: f
     import os
 
     from ..store_dynamodb import DynamoStateStore
-    from .executions import follow, store_progress, table_of_execution
+    from .executions import follow, store_progress, store_segments, table_of_execution
 
     table = table or os.environ.get("BUCKETZIP_TABLE")
     if not table:
@@ -240,9 +252,13 @@ def _watch(sfn: SFNClient, execution_arn: str, *, table: str | None, interval: f
             table = table_of_execution(sfn, _client("lambda", args), execution_arn)
         except Exception as exc:  # no permission to look: status only
             print(f"(no progress: state table unknown, {type(exc).__name__}; use --table)", file=sys.stderr)
-    progress_of = store_progress(DynamoStateStore(table, client=_client("dynamodb", args))) if table else None
+    store = DynamoStateStore(table, client=_client("dynamodb", args)) if table else None
+    progress_of = store_progress(store) if store else None
+    segments_of = store_segments(store) if store else None
     line = WatchLine(sys.stderr)
-    outcome = follow(sfn, execution_arn, on_update=line, progress_of=progress_of, poll_seconds=interval)
+    outcome = follow(
+        sfn, execution_arn, on_update=line, progress_of=progress_of, segments_of=segments_of, poll_seconds=interval
+    )
     line.close()
     if outcome.succeeded:
         out = outcome.output or {}
@@ -259,13 +275,15 @@ def _watch(sfn: SFNClient, execution_arn: str, *, table: str | None, interval: f
 
 
 class WatchLine:
-    """Progress from the run state: redrawn in place on a terminal, one line per change otherwise."""
+    """Progress from the run state: redrawn in place on a terminal, one line per change
+    otherwise. A parallel run in its segments phase adds a line per segment."""
 
     SPINNER = "|/-\\"
 
     def __init__(self, stream):
         self.stream, self.tty = stream, stream.isatty()
-        self.ticks, self.last, self.drawn = 0, None, False
+        self.ticks, self.drawn = 0, 0  # lines drawn by the last redraw (terminal)
+        self.last: dict[str, str] = {}  # the last text of each line (not a terminal)
 
     def __call__(self, update) -> None:
         progress = update.progress
@@ -273,24 +291,40 @@ class WatchLine:
         if progress is None:
             text = f"{execution}: {update.status}"
         else:
-            text = (
-                f"{execution}: {progress.phase} step {progress.steps}: {progress.objects:,} objects, "
-                f"{format_size(progress.bytes_in)} read, {format_size(progress.bytes_out)} archived, "
-                f"{progress.parts} parts" + (f", {progress.skipped} skipped" if progress.skipped else "")
-            )
+            text = f"{execution}: {progress.phase} step {progress.steps}: {describe(progress)}"
+        segments = list(update.segments)
+        if segments:
+            complete = sum(1 for s in segments if s.phase == "complete")
+            text += f"; segments {complete}/{len(segments)} complete"
+        lines = [("run", text)] + [
+            (s.run_id, f"  segment {s.run_id}: {s.phase} step {s.steps}: {describe(s)}") for s in segments
+        ]
         if self.tty:
             self.ticks += 1
-            self.stream.write(f"\r{self.SPINNER[self.ticks % 4]} {text}\033[K")
-            self.drawn = True
-        elif text != self.last:
-            self.stream.write(text + "\n")
+            up = f"\033[{self.drawn - 1}F" if self.drawn > 1 else ""
+            body = "\n".join(f"{line}\033[K" for _, line in lines)
+            # \033[J: clear what a longer previous block left below (segment lines that ended)
+            self.stream.write(f"{up}\r{self.SPINNER[self.ticks % 4]} {body}\033[J")
+            self.drawn = len(lines)
+        else:
+            for key, line in lines:
+                if self.last.get(key) != line:
+                    self.stream.write(line + "\n")
+                    self.last[key] = line
         self.stream.flush()
-        self.last = text
 
     def close(self) -> None:
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def describe(progress) -> str:
+    return (
+        f"{progress.objects:,} objects, {format_size(progress.bytes_in)} read, "
+        f"{format_size(progress.bytes_out)} archived, {progress.parts} parts"
+        + (f", {progress.skipped} skipped" if progress.skipped else "")
+    )
 
 
 def _cause(cause: str | None) -> str:
