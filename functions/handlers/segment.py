@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bucketzip import engine
 from bucketzip.errors import RetryableError, SegmentFailed
+from bucketzip.segments import segment_run_id
 
 from . import common
 from .common import logger, metrics, tracer
@@ -27,8 +28,6 @@ def handler(event, context):
     if isinstance(event, dict) and event.get("action") == "check":
         return check(common.parse_model(event, SegmentsEvent, "CheckSegments event"))
     segment = common.parse_model(event, SegmentEvent, "Segment event")
-    from bucketzip.segments import segment_run_id
-
     segment_id = segment_run_id(segment.run_id, segment.index)
     logger.set_correlation_id(segment.run_id)
     logger.append_keys(run_id=segment.run_id, segment=segment_id, action=segment.action)

@@ -64,7 +64,7 @@ def handler(event, context):
     )
     metrics.add_metric(name="RunsStarted", unit="Count", value=1)
     loops = execution_input.loops_per_execution or common.default_loops_per_execution()
-    return state_data(run_id, 0, loops, progress.to_json(), execution_input.schedule, workers(request))
+    return state_data(run_id, 0, loops, progress.to_json(), execution_input.schedule, request.workers)
 
 
 def resume(resume_input) -> dict:
@@ -75,14 +75,10 @@ def resume(resume_input) -> dict:
     logger.info("run resumed", extra={"steps": progress.steps, "phase": progress.phase})
     metrics.add_metric(name="RunsContinued", unit="Count", value=1)
     loops = resume_input.loops_per_execution or common.default_loops_per_execution()
-    count = workers(store.load(resume_input.run_id).request)
+    workers = store.load(resume_input.run_id).request.workers
     return state_data(
-        resume_input.run_id, resume_input.generation, loops, progress.to_json(), resume_input.schedule, count
+        resume_input.run_id, resume_input.generation, loops, progress.to_json(), resume_input.schedule, workers
     )
-
-
-def workers(request: ArchiveRequest) -> int:
-    return int(getattr(request, "workers", 1))
 
 
 def state_data(
