@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bucketzip.errors import InputError, RetryableError, SegmentFailed
+from bucketzip.plan import plan_key
 from handlers import segment, start
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -43,6 +44,15 @@ def test_start_refuses_more_workers_than_segments_can_run(fake_engine, context, 
 def test_one_worker_runs_as_before(fake_engine, context):
     result = start.handler(start_event(GOOD), context)
     assert (result["workers"], result["plan"]) == (1, None)
+
+
+def test_a_resumed_parallel_run_gets_its_workers_and_plan_back(fake_engine, context):
+    """{"resume": RUN_ID} re-enters a parallel run at its phase: the Map needs the run's
+    MaxConcurrency and plan location again (from its state, not the resume input)."""
+    fake_engine.store.workers = 3
+    result = start.handler(start_event({"resume": "nightly"}, name="resume-1"), context)
+    assert result["workers"] == 3
+    assert result["plan"] == {"bucket": "dst", "key": plan_key("nightly")}
 
 
 @pytest.mark.parametrize(
