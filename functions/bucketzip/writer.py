@@ -7,8 +7,12 @@ so stopping needs no flush and leaves nothing but the open entry's progress to s
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .checksums import crc32_combine
@@ -353,12 +357,8 @@ class StepWriter:
                 sizes = self.sink.whole_parts(left, request.concurrency)
                 if sizes:
                     self.sink.copy_parts(request.source_bucket, listed.key, copy, entry.bytes_read, sizes, placed)
-                else:
-                    first = entry.bytes_read
-                    last = first + min(left, self.sink.room(), request.chunk_size) - 1
-                    for data in read_range(self.s3, first=first, last=last, **source):
-                        self.sink.write(data)
-                        placed(len(data), zlib.crc32(data))
+                elif not self._read_span(entry, entry.bytes_read + min(left, self.sink.room()), source, placed):
+                    return False
                 if entry.bytes_read < listed.size and self._should_stop():
                     return False
         except SourceChanged as exc:
@@ -374,6 +374,37 @@ class StepWriter:
                 f"the object's is {copy.crc:08x}"
             )
         self._close(entry)
+        return True
+
+    def _read_span(
+        self, entry: OpenEntry, end: int, source: dict[str, Any], placed: Callable[[int, int], None]
+    ) -> bool:
+        """Read the copied entry's bytes from `bytes_read` up to `end` (the top-up to a part
+        boundary, or the last bytes) and write them: ranged GETs of chunk_size, up to
+        `concurrency` at a time within the prefetch budget, written in order. False when it
+        is time to stop (between two chunks, like the streamed path)."""
+        request, step = self.request, self.request.chunk_size
+        starts = iter(range(entry.bytes_read, end, step))
+        window = max(1, min(request.concurrency, request.effective_prefetch_bytes // step))
+
+        def fetch(first: int) -> bytes:
+            return b"".join(read_range(self.s3, first=first, last=min(end, first + step) - 1, **source))
+
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="copy-read") as pool:
+            pending = deque(pool.submit(fetch, first) for first in itertools.islice(starts, window))
+            try:
+                while pending:
+                    data = pending.popleft().result()
+                    self.sink.write(data)
+                    placed(len(data), zlib.crc32(data))
+                    if entry.bytes_read < entry.listed.size and self._should_stop():
+                        return False
+                    following = next(starts, None)
+                    if following is not None:
+                        pending.append(pool.submit(fetch, following))
+            finally:
+                for future in pending:
+                    future.cancel()
         return True
 
     def _fill(self, entry: OpenEntry) -> None:
