@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import signal
+import subprocess
+import sys
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -251,3 +256,58 @@ def test_each_backend_compresses_a_chunk_to_the_same_bytes_wherever_it_lies_and_
     for (level, data, _), piece in zip(jobs * 3, pieces, strict=True):
         assert piece == compress.deflate_piece(data, level), f"level {level} ({compress.backend_name(level)})"
         assert zlib.decompress(piece + compress.FINAL_BLOCK, -15) == data
+
+
+def _cli(argv: list[str], env: dict, interrupt_after: float | None) -> tuple[int, str]:
+    """The command in a fresh process (its own hash seed, memory and threads); SIGINT
+    after `interrupt_after` seconds if it still runs."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "support.faulty_cli", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    if interrupt_after is not None:
+        try:
+            process.wait(interrupt_after)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+    _, err = process.communicate()
+    return process.returncode, err.decode()
+
+
+@pytest.mark.big
+@pytest.mark.timeout(3600)
+def test_many_ctrl_c_resumes_of_the_command_in_fresh_processes(s3, tmp_path, source_and_dest):
+    """The command as a user runs it: SIGINT at seeded moments, each resume a new process,
+    faults in every process; the archive must be the uninterrupted run's."""
+    source, dest = source_and_dest
+    tests = str(Path(__file__).resolve().parents[1])  # for `python -m support.faulty_cli`
+    path = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "BUCKETZIP_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": path}
+    common = ["--quiet", "--chunk-size", "64KiB", "--part-size", "5MiB"]
+    code, err = _cli(["archive", f"s3://{source}/", f"s3://{dest}/clean.zip", *common], env, None)
+    assert code == 0, err
+    clean = fetch(s3, dest, "clean.zip")
+    seeds = int(os.environ.get("BUCKETZIP_DETERMINISM_SEEDS", "30"))
+    interrupted = 0
+    for seed in range(seeds):
+        rnd, key, run_id, code = random.Random(seed), f"cli-{seed}.zip", None, -1
+        for attempt in range(40):
+            faulted = {**env, "BUCKETZIP_FAULT_SEED": str(seed * 100 + attempt)}
+            after = rnd.uniform(1.0, 6.0) if rnd.random() < 0.7 else None
+            if run_id is None:
+                step = ["--step-seconds", str(rnd.choice([0.2, 0.5, 2]))]
+                argv = ["archive", f"s3://{source}/", f"s3://{dest}/{key}", *common, *step]
+            else:
+                argv = ["archive", "--resume", run_id, "--quiet"]
+            code, err = _cli(argv, faulted, after)
+            found = re.search(r"run (\S+) started", err)
+            run_id = run_id or (found.group(1) if found else None)
+            interrupted += code == 130
+            if code == 0:
+                break
+            # 130: Ctrl-C; 75: suspended by faults; -SIGINT: Ctrl-C while still importing;
+            # before the run started (a fault in Start's checks) nothing to resume: start again
+            assert code in (130, 75, -signal.SIGINT) or run_id is None, err
+        assert code == 0, f"seed {seed}: no archive after 40 runs: {err}"
+        assert fetch(s3, dest, key) == clean, f"seed {seed}: the archive differs from the uninterrupted run's"
+        s3.delete_object(Bucket=dest, Key=key)
+    assert interrupted >= seeds // 2
