@@ -62,6 +62,21 @@ class SourceChanged(ObjectChanged):
         self.reason = reason  # short, for the manifest's skipped line
 
 
+def _source_gone(exc: BaseException, where: str) -> SourceChanged | None:
+    """The source is not the listed object any more (or cannot be read as it is): what a
+    streamed read reports as the object's skip or truncation reason (fetch._reason)."""
+    code = error_code(exc)
+    if code in PRECONDITION_CODES:
+        reason = "changed after listing (ETag differs)"
+    elif code == "InvalidObjectState":
+        reason = "archived storage class (GLACIER/DEEP_ARCHIVE) not restored"
+    elif code in GONE_CODES:
+        reason = "deleted after listing"
+    else:
+        return None
+    return SourceChanged(f"{where}: {reason} ({code})", reason)
+
+
 def parse_crc32(value: str | None) -> int | None:
     """A full CRC-32 header value (base64 of 4 big-endian bytes); None for anything else
     (absent, or a composite "...-N" checksum)."""
@@ -107,19 +122,12 @@ def copy_part(
             **kwargs,
         )
     except AWS_ERRORS as exc:
-        code = error_code(exc)
         where = f"s3://{source_bucket}/{source_key}"
         into = f"part {number} of s3://{bucket}/{key}"
-        if code in PRECONDITION_CODES:
-            raise SourceChanged(
-                f"{where} changed after listing (ETag differs); copying into {into}",
-                "changed after listing (ETag differs)",
-            ) from None
-        if code in GONE_CODES and code != "InvalidObjectState":
-            raise SourceChanged(
-                f"{where} was deleted after listing ({code}); copying into {into}", "deleted after listing"
-            ) from None
-        if code in ("NoSuchUpload",):
+        gone = _source_gone(exc, f"{where} (copying into {into})")
+        if gone is not None:
+            raise gone from None
+        if error_code(exc) == "NoSuchUpload":
             raise translate(
                 exc,
                 bucket=bucket,
@@ -174,13 +182,9 @@ def read_range(
             got += len(data)
             yield data
     except AWS_ERRORS + (OSError,) as exc:
-        code = error_code(exc)
-        if code in PRECONDITION_CODES:
-            raise SourceChanged(
-                f"{where} changed after listing (ETag differs)", "changed after listing (ETag differs)"
-            ) from None
-        if code in GONE_CODES and code != "InvalidObjectState":
-            raise SourceChanged(f"{where} was deleted after listing ({code})", "deleted after listing") from None
+        gone = _source_gone(exc, where)
+        if gone is not None:
+            raise gone from None
         raise translate(exc, bucket=bucket, role="source", action=f"read bytes {first}-{last} of", key=key) from None
     if got != last - first + 1:
         reason = f"changed after listing: read {got} bytes of range {first}-{last}"

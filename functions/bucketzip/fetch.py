@@ -83,6 +83,8 @@ class Chunk:
 # listing pages far ahead that the next step lists again): at the default budget
 # (8 x 8 MiB) at most 256 GETs, under one listing page, run ahead.
 GET_FLOOR_BYTES = 256 * 1024
+# Storage classes whose objects cannot be read (nor copied) until restored.
+ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 # `auto` judges an object's compressibility by deflating this many of its first bytes.
 SAMPLE_BYTES = 256 * 1024
 
@@ -183,6 +185,7 @@ class Prefetcher:
         """Large objects that may be stored: `store`, or `auto` (already compressed ones)."""
         return (
             not plan.resumed
+            and plan.listed.storage_class not in ARCHIVED_CLASSES  # streamed: skipped with the reason
             and self.request.compression != "deflate"
             and plan.listed.size >= server_copy.COPY_MIN_BYTES
             and plan.listed.size >= server_copy.COPY_MIN_PARTS * self.request.part_size
@@ -206,6 +209,8 @@ class Prefetcher:
                 ) from None
             plan.decided.set()
             return Chunk(plan, 0, first=True, last=True, skip_reason=_reason(exc))
+        if head.get("ArchiveStatus"):  # an Intelligent-Tiering archive tier: streamed, i.e. skipped
+            return None
         copy = CopyPlan(
             etag=head.get("ETag") or listed.etag,
             version_id=head.get("VersionId"),

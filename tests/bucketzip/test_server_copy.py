@@ -396,3 +396,20 @@ def test_segments_copy_large_objects_into_their_staging_objects(s3, bucket_facto
     with zipfile.ZipFile(io.BytesIO(fetch(s3, dest, "p.zip"))) as zf:
         assert zf.testzip() is None
         assert {info.filename: zf.read(info) for info in zf.infolist()} == objects
+
+
+def test_an_archived_large_object_is_skipped_as_when_streaming(s3, bucket_factory, monkeypatch):
+    """A GLACIER object cannot be read nor copied until restored: it is streamed, i.e.
+    skipped with the reason, not copied (a copy would fail the run)."""
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    monkeypatch.setattr(server_copy, "COPY_MIN_BYTES", 8 * MiB)
+    s3.put_object(Bucket=source, Key="a.txt", Body=b"warm")
+    s3.put_object(Bucket=source, Key="cold.bin", Body=os.urandom(11 * MiB), StorageClass="GLACIER")
+    counting = CountingS3(s3)
+    with tempfile.TemporaryDirectory() as state_dir:
+        result, _ = archive(
+            counting, LocalStateStore(state_dir), dest_key="g.zip", **_common(source, dest, compression="store")
+        )
+    assert result.entries == 1 and result.skipped == 1 and counting.calls["upload_part_copy"] == 0
+    skipped = [line for line in manifest(s3, dest, "g.zip") if line["type"] == "skipped"]
+    assert [line["key"] for line in skipped] == ["cold.bin"] and "not restored" in skipped[0]["reason"]
