@@ -83,6 +83,11 @@ def test_quick_parallel_benchmark_prints_every_figure(tmp_path):
     assert result["speedup"]["1"][0]["wall"] > 0
     check = result["config"]["cap_check"]  # the per-Lambda cap: each read Lambda had its own bucket
     assert check["lambdas_seen"] == check["objects"] == 4, check
+    if result["config"]["has_workers"]:  # the CLI's --workers (issue 10): calls charged to 4 segments
+        parallel = result["speedup"]["4"][0]
+        assert not parallel["error"], parallel
+        assert {f"segment {n}" for n in range(4)} <= set(parallel["stats"]), parallel["stats"]
+        assert "transfer phase" in text
     assert set(result["model_inputs"]["traffic"]) == {"stored", "deflate on text"}
     assert len(result["model"]) == 12
 
