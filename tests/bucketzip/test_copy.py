@@ -16,6 +16,7 @@ from bucketzip.copy import CopiedPart, SourceChanged, copy_part, parse_crc32
 from bucketzip.errors import RetryableError
 from support.archiving import fetch
 from support.copy_fidelity import s3_copy_fidelity
+from support.seed import HOSTILE_KEYS
 
 MiB = 1024 * 1024
 
@@ -93,3 +94,21 @@ def test_parse_crc32_takes_full_object_values_only():
     assert parse_crc32(crc32_header(0x1234ABCD)) == 0x1234ABCD
     assert parse_crc32(crc32_header(0x1234ABCD) + "-3") is None  # composite
     assert parse_crc32(None) is None and parse_crc32("!!") is None
+
+
+@pytest.mark.parametrize("key", [k for k in HOSTILE_KEYS if HOSTILE_KEYS[k]])
+def test_hostile_source_keys_are_copied(s3, bucket_factory, key):
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    body = HOSTILE_KEYS[key] * 3
+    etag = s3.put_object(Bucket=source, Key=key, Body=body)["ETag"]
+    upload = _upload(s3, dest, "out")
+    with s3_copy_fidelity():
+        copied = copy_part(
+            s3, bucket=dest, key="out", upload_id=upload, number=1, source_bucket=source, source_key=key,
+            first=1, last=len(body) - 1, if_match=etag,
+        )  # fmt: skip
+    assert copied.crc == zlib.crc32(body[1:])
+    s3.complete_multipart_upload(
+        Bucket=dest, Key="out", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": copied.etag}]}
+    )
+    assert fetch(s3, dest, "out") == body[1:]
