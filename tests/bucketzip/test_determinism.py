@@ -84,9 +84,11 @@ class InterruptedStore(LocalStateStore):
     def __init__(self, directory, seed: int, p: float):
         super().__init__(directory)
         self.seed, self.p, self.commits, self.fired = seed, p, 0, 0
+        self.inside = 0  # commits of a step that stopped inside an object (an open entry)
 
     def commit(self, state, expected_version, attempt, pieces):
         self.commits += 1
+        self.inside += state.open_entry is not None
         roll = draw(self.seed, "commit", self.commits)
         if roll < self.p / 2:
             self.fired += 1
@@ -130,6 +132,7 @@ def faulted_run(endpoint: str, state_dir, request: ArchiveRequest, seed: int, tr
     else:
         raise AssertionError(f"seed {seed}: no archive after {tries} tries ({dict(events)}, {dict(plan.injected)})")
     events.update(plan.injected)
+    events["inside-object"] = store.inside
     return run_id, events
 
 
@@ -186,7 +189,7 @@ def test_seeded_faults_ctrl_c_and_step_splits_give_the_uninterrupted_archive(
     for seed in range(3):
         totals += _replay(s3, moto_server, tmp_path, source, dest, seed)
     # the replay did strike: every kind of fault, and resumes after them
-    for kind in ("503", "cut", "slow", "ctrl-c", "suspended"):
+    for kind in ("503", "cut", "slow", "ctrl-c", "suspended", "inside-object"):
         assert totals[kind] > 0, f"no {kind} in {dict(totals)}"
     assert totals["steps"] > 20
     extracted = contents_by_key(s3, dest, "seed-0.zip")
