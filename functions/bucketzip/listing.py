@@ -59,11 +59,14 @@ def _listed(item: ObjectTypeDef) -> Listed:
 
 
 def iter_objects(
-    s3: S3Client, request: ArchiveRequest, cursor: Cursor, last_key: str | None = None
+    s3: S3Client, request: ArchiveRequest, cursor: Cursor, last_key: str | None = None, page_ends: bool = False
 ) -> Iterator[tuple[Listed, Cursor]]:
     """Selected objects from `cursor` on, each with the cursor just after it; then
     `(None, exhausted cursor)` when the listing ends: at its end, or after `last_key` (a
-    segment's shard: it starts at the cursor's StartAfter and ends with that key)."""
+    segment's shard: it starts at the cursor's StartAfter and ends with that key).
+    With `page_ends`, also `(None, cursor at the next page)` before each next page is
+    fetched: a caller can stop there on time even when a filter selects few keys (pages
+    without one yield nothing else), and its resume lists no page twice."""
     cursor = dataclasses.replace(cursor)
     if cursor.exhausted:
         return
@@ -89,6 +92,8 @@ def iter_objects(
             yield None, dataclasses.replace(cursor)  # type: ignore[misc]  # end marker
             return
         cursor.token, cursor.start_after, cursor.index = token, None, 0
+        if page_ends:
+            yield None, dataclasses.replace(cursor)  # type: ignore[misc]  # page end marker
         page = _call(s3, request, cursor)
 
 

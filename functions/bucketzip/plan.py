@@ -214,13 +214,14 @@ def _progress(state: RunState) -> Progress:
 
 def _list(s3: S3Client, store: StateStore, state: RunState, deadline: Deadline) -> None:
     """Cut listed objects into runs from the committed cursor on, until the listing ends
-    or the deadline (after one object at least: every call makes progress); commit. Runs
-    beyond INLINE_RUN_BYTES go to a chunk object, committed on the way."""
+    or, at the end of a page, the deadline (a page is read once and used whole: its keys
+    cost microseconds, its request tens of milliseconds; and every call makes progress);
+    commit. Runs beyond INLINE_RUN_BYTES go to a chunk object, committed on the way."""
     request, plan = state.request, state.plan
     floor = request.shard_bytes or MIN_SHARD_BYTES
     inline = sum(_encoded(run) for run in plan.runs)
     uncommitted = False
-    for listed, cursor in iter_objects(s3, request, plan.cursor):
+    for listed, cursor in iter_objects(s3, request, plan.cursor, page_ends=True):
         held = len(plan.runs)
         if listed is not None:
             add_object(plan, listed.key, listed.size, floor)
@@ -233,7 +234,7 @@ def _list(s3: S3Client, store: StateStore, state: RunState, deadline: Deadline) 
         if inline >= INLINE_RUN_BYTES:
             _commit_chunk(s3, store, state)
             inline, uncommitted = 0, False
-        if deadline.expired():
+        if listed is None and deadline.expired():  # a page end
             break
     if uncommitted:
         plan.commits += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import random
 import threading
@@ -149,7 +150,7 @@ def test_the_plan_is_deterministic_whatever_the_pages_calls_and_chunks(s3, bucke
     assert calls == 1
     _, again, _ = _plan(s3, store, _request(source, dest, "again.zip", **common))
     assert again == one_call
-    # Runs beyond a few bytes go to chunk objects; one object per call (deadline passed).
+    # Runs beyond a few bytes go to chunk objects; one page per call (deadline passed).
     monkeypatch.setattr(plan, "INLINE_RUN_BYTES", 60)
     commits = []
     real_commit = plan._commit_chunk
@@ -157,9 +158,20 @@ def test_the_plan_is_deterministic_whatever_the_pages_calls_and_chunks(s3, bucke
     request = _request(source, dest, "split.zip", page_size=3, **common)
     run_id, split, calls = _plan(s3, store, request, lambda: Deadline(0))
     assert split == one_call
-    assert calls >= len(objects) and len(commits) >= 10  # resumed at every object, chunks used
+    assert calls >= len(objects) // 3 and len(commits) >= 10  # resumed at every page, chunks used
     assert not all_keys(s3, dest, staging_prefix(run_id) + "plan-runs/")  # chunks deleted after the plan
     _assert_covers(split, _selected(s3, _request(source, dest, **common)))
+
+
+def test_planning_stops_on_time_when_the_filter_selects_few_keys(s3, bucket_factory, tmp_path):
+    """Pages without a selected key still end a call at the deadline: a 10 M-key bucket
+    with a narrow include never has to be listed in one call."""
+    source, dest = bucket_factory("src"), bucket_factory("dst")
+    _seed(s3, source, {f"skip/{i:03d}": b"x" for i in range(30)} | {"z-wanted": b"y"})
+    request = _request(source, dest, include=["z-*"], page_size=2)
+    _, shards, calls = _plan(s3, LocalStateStore(tmp_path), request, lambda: Deadline(0))
+    assert calls >= 15  # one page per call
+    assert shards == [Shard(0, None, "z-wanted", 1, 1)]
 
 
 class Crash(Exception):
@@ -192,22 +204,26 @@ class Flaky:
 def test_planners_killed_anywhere_converge_to_the_same_plan(s3, dynamodb, state_table, bucket_factory, monkeypatch):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     rnd = random.Random(8)
-    objects = {f"o{i:03d}": rnd.randbytes(rnd.randint(0, 3000)) for i in range(40)}
-    seed_bucket(s3, source, objects)
+    objects = {f"o{i:03d}": rnd.randbytes(rnd.randint(0, 3000)) for i in range(60)}
+    _seed(s3, source, objects)
     store = DynamoStateStore(state_table, client=dynamodb)
-    common = dict(workers=2, shard_bytes=9000, page_size=4)
+    common = dict(workers=2, shard_bytes=9000, page_size=3)
     _, clean, _ = _plan(s3, store, _request(source, dest, "clean.zip", **common))
     monkeypatch.setattr(plan, "INLINE_RUN_BYTES", 80)
     run_id = engine.start_run(s3, store, _request(source, dest, "crashy.zip", **common)).run_id
+    # Calls die at each S3 or DynamoDB call in turn (a call lists one page: its calls are a
+    # load, a listing, maybe a chunk put and its commit, the commit, and at the end the
+    # chunk reads, the plan's put and commit, the chunks' delete), every third runs clean.
+    schedule = itertools.cycle([(1, 0), (0, 1), (2, 0), (0, 2), (0, 0), (3, 0), (0, 3), (4, 0), (0, 0)])
+    # Grouping (the listing's end committed) dies at each of its calls in turn: the load,
+    # the commit, then every S3 call (chunk reads, plan.json, the delete after the commit).
+    grouping = itertools.chain([(0, 1), (0, 2)], ((n, 0) for n in itertools.count(1)))
     crashes, where = 0, set()
     while True:
-        # Most calls die at a random S3 or DynamoDB call (a call lists one object: its
-        # calls are a load, a listing, maybe a chunk put and its commit, the commit).
-        fail_s3, fail_db = rnd.choice([(rnd.randint(1, 3), 0), (0, rnd.randint(1, 3)), (0, 0)])
+        fail_s3, fail_db = next(grouping if store.load(run_id).plan.cursor.exhausted else schedule)
         try:
-            deadline = Deadline(0) if rnd.random() < 0.97 else Deadline(None)
             flaky_store = DynamoStateStore(state_table, Flaky(dynamodb, fail_db))
-            progress = plan_step(Flaky(s3, fail_s3), flaky_store, run_id, deadline)
+            progress = plan_step(Flaky(s3, fail_s3), flaky_store, run_id, Deadline(0))
         except Crash as crash:
             crashes += 1
             where.add(str(crash).split("(")[1])
@@ -217,7 +233,8 @@ def test_planners_killed_anywhere_converge_to_the_same_plan(s3, dynamodb, state_
             break
     assert load_plan(s3, store.load(run_id)) == clean
     assert crashes >= 10
-    assert {"list_objects_v2)", "put_object)", "transact_write_items)"} <= where
+    assert {"list_objects_v2)", "put_object)", "get_object)", "get_item)", "transact_write_items)"} <= where
+    assert "delete_objects)" in where  # after the plan's commit: the retry answers done
 
 
 class StaleLoad:
