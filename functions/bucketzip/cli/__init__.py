@@ -53,6 +53,8 @@ CLI_LABELS = {
     "concurrency": "--concurrency",
     "step_bytes": "--step-bytes",
     "page_size": "--page-size",
+    "workers": "--workers",
+    "shard_bytes": "--shard-bytes",
 }
 
 
@@ -82,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument("--part-size", default="16MiB", help="first part size (e.g. 8MiB, 64MB, bytes)")
     archive.add_argument("--chunk-size", default="8MiB", help="bytes per ranged GET")
     archive.add_argument("--concurrency", type=int, default=8)
+    archive.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="archive shards of the bucket on N threads at once, each its own segment, placed into the "
+        "archive by server-side copy (default 1: one stream)",
+    )
+    archive.add_argument("--shard-bytes", help="target listed bytes per shard with --workers (default: derived)")
     archive.add_argument("--overwrite", action="store_true", help="replace an existing destination key")
     archive.add_argument("--strict", action="store_true", help="fail when an object changed or vanished")
     archive.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
@@ -130,6 +140,8 @@ def request_from_args(args) -> ArchiveRequest:
         strict=args.strict,
         step_bytes=args.step_bytes,
         page_size=args.page_size,
+        workers=args.workers,
+        shard_bytes=args.shard_bytes,
     )
 
 
@@ -166,6 +178,8 @@ ARCHIVE_FIELDS = (
     "overwrite",
     "strict",
     "page_size",
+    "workers",
+    "shard_bytes",
 )
 
 
@@ -319,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     try:
-        s3 = s3_client(args.endpoint_url, getattr(args, "concurrency", 8) or 8)
+        # Each worker thread runs its own fetch and upload pools on the one client.
+        connections = (getattr(args, "concurrency", 8) or 8) * max(1, getattr(args, "workers", 1) or 1)
+        s3 = s3_client(args.endpoint_url, connections)
         code = args.func(args, s3)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
