@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,12 +122,17 @@ class LocalStateStore(StateStore):
 
     def claim_name(self, run_id: str, name: str, key: str) -> bool:
         path = self._dir(run_id) / "names" / hashlib.sha256(name.encode()).hexdigest()
+        # Written aside, then linked into place: a claim is never seen half written (the
+        # segments of a parallel run claim in their parent's names from many threads).
+        scratch = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+        scratch.write_text(key, encoding="utf-8")
         try:
-            with open(path, "x", encoding="utf-8") as handle:
-                handle.write(key)
+            os.link(scratch, path)
             return True
         except FileExistsError:
             return path.read_text(encoding="utf-8") == key
+        finally:
+            scratch.unlink()
 
     def delete_run(self, run_id: str) -> None:
         shutil.rmtree(self._dir(run_id), ignore_errors=True)
