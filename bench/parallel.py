@@ -68,9 +68,9 @@ QUICK = {
 # still moves its head (the part before it topped up to the part size) and its last bytes
 # (< 5 MiB) through the worker, and each run its final tail: at 5 MiB parts up to ~10 MiB
 # per object, so 0.05 per archive byte needs objects of some 200 MiB and more.
-# The speed-up's shards must be large beside the 5 MiB junction each one costs the assembler
-# (its last part and the next segment's head go through the parent, SEGMENTS.md): 64 MiB
-# per worker at 4 workers.
+# The speed-up's shards (64 MiB per worker at 4 workers) are 4x the speed-up's prefetch
+# window (--speed-concurrency), as a 256 MiB shard (plan.MIN_SHARD_BYTES) is 4x the
+# default window on AWS; and large beside what the assembler may read back per segment.
 DEFAULT = {
     "large_mib": 256,
     "large_count": 2,
