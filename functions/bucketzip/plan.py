@@ -72,6 +72,9 @@ RUN_SLACK = 8
 # Runs held in the state item (encoded bytes, about key + 24 each) before they move to a
 # chunk object: the state stays far below DynamoDB's item limit (limits.MAX_ITEM_BYTES).
 INLINE_RUN_BYTES = 64 * KiB
+# Grouping reads the chunks twice or more (choose_target's counting passes, then the
+# plan): the compressed chunks are kept in memory up to this, and read again beyond it.
+CACHED_CHUNK_BYTES = 64 * MiB
 
 Run = tuple[str, int, int]  # (last key, objects, bytes)
 
@@ -281,13 +284,18 @@ def _delete(s3: S3Client, state: RunState, keys: list[str]) -> None:
         pass
 
 
-def _runs(s3: S3Client, store: StateStore, state: RunState) -> Iterator[Run]:
-    """Every closed run of the plan in key order: the chunks', then those in the state."""
+def _runs(s3: S3Client, store: StateStore, state: RunState, cache: dict[str, bytes]) -> Iterator[Run]:
+    """Every closed run of the plan in key order: the chunks', then those in the state.
+    Chunks read are kept in `cache` (compressed) up to CACHED_CHUNK_BYTES for the next pass."""
     bucket = state.request.dest_bucket
     for seq, token in enumerate(state.plan.chunks):
         key = chunk_key(state.run_id, seq, token)
         try:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = cache.get(key)
+            if body is None:
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                if sum(map(len, cache.values())) + len(body) <= CACHED_CHUNK_BYTES:
+                    cache[key] = body
         except AWS_ERRORS as exc:
             if error_code(exc) in ("NoSuchKey", "404") and store.current_version(state.run_id) != state.version:
                 # Another call wrote the plan and deleted the chunks (or the run is gone).
@@ -303,8 +311,9 @@ def _write_plan(s3: S3Client, store: StateStore, state: RunState) -> None:
     """Group the committed runs into shards, write plan.json, commit phase SEGMENTS.
     plan.json depends only on the committed state, so a racing call writes the same."""
     request, plan = state.request, state.plan
-    target = choose_target(lambda: _runs(s3, store, state), plan.bytes, request.workers, request.shard_bytes)
-    shards = list(group(_runs(s3, store, state), target))
+    cache: dict[str, bytes] = {}
+    target = choose_target(lambda: _runs(s3, store, state, cache), plan.bytes, request.workers, request.shard_bytes)
+    shards = list(group(_runs(s3, store, state, cache), target))
     bucket, key = request.dest_bucket, plan_key(state.run_id)
     body = json.dumps([shard.to_item(state.run_id) for shard in shards], separators=(",", ":")).encode()
     try:

@@ -4,6 +4,7 @@ zombie cannot commit), zero objects -> zero shards; the grouping at 10 M objects
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import itertools
@@ -156,11 +157,31 @@ def test_the_plan_is_deterministic_whatever_the_pages_calls_and_chunks(s3, bucke
     real_commit = plan._commit_chunk
     monkeypatch.setattr(plan, "_commit_chunk", lambda *a: (commits.append(1), real_commit(*a)))
     request = _request(source, dest, "split.zip", page_size=3, **common)
-    run_id, split, calls = _plan(s3, store, request, lambda: Deadline(0))
+    counting = Counting(s3)
+    run_id, split, calls = _plan(counting, store, request, lambda: Deadline(0))
     assert split == one_call
     assert calls >= len(objects) // 3 and len(commits) >= 10  # resumed at every page, chunks used
+    assert counting.calls["get_object"] == len(commits) + 1  # each chunk read once, then plan.json
     assert not all_keys(s3, dest, staging_prefix(run_id) + "plan-runs/")  # chunks deleted after the plan
     _assert_covers(split, _selected(s3, _request(source, dest, **common)))
+
+
+class Counting:
+    """A client proxy counting calls by method name."""
+
+    def __init__(self, client):
+        self._client, self.calls = client, collections.Counter()
+
+    def __getattr__(self, name):
+        target = getattr(self._client, name)
+        if not callable(target) or name in ("get_paginator", "meta", "exceptions"):
+            return target
+
+        def call(*args, **kwargs):
+            self.calls[name] += 1
+            return target(*args, **kwargs)
+
+        return call
 
 
 def test_planning_stops_on_time_when_the_filter_selects_few_keys(s3, bucket_factory, tmp_path):
