@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import copy
 from .checksums import crc32_combine, crc32_header, crc32_suffix
+from .copy import CopiedPart, copy_part
 from .errors import ArchiveTooLarge, IntegrityError
 from .limits import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from .s3errors import AWS_ERRORS, translate
@@ -75,7 +77,89 @@ def prefix_crcs(parts: list[list]) -> dict[int, int]:
     return crcs
 
 
-def place(s3: S3Client, state: RunState, segment: RunState, parts: list[list], attempt: str) -> list[list]:
+def boundaries(parts: list[list]) -> list[int]:
+    """End offsets of a segment's recorded parts, ascending."""
+    ends, end = [], 0
+    for part in parts:
+        end += part[2]
+        ends.append(end)
+    return ends
+
+
+def layout(
+    placed: int, pending: int, next_part: int, segments: list[tuple[int, list[int]]]
+) -> Iterator[tuple[int, Piece, int]]:
+    """(segment position in `segments`, piece, part number) of every piece from here on:
+    the first segment from `placed` on, the others whole; `segments` are (size, part
+    boundaries). Pure, like next_piece: the same pieces get the same part numbers in any
+    attempt, which is what lets copies run ahead (Copier)."""
+    for position, (size, ends) in enumerate(segments):
+        while placed < size:
+            piece = next_piece(placed, pending, size, ends)
+            if piece.kind == TAIL:
+                pending += piece.end - piece.start
+                yield position, piece, 0
+            else:
+                pending = 0
+                yield position, piece, next_part
+                next_part += 1
+            placed = piece.end
+        placed = 0
+
+
+class Copier:
+    """The UploadPartCopy calls of the pieces ahead, on a pool: assembly places pieces one
+    commit at a time, in order, but copies are server-side and independent (their part
+    numbers and ranges follow from the committed state alone: `layout`), so the copies of
+    the next pieces, of later segments too, run while earlier ones are placed. A piece
+    whose copy ran ahead takes its answer; an attempt that dies leaves parts that its retry
+    copies again, the same bytes under the same numbers."""
+
+    def __init__(self, s3: S3Client, state: RunState, ahead: int):
+        self.s3, self.state, self.ahead = s3, state, ahead
+        self.pool = ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="copy")
+        self.futures: dict[tuple[int, int, int], Future[CopiedPart]] = {}
+
+    def plan(self, pieces: Iterable[tuple[RunState, Piece, int]]) -> None:
+        """Start the copies among `pieces` (segment, piece, part number), in order, keeping
+        at most `ahead` of them running or unclaimed."""
+        for segment, piece, number in pieces:
+            if len(self.futures) >= self.ahead:
+                return
+            if piece.kind == COPY and number <= MAX_PARTS and (number, piece.start, piece.end) not in self.futures:
+                key = (number, piece.start, piece.end)
+                self.futures[key] = self.pool.submit(self._copy, segment, piece, number)
+
+    def copy(self, segment: RunState, piece: Piece, number: int) -> CopiedPart:
+        future = self.futures.pop((number, piece.start, piece.end), None)
+        return future.result() if future is not None else self._copy(segment, piece, number)
+
+    def _copy(self, segment: RunState, piece: Piece, number: int) -> CopiedPart:
+        return copy_piece(self.s3, self.state, segment, piece, number)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def copy_piece(s3: S3Client, state: RunState, segment: RunState, piece: Piece, number: int) -> CopiedPart:
+    """Copy a piece of a segment's staging object into part `number` of the archive's upload."""
+    return copy_part(
+        s3,
+        bucket=state.request.dest_bucket,
+        key=state.upload_key,
+        upload_id=state.upload_id,
+        number=number,
+        source_bucket=state.request.dest_bucket,
+        source_key=segment.upload_key,
+        first=piece.start,
+        last=piece.end - 1,
+        if_match=segment.etag or None,
+    )
+
+
+def place(
+    s3: S3Client, state: RunState, segment: RunState, parts: list[list], attempt: str, copier: Copier | None = None
+) -> list[list]:
     """Place the next piece of `segment` (a complete segment run) into the upload of
     `state` (its parent), updating the parent's offset, parts, tail and CRC and the
     assembly's position; returns the parts it added ([[number, ETag, size, CRC-32]])."""
@@ -85,24 +169,13 @@ def place(s3: S3Client, state: RunState, segment: RunState, parts: list[list], a
     if sum(part[2] for part in parts) != size or crcs.get(size, 0) != segment.crc:
         raise IntegrityError(f"run {segment.run_id}: its recorded parts do not add up to its {size} bytes and CRC")
     pending = state.offset - state.uploaded
-    piece = next_piece(progress.placed, pending, size, sorted(crcs))
+    piece = next_piece(progress.placed, pending, size, boundaries(parts))
     source = segment.upload_key
     added: list[list] = []
     if piece.kind == COPY:
         crc = crc32_suffix(crcs[piece.end], progress.placed_crc, piece.end - piece.start)
         number = _next_number(state)
-        copied = copy.copy_part(
-            s3,
-            bucket=state.request.dest_bucket,
-            key=state.upload_key,
-            upload_id=state.upload_id,
-            number=number,
-            source_bucket=state.request.dest_bucket,
-            source_key=source,
-            first=piece.start,
-            last=piece.end - 1,
-            if_match=segment.etag or None,
-        )
+        copied = copier.copy(segment, piece, number) if copier else copy_piece(s3, state, segment, piece, number)
         if copied.crc is not None and copied.crc != crc:
             raise IntegrityError(
                 f"run {state.run_id}: part {number} copied from {source} has CRC-32 {copied.crc:08x}, "

@@ -505,14 +505,65 @@ def assemble_step(s3: S3Client, store: StateStore, run_id: str, deadline: Deadli
         store.commit(state, expected, None, 0)
     if state.phase != ASSEMBLING:
         return progress_of(state)
-    while not state.assembly.done:
-        _assemble_piece(s3, store, state)
-        if deadline.expired():
-            break
+    copier = assembly.Copier(s3, state, state.request.concurrency)
+    segments: dict[int, tuple[RunState, list[list]] | None] = {}
+    try:
+        while not state.assembly.done:
+            _copy_ahead(store, state, copier, segments)
+            _assemble_piece(s3, store, state, copier, segments)
+            if deadline.expired():
+                break
+    finally:
+        copier.close()
     return progress_of(state)
 
 
-def _assemble_piece(s3: S3Client, store: StateStore, state: RunState) -> None:
+# Segments whose pieces assembly looks at ahead of the one it places (Copier).
+COPY_AHEAD_SEGMENTS = 64
+
+
+def _segment_of(
+    store: StateStore, state: RunState, index: int, loaded: dict[int, tuple[RunState, list[list]] | None]
+) -> tuple[RunState, list[list]] | None:
+    """Segment `index` of the run with its recorded parts, once complete (else None),
+    loaded once per assemble_step call."""
+    if loaded.get(index) is None:
+        segment_id = segment_run_id(state.run_id, index)
+        try:
+            segment = store.load(segment_id)
+        except RunNotFound:
+            return None
+        if segment.phase != COMPLETE:
+            return None
+        loaded[index] = (segment, finish.recorded_parts(store, segment_id) if segment.offset else [])
+    return loaded[index]
+
+
+def _copy_ahead(
+    store: StateStore,
+    state: RunState,
+    copier: assembly.Copier,
+    loaded: dict[int, tuple[RunState, list[list]] | None],
+) -> None:
+    """Start the copies of the pieces ahead (of complete segments, in order)."""
+    progress, window = state.assembly, []
+    for index in range(progress.segment, min(progress.segments, progress.segment + COPY_AHEAD_SEGMENTS)):
+        segment = _segment_of(store, state, index, loaded)
+        if segment is None:
+            break
+        window.append(segment)
+    sizes = [(segment.offset, assembly.boundaries(parts)) for segment, parts in window]
+    pieces = assembly.layout(progress.placed, state.offset - state.uploaded, state.next_part, sizes)
+    copier.plan((window[position][0], piece, number) for position, piece, number in pieces)
+
+
+def _assemble_piece(
+    s3: S3Client,
+    store: StateStore,
+    state: RunState,
+    copier: assembly.Copier,
+    loaded: dict[int, tuple[RunState, list[list]] | None],
+) -> None:
     """One committed piece of assembly (see assemble_step)."""
     progress = state.assembly
     expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
@@ -521,16 +572,14 @@ def _assemble_piece(s3: S3Client, store: StateStore, state: RunState) -> None:
         store.commit(state, expected, None, 0)
         return
     segment_id = segment_run_id(state.run_id, progress.segment)
-    try:
-        segment = store.load(segment_id)
-    except RunNotFound:
-        segment = None
-    if segment is None or segment.phase != COMPLETE:
+    found = _segment_of(store, state, progress.segment, loaded)
+    if found is None:
         raise IntegrityError(f"run {state.run_id}: segment {progress.segment} ({segment_id}) is not complete")
+    segment, parts = found
     if progress.placed < segment.offset:
         if store.current_version(state.run_id) != expected:  # fencing before the side effect
             raise StaleState(f"run {state.run_id}: another assembly step committed first")
-        fragment = Fragment(parts=assembly.place(s3, state, segment, finish.recorded_parts(store, segment_id), attempt))
+        fragment = Fragment(parts=assembly.place(s3, state, segment, parts, attempt, copier))
     elif progress.fragment < segment.steps:
         _, blob = next(store.iter_fragments(segment_id, start=progress.fragment))
         written = Fragment.from_bytes(blob)

@@ -10,6 +10,7 @@ import random
 import shutil
 import struct
 import threading
+import time
 import zipfile
 
 import pytest
@@ -162,6 +163,44 @@ def test_a_pending_tail_and_the_next_head_make_one_part_and_the_rest_is_copied(s
     spans = [[int(n) for n in text.removeprefix("bytes=").split("-")] for text in segment_reads]
     # Only segment 0 (whole) and segment 1's head came back through the worker: 5 MiB.
     assert sum(last - first + 1 for first, last in spans) == 5 * MIB
+
+
+class SlowCopies(Calls):
+    """UploadPartCopy taking a while (as S3's do, seconds per GiB); counts how many overlap."""
+
+    def __init__(self, client):
+        super().__init__(client)
+        self.running = self.most = 0
+
+    def wrap(self, name, target):
+        call = super().wrap(name, target)
+        if name != "upload_part_copy":
+            return call
+
+        def slow(*args, **kwargs):
+            with self._lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            try:
+                time.sleep(0.5)
+                return call(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        return slow
+
+
+def test_the_copies_of_later_segments_run_while_earlier_pieces_are_placed(s3, bucket_factory, store):
+    objects = {f"k{i}": random.Random(i).randbytes(6 * MIB) for i in range(4)}
+    source, dest = _seed(s3, bucket_factory, objects)
+    calls = SlowCopies(s3)
+    request = _request(source, dest, "ahead.zip", workers=2, shard_bytes=6 * MIB, compression="store")
+    with s3_copy_fidelity():  # S3's part CRCs: each is checked against the one derived from the segment's
+        run_to_completion(calls, store, request)
+    copies = [kw for kw in calls.named("upload_part_copy") if kw["Key"] == "ahead.zip"]
+    assert len(copies) == 4 and calls.most >= 2
+    assert contents_by_key(s3, dest, "ahead.zip") == objects
 
 
 def test_an_empty_plan_gives_a_valid_empty_archive(s3, bucket_factory, store):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bucketzip.assembly import COPY, TAIL, UPLOAD, Piece, next_piece, prefix_crcs
+from bucketzip.assembly import COPY, TAIL, UPLOAD, Piece, layout, next_piece, prefix_crcs
 from bucketzip.checksums import crc32_combine
 from bucketzip.config import ArchiveRequest
 from bucketzip.errors import InputError
@@ -169,3 +169,30 @@ def test_a_shard_lists_after_start_after_up_to_its_last_key_and_no_page_past_it(
     for i, (_, cursor) in enumerate(listed[:-1]):
         rest = [item.key for item, _ in iter_objects(s3, request, cursor, last_key="f") if item is not None]
         assert rest == ["c", "d", "e", "f"][i + 1 :]
+
+
+def test_the_layout_ahead_numbers_the_pieces_as_placing_them_one_by_one_does():
+    segments = [
+        (3 * MiB, [3 * MiB]),
+        (11 * MiB, [5 * MiB, 10 * MiB, 11 * MiB]),
+        (12 * GiB, [5 * GiB, 10 * GiB, 12 * GiB]),
+    ]
+    ahead = list(layout(0, 1 * MiB, 4, segments))
+    one_by_one, pending, number = [], 1 * MiB, 4
+    for position, (size, ends) in enumerate(segments):
+        placed = 0
+        while placed < size:
+            piece = next_piece(placed, pending, size, ends)
+            one_by_one.append((position, piece, 0 if piece.kind == TAIL else number))
+            number += piece.kind != TAIL
+            pending = pending + piece.end - piece.start if piece.kind == TAIL else 0
+            placed = piece.end
+    assert ahead == one_by_one
+    assert [(p, piece.kind, piece.start, piece.end, n) for p, piece, n in ahead] == [
+        (0, TAIL, 0, 3 * MiB, 0),  # 1 + 3 MiB pending
+        (1, UPLOAD, 0, 1 * MiB, 4),  # ... + 1 MiB of the head: one 5 MiB part
+        (1, COPY, 1 * MiB, 11 * MiB, 5),  # the rest of segment 1, to its end
+        (2, COPY, 0, 5 * GiB, 6),
+        (2, COPY, 5 * GiB, 10 * GiB, 7),
+        (2, COPY, 10 * GiB, 12 * GiB, 8),
+    ]
