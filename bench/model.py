@@ -81,8 +81,8 @@ STEP_BUDGET_S = 840.0
 # -- figures measured by bench/ (defaults; `--from` replaces them with a fresh run) ---------
 
 # Deflate level 1 (ISA-L, the engine's default backend) on log text, one core of the shared
-# 2-core VM (bench/README.md, bench.backends): MB/s per core.
-DEFLATE_BPS_PER_CORE = 105 * MB
+# 2-core VM under load (bench.parallel's run in bench/README.md, median of 3): MB/s per core.
+DEFLATE_BPS_PER_CORE = 126 * MB
 # Finish on the fake S3 (bench.scale objects 1000000): 3.2 s for 1 M entries, CPU-bound.
 FINISH_S_PER_OBJECT = 3.2e-6
 # engine.assemble_step places one piece (a copy, a junction part, a tail read) at a time.
@@ -215,18 +215,28 @@ def predict(
 
 # -- the table ------------------------------------------------------------------------------
 
-# Measured by `python -m bench.parallel` (bench/README.md): per source byte / per object.
-# Stored objects that go through the worker (objects under the copy threshold), and log text
-# deflated at level 1 (auto mode): the figures of the 1-worker runs.
+# Measured by `python -m bench.parallel` (bench/README.md, 15:25 UTC run): per source byte
+# and per object, the 1-worker runs of 1 MiB objects (under the copy threshold, so through
+# the worker): stored (half text, half random), and log text in auto mode (deflate level 1).
 MEASURED = {
     "stored": Traffic(
-        read_per_byte=1.0, upload_per_byte=1.0, copied_per_byte=0.0, deflated_per_byte=0.0, requests_per_object=2.0
+        read_per_byte=1.0626,
+        upload_per_byte=1.0632,
+        copied_per_byte=0.0,
+        deflated_per_byte=0.0,
+        requests_per_object=1.469,
     ),
     "deflate on text": Traffic(
-        read_per_byte=1.0, upload_per_byte=0.35, copied_per_byte=0.0, deflated_per_byte=1.0, requests_per_object=2.0
+        read_per_byte=1.0361,
+        upload_per_byte=0.3853,
+        copied_per_byte=0.0,
+        deflated_per_byte=1.0,
+        requests_per_object=1.625,
     ),
 }
-MEASURED_ASSEMBLY = Assembly(requests_per_segment=4.0, bytes_per_segment=0.0)
+# The 4-worker speed-up run's parent, per segment: UploadPartCopy, UploadPart, GetObject,
+# PutObject calls, and the larger of the bytes it read and uploaded.
+MEASURED_ASSEMBLY = Assembly(requests_per_segment=3.25, bytes_per_segment=17_379)
 WORKLOADS = (
     Workload("15 GB / 3,000 objects", 15 * GB, 3_000),
     Workload("1 TB / 1 M objects", 10**12, 1_000_000),
