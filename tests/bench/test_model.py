@@ -35,6 +35,7 @@ def run(workers: int):
         assembly=Assembly(requests_per_segment=2.0, bytes_per_segment=1 * MB),
         deflate_bps_per_core=40 * MB,
         concurrency=4,
+        assembly_concurrency=1,
         finish_s_per_object=0.001,
     )
 
@@ -49,7 +50,7 @@ def test_two_workers_by_hand():
     assert p.terms == pytest.approx({"network": 5.0, "requests": 2.5, "deflate": 6.25})
     assert p.bound == "deflate"
     assert p.worker_s == pytest.approx(6.25 + 1.0)  # + the segment's own Complete
-    # the archive (1000 MB * 0.5) copied one piece at a time: 500 MB / 100 MB/s = 5 s;
+    # the archive (1000 MB * 0.5) copied one copy at a time: 500 MB / 100 MB/s = 5 s;
     # 2 segments * 2 pieces * (request 0.1 + commit 0.01) = 0.44 s; 2 MB of junctions
     # through the parent: 0.02 s; transition 0.1 s
     assert p.assemble_s == pytest.approx(5.0 + 0.44 + 0.02 + 0.1)
@@ -66,7 +67,8 @@ def test_assembly_concurrency_divides_the_copies_and_pieces():
         assembly=Assembly(requests_per_segment=2.0, bytes_per_segment=1 * MB),
         assembly_concurrency=4,
     )
-    assert p.assemble_s == pytest.approx(5.0 / 4 + 0.44 / 4 + 0.02 + 0.1)
+    # copies and their requests 4 at a time; commits still one after the other
+    assert p.assemble_s == pytest.approx(5.0 / 4 + 0.4 / 4 + 0.04 + 0.02 + 0.1)
 
 
 def test_one_worker_has_no_plan_map_or_assembly():
