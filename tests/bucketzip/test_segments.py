@@ -384,16 +384,24 @@ def _crash_then_resume(action, crash_at, s3, store):
     return False
 
 
-def _crash_points(action, s3, store, most: int) -> list[int]:
-    """Call numbers to crash at: every call of a clean run of `action` (S3 calls, fragment
-    writes, commits), or `most` of them evenly spread."""
+def _crash_points(action, s3, store, stride: int, offset: int) -> list[int]:
+    """Call numbers to crash at: every `stride`-th call (from `offset` + 1) of a clean run
+    of `action` (S3 calls, fragment writes, commits). The default run takes offset 0; the
+    other offsets (-m big) make every call a crash point once."""
     calls = Calls(s3)
     action(calls, CrashingStore(store, calls))
-    total = len(calls.calls)
-    return list(range(1, total + 1, max(1, -(-total // most))))
+    return list(range(1 + offset, len(calls.calls) + 1, stride))
 
 
-def test_a_segment_killed_at_any_call_resumes_to_the_same_segment(s3, bucket_factory, tmp_path):
+def _offsets(stride: int) -> list:
+    return [0] + [pytest.param(n, marks=pytest.mark.big) for n in range(1, stride)]
+
+
+SEGMENT_STRIDE, ASSEMBLY_STRIDE = 8, 4
+
+
+@pytest.mark.parametrize("offset", _offsets(SEGMENT_STRIDE))
+def test_a_segment_killed_at_any_call_resumes_to_the_same_segment(s3, bucket_factory, tmp_path, offset):
     _, dest, store_dir, store, run_id = _planned(s3, bucket_factory, tmp_path)
     _snapshot(store_dir, tmp_path / "planned")
     segment_id = segment_run_id(run_id, 1)  # a/six.bin: 7 steps, 2 parts
@@ -401,7 +409,7 @@ def test_a_segment_killed_at_any_call_resumes_to_the_same_segment(s3, bucket_fac
     def run(s3, store):
         _run_segment(s3, store, run_id, 1)
 
-    points = _crash_points(run, s3, store, most=10)
+    points = _crash_points(run, s3, store, SEGMENT_STRIDE, offset)
     reference = fetch(s3, dest, store.load(segment_id).upload_key), store.load(segment_id).crc
     assert len(store.load(segment_id).tail.inline) == 0 and store.load(segment_id).steps > 3
     crashed = 0
@@ -413,7 +421,8 @@ def test_a_segment_killed_at_any_call_resumes_to_the_same_segment(s3, bucket_fac
     assert crashed >= len(points) // 2
 
 
-def test_assembly_killed_at_any_call_converges_to_the_same_archive(s3, bucket_factory, tmp_path):
+@pytest.mark.parametrize("offset", _offsets(ASSEMBLY_STRIDE))
+def test_assembly_killed_at_any_call_converges_to_the_same_archive(s3, bucket_factory, tmp_path, offset):
     source, dest, store_dir, store, run_id = _planned(s3, bucket_factory, tmp_path)
     shards = len(load_plan(s3, store.load(run_id)))
     assert shards >= 2
@@ -425,7 +434,7 @@ def test_assembly_killed_at_any_call_converges_to_the_same_archive(s3, bucket_fa
         def run(s3, store):
             _assembled(s3, store, run_id)
 
-        points = _crash_points(run, s3, store, most=25)
+        points = _crash_points(run, s3, store, ASSEMBLY_STRIDE, offset)
         reference = _assembled(s3, store, run_id)
         assert any(part[1] > 5 * MIB for part in reference[6])  # a copied part, at least
         assert any(part[1] == 5 * MIB for part in reference[6]), reference[6]  # the pending tail + a head
@@ -433,7 +442,7 @@ def test_assembly_killed_at_any_call_converges_to_the_same_archive(s3, bucket_fa
             _restore(tmp_path / "segments-done", store_dir)
             assert _crash_then_resume(run, crash_at, s3, store)
             assert _assembled(s3, store, run_id) == reference, crash_at
-    assert len(points) > 10
+    assert len(points) > 10  # of about 84 calls
     while not isinstance(engine.finish_run(s3, store, run_id, Deadline(None)), ArchiveResult):
         pass
     archive(s3, store, source_bucket=source, dest_bucket=dest, dest_key="one.zip", part_size="5MiB", chunk_size="1MiB")
