@@ -175,3 +175,17 @@ def test_demo_with_workers(tmp_path):
     segments = re.search(r"parallel   (\d+) segments by a Distributed Map, 3 at a time", out)
     assert segments and int(segments.group(1)) > 3, out
     assert "verified   every object read back byte for byte" in out
+
+
+def test_start_command_passes_workers_and_shard_bytes():
+    parser = argparse.ArgumentParser()
+    cli_workflow.register(parser.add_subparsers())
+    argv = ["start", "--state-machine", "arn", "--source", "s3://a", "--dest", "s3://b/k.zip"]
+    args = parser.parse_args([*argv, "--workers", "8", "--shard-bytes", "1GiB"])
+    assert cli_workflow.execution_input(args) == {
+        "source_bucket": "a",
+        "dest_bucket": "b",
+        "dest_key": "k.zip",
+        "workers": 8,
+        "shard_bytes": "1GiB",
+    }

@@ -71,9 +71,12 @@ def register(subparsers) -> None:
     start.add_argument("--exclude", action="append", metavar="GLOB")
     start.add_argument("--compression", choices=("auto", "store", "deflate"))
     start.add_argument("--level", type=int)
-    for size in ("part-size", "chunk-size", "step-bytes", "prefetch-bytes"):
+    for size in ("part-size", "chunk-size", "step-bytes", "prefetch-bytes", "shard-bytes"):
         start.add_argument(f"--{size}", metavar="SIZE")
     start.add_argument("--concurrency", type=int)
+    start.add_argument(
+        "--workers", type=int, help="> 1: parallel segments, at most N at a time (the Map's MaxConcurrency)"
+    )
     start.add_argument("--loops-per-execution", type=int)
     start.add_argument("--overwrite", action="store_true", default=None)
     start.add_argument("--strict", action="store_true", default=None)
@@ -172,6 +175,8 @@ def execution_input(args) -> dict:
         "step_bytes",
         "prefetch_bytes",
         "concurrency",
+        "workers",
+        "shard_bytes",
         "loops_per_execution",
         "overwrite",
         "strict",
