@@ -545,16 +545,21 @@ def _copy_ahead(
     copier: assembly.Copier,
     loaded: dict[int, tuple[RunState, list[list]] | None],
 ) -> None:
-    """Start the copies of the pieces ahead (of complete segments, in order)."""
+    """Start the copies of the pieces ahead (of complete segments, in order). Segments are
+    loaded (state and recorded parts) only until enough copies are in view."""
     progress, window = state.assembly, []
+    pieces: list[tuple[RunState, assembly.Piece, int]] = []
     for index in range(progress.segment, min(progress.segments, progress.segment + COPY_AHEAD_SEGMENTS)):
         segment = _segment_of(store, state, index, loaded)
         if segment is None:
             break
         window.append(segment)
-    sizes = [(segment.offset, assembly.boundaries(parts)) for segment, parts in window]
-    pieces = assembly.layout(progress.placed, state.offset - state.uploaded, state.next_part, sizes)
-    copier.plan((window[position][0], piece, number) for position, piece, number in pieces)
+        sizes = [(segment.offset, assembly.boundaries(parts)) for segment, parts in window]
+        laid = assembly.layout(progress.placed, state.offset - state.uploaded, state.next_part, sizes)
+        pieces = [(window[position][0], piece, number) for position, piece, number in laid]
+        if sum(piece.kind == assembly.COPY for _, piece, _ in pieces) > copier.ahead:
+            break
+    copier.plan(pieces)
 
 
 def _assemble_piece(
