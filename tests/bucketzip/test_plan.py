@@ -113,6 +113,14 @@ def test_shards_cover_exactly_the_selected_keys_with_filters_and_own_keys(s3, bu
     assert len(selected) == 40 + 1  # 40 .log objects and the look-alike; not .tmp, skip/, own keys
     assert len(shards) > 5
     _assert_covers(shards, selected)
+    # What each segment run lists for its shard (from StartAfter, up to its last key).
+    listed = []
+    for shard in shards:
+        stream = iter_objects(s3, request, Cursor(start_after=shard.start_after), shard.last_key)
+        keys = [item.key for item, _ in stream if item is not None]
+        assert len(keys) == shard.objects
+        listed += keys
+    assert listed == [key for key, _ in selected]
     items = json.loads(s3.get_object(Bucket=bucket, Key=plan_key(run_id))["Body"].read())
     assert items == [{"run_id": run_id, **vars(shard)} for shard in shards]
 
