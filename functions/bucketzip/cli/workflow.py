@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 NEXT_STEPS = """\
 Next, on AWS (see the README, "Deploy"):
-  cdk deploy                      # DynamoDB table, 5 Lambda functions, the state machine, alarms
+  cdk deploy                      # DynamoDB table, 8 Lambda functions, the state machine, alarms
   bucketzip start --state-machine STATE_MACHINE_ARN --watch \\
       --source s3://YOUR-BUCKET/ --dest 's3://YOUR-ARCHIVES/backups/{source_bucket}/{date:%Y-%m-%d}.zip'
   bucketzip watch EXECUTION_ARN   # follow any execution (console, schedule, parent workflow)"""
