@@ -192,3 +192,38 @@ def test_start_command_passes_workers_and_shard_bytes():
         "workers": 8,
         "shard_bytes": "1GiB",
     }
+
+
+@pytest.mark.parametrize("verb, phase", [("plan", "planning"), ("assemble", "assembling")])
+def test_a_suspended_parallel_run_resumes_at_its_phase(verb, phase, workflow, buckets, s3, dynamodb, tmp_path):
+    """Plan or Assemble failing transiently suspends the run; {"resume": RUN_ID} re-enters it
+    in that phase (not from the start) and finishes it."""
+    source, dest = buckets
+    data = objects()
+    seed_bucket(s3, source, data)
+    outage = {"on": True}
+    calls: list[dict] = []
+
+    def failing(event, context, call):
+        calls.append(event)
+        if verb == "assemble" and len(calls) == 1:
+            return one_piece_per_call(event, context, call)  # assembly has begun: one piece placed
+        if outage["on"]:
+            raise RetryableError("DynamoDB throttled")
+        return call(event, context)
+
+    workflow.intercept(verb, failing)
+    name = f"suspended-in-{phase}"
+    failed = workflow.run(run_input(source, dest, "a.zip", workers=2, shard_bytes=16_000), name=name)
+    assert failed.status == "FAILED" and failed.error == "RetryableError", failed.cause
+    outage["on"] = False
+    resumed = workflow.run({"resume": name}, name=f"{name}-resumed")
+    assert resumed.succeeded, (resumed.error, resumed.cause)
+    (start,) = [i for i in workflow.invocations("start") if i.event["input"].get("resume") == name]
+    assert start.result["progress"]["phase"] == phase
+    starts = [i.event["index"] for i in workflow.invocations("segment") if i.event.get("action") == "start"]
+    assert len(starts) == len(set(starts))  # no segment built twice
+    path = tmp_path / "a.zip"
+    fetch_archive(s3, dest, "a.zip", path)
+    check_archive(path, data, readers=[PYTHON])
+    assert_nothing_left(s3, dynamodb, workflow.table, dest)
