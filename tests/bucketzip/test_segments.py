@@ -7,30 +7,24 @@ from __future__ import annotations
 
 import io
 import random
-import shutil
-import struct
 import threading
 import time
 import zipfile
 
 import pytest
 
-from bucketzip import assembly, engine
+from bucketzip import engine
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
 from bucketzip.driver import run_to_completion
 from bucketzip.plan import load_plan, plan_step
-from bucketzip.results import ArchiveResult
-from bucketzip.segments import segment_run_id
-from bucketzip.state import PLANNING, Fragment
+from bucketzip.state import PLANNING
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, contents_by_key, fetch, manifest
 from support.copy_fidelity import s3_copy_fidelity
-from support.disk_bucket import DiskBucket
-from support.readers import ALL_READERS, STREAMING_READERS, check_archive, check_listing
+from support.readers import ALL_READERS, check_archive
 from support.seed import HOSTILE_KEYS, all_keys, list_multipart_uploads, seed_bucket, state_items
-from support.synthetic import SyntheticSource, crc32_of, generate
 
 KIB, MIB, GIB = 1024, 1024 * 1024, 1024**3
 
@@ -235,117 +229,6 @@ def test_abort_of_a_parallel_run_leaves_no_upload_state_or_staging(s3, bucket_fa
     assert store.run_ids() == []
 
 
-class _Nowhere:
-    """The client behind the synthetic source and the disk bucket: nothing else is called."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"unexpected S3 call {name}: source and destination are local")
-
-
-def _extra_tags(extra: bytes) -> list[int]:
-    tags, at = [], 0
-    while at + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, at)
-        tags.append(tag)
-        at += 4 + size
-    return tags
-
-
-@pytest.mark.parametrize(
-    "huge",
-    [
-        pytest.param(2 * GIB + 40 * MIB, id="2GiB"),  # ~40 s: zip64 offsets by the base alone
-        # ~2.5 min on a loaded machine (the engine writing 5 GiB): -m big
-        pytest.param(5 * GIB + 40 * MIB, id="5GiB", marks=[pytest.mark.big, pytest.mark.timeout(1800)]),
-    ],
-)
-def test_a_big_segment_and_zip64_caused_only_by_rebased_offsets(tmp_path, huge):
-    # Shard 0: one object past 2 GiB (or 5 GiB: its segment is copied in two parts); shard 1:
-    # small objects at segment offsets near 0, whose segment's own directory records need no
-    # zip64; placed after shard 0, their offsets do (zip64 past 2 GiB - 1, as zipfile).
-    sizes = {"a/huge.bin": huge, "b/one.txt": 1000, "b/two.txt": 2000}
-    s3 = DiskBucket(SyntheticSource(_Nowhere(), "synthetic", sizes), "dest", tmp_path / "dest")
-    calls = Calls(s3)
-    request = ArchiveRequest.create(
-        source_bucket="synthetic",
-        dest_bucket="dest",
-        dest_key="huge.zip",
-        part_size="256MiB",
-        concurrency=2,
-        workers=2,
-        shard_bytes=GIB,
-    )
-    store = LocalStateStore(tmp_path / "state")
-    done = run_to_completion(calls, store, request)
-    copies = [kw for kw in calls.named("upload_part_copy") if kw["Key"] == "huge.zip"]
-    spans = [[int(n) for n in kw["CopySourceRange"].removeprefix("bytes=").split("-")] for kw in copies]
-    assert len(spans) == (2 if huge > 5 * GIB else 1)
-    assert all(5 * MIB <= last - first + 1 <= 5 * GIB for first, last in spans)
-    assert spans[-1][1] + 1 > huge  # the whole segment was copied, none of it read back
-    path = s3.path("huge.zip")
-    assert done.result.entries == 3 and path.stat().st_size == done.result.size
-    with zipfile.ZipFile(path) as zf:
-        one, two = zf.getinfo("b/one.txt"), zf.getinfo("b/two.txt")
-        assert huge < one.header_offset < two.header_offset
-        assert ZIP64_EXTRA in _extra_tags(one.extra) and ZIP64_EXTRA in _extra_tags(two.extra)
-        assert zf.read(one) == generate(0, 1000) and zf.read(two) == generate(0, 2000)
-        assert zf.getinfo("a/huge.bin").CRC == crc32_of(sizes["a/huge.bin"])
-    # Every reader that reads the directory lists the archive and reads the small entries.
-    # (The streaming reader never sees an offset: test_engine_zip64 streams a > 4 GiB entry.)
-    small = {"b/one.txt": generate(0, 1000), "b/two.txt": generate(0, 2000)}
-    check_listing(path, sizes, small, readers=[r for r in ALL_READERS if r not in STREAMING_READERS], test=False)
-    assert store.run_ids() == [] and s3.keys() == ["huge.zip", "huge.zip.manifest.jsonl"]
-
-
-ZIP64_EXTRA = 0x0001
-
-
-# -- crashes: a segment, the assembly, a whole run --------------------------------------
-
-RESUME_OBJECTS = {
-    "0/first.bin": random.Random(10).randbytes(1 * MIB),  # a shard of its own: the pending tail
-    "a/six.bin": random.Random(11).randbytes(6 * MIB + 77),
-    "b/small.txt": b"small " * 5000,
-    "b/two.bin": random.Random(12).randbytes(2 * MIB),
-    "c/seven.bin": random.Random(13).randbytes(7 * MIB + 5),
-    "d/text.log": b"".join(b"log line %d\n" % i for i in range(100_000)),
-}
-
-
-class CrashingStore:
-    """A store proxy whose fragment writes and commits count towards the same crash point."""
-
-    def __init__(self, store, calls):
-        self._store, self._calls = store, calls
-
-    def __getattr__(self, name):
-        target = getattr(self._store, name)
-        if name not in ("put_fragment", "commit"):
-            return target
-        return self._calls.wrap(name, target)
-
-
-def _snapshot(store_dir, to):
-    shutil.rmtree(to, ignore_errors=True)
-    shutil.copytree(store_dir, to)
-
-
-def _restore(snapshot, store_dir):
-    shutil.rmtree(store_dir)
-    shutil.copytree(snapshot, store_dir)
-
-
-def _planned(s3, bucket_factory, tmp_path):
-    source, dest = _seed(s3, bucket_factory, RESUME_OBJECTS)
-    store_dir = tmp_path / "state"
-    store = LocalStateStore(store_dir)
-    request = _request(source, dest, "r.zip", workers=2, shard_bytes=3 * MIB, step_bytes=MIB)
-    run_id = engine.start_run(s3, store, request).run_id
-    while engine.get_progress(store, run_id).phase == PLANNING:
-        plan_step(s3, store, run_id, Deadline(None))
-    return source, dest, store_dir, store, run_id
-
-
 def _run_segment(s3, store, run_id, index):
     progress = engine.start_segment(s3, store, run_id, index)
     while not progress.done:
@@ -353,102 +236,6 @@ def _run_segment(s3, store, run_id, index):
     while progress.phase != "complete":
         progress = engine.finish_segment(s3, store, progress.run_id, Deadline(None))
     return progress.run_id
-
-
-def _assembled(s3, store, run_id):
-    while not engine.assemble_step(s3, store, run_id, Deadline(None)).done:
-        pass
-    state = store.load(run_id)
-    fragments = [Fragment.from_bytes(blob) for _, blob in store.iter_fragments(run_id)]
-    parts = [tuple(part[0:1] + part[2:]) for fragment in fragments for part in fragment.parts]
-    return (
-        state.offset,
-        state.crc,
-        state.entries,
-        state.next_part,
-        state.tail.length,
-        assembly.read_tail(s3, state),
-        parts,
-        b"".join(bytes(f.central) for f in fragments),
-        b"".join(bytes(f.manifest) for f in fragments),
-    )
-
-
-def _crash_then_resume(action, crash_at, s3, store):
-    calls = Calls(s3, crash_at)
-    try:
-        action(calls, CrashingStore(store, calls))
-    except Crash:
-        action(s3, store)
-        return True
-    return False
-
-
-def _crash_points(action, s3, store, stride: int, offset: int) -> list[int]:
-    """Call numbers to crash at: every `stride`-th call (from `offset` + 1) of a clean run
-    of `action` (S3 calls, fragment writes, commits). The default run takes offset 0; the
-    other offsets (-m big) make every call a crash point once."""
-    calls = Calls(s3)
-    action(calls, CrashingStore(store, calls))
-    return list(range(1 + offset, len(calls.calls) + 1, stride))
-
-
-def _offsets(stride: int) -> list:
-    return [0] + [pytest.param(n, marks=pytest.mark.big) for n in range(1, stride)]
-
-
-SEGMENT_STRIDE, ASSEMBLY_STRIDE = 8, 4
-
-
-@pytest.mark.parametrize("offset", _offsets(SEGMENT_STRIDE))
-def test_a_segment_killed_at_any_call_resumes_to_the_same_segment(s3, bucket_factory, tmp_path, offset):
-    _, dest, store_dir, store, run_id = _planned(s3, bucket_factory, tmp_path)
-    _snapshot(store_dir, tmp_path / "planned")
-    segment_id = segment_run_id(run_id, 1)  # a/six.bin: 7 steps, 2 parts
-
-    def run(s3, store):
-        _run_segment(s3, store, run_id, 1)
-
-    points = _crash_points(run, s3, store, SEGMENT_STRIDE, offset)
-    reference = fetch(s3, dest, store.load(segment_id).upload_key), store.load(segment_id).crc
-    assert len(store.load(segment_id).tail.inline) == 0 and store.load(segment_id).steps > 3
-    crashed = 0
-    for crash_at in points:
-        _restore(tmp_path / "planned", store_dir)
-        crashed += _crash_then_resume(run, crash_at, s3, store)
-        segment = store.load(segment_id)
-        assert segment.phase == "complete" and (fetch(s3, dest, segment.upload_key), segment.crc) == reference, crash_at
-    assert crashed >= len(points) // 2
-
-
-@pytest.mark.parametrize("offset", _offsets(ASSEMBLY_STRIDE))
-def test_assembly_killed_at_any_call_converges_to_the_same_archive(s3, bucket_factory, tmp_path, offset):
-    source, dest, store_dir, store, run_id = _planned(s3, bucket_factory, tmp_path)
-    shards = len(load_plan(s3, store.load(run_id)))
-    assert shards >= 2
-    for index in range(shards):
-        _run_segment(s3, store, run_id, index)
-    _snapshot(store_dir, tmp_path / "segments-done")
-    with s3_copy_fidelity():
-
-        def run(s3, store):
-            _assembled(s3, store, run_id)
-
-        points = _crash_points(run, s3, store, ASSEMBLY_STRIDE, offset)
-        reference = _assembled(s3, store, run_id)
-        assert any(part[1] > 5 * MIB for part in reference[6])  # a copied part, at least
-        assert any(part[1] == 5 * MIB for part in reference[6]), reference[6]  # the pending tail + a head
-        for crash_at in points:
-            _restore(tmp_path / "segments-done", store_dir)
-            assert _crash_then_resume(run, crash_at, s3, store)
-            assert _assembled(s3, store, run_id) == reference, crash_at
-    assert len(points) > 10  # of about 84 calls
-    while not isinstance(engine.finish_run(s3, store, run_id, Deadline(None)), ArchiveResult):
-        pass
-    archive(s3, store, source_bucket=source, dest_bucket=dest, dest_key="one.zip", part_size="5MiB", chunk_size="1MiB")
-    assert fetch(s3, dest, "r.zip") == fetch(s3, dest, "one.zip")
-    assert store.run_ids() == [] and list_multipart_uploads(s3, dest) == []
-    assert [k for k in all_keys(s3, dest) if k.startswith(".bucketzip-staging/")] == []
 
 
 def test_a_shard_whose_objects_were_all_deleted_after_planning_is_an_empty_segment(s3, bucket_factory, store):
