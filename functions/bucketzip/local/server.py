@@ -7,6 +7,7 @@ handlers in-process. The AWS_* environment is pointed at it while it runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ def embedded_moto_server(host: str = "127.0.0.1") -> Iterator[str]:
     stop it and restore the environment on exit."""
     from moto.server import ThreadedMotoServer
 
+    _cache_moto_module_list()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     saved = dict(os.environ)
     for name in list(os.environ):
@@ -49,6 +51,17 @@ def embedded_moto_server(host: str = "127.0.0.1") -> Iterator[str]:
         server.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _cache_moto_module_list() -> None:
+    """Speed only: moto's dispatcher lists its package directory (a listdir and ~170 isdir
+    calls) on every request to match the Host header against its module names; the list
+    never changes while the process runs, so it is computed once."""
+    from moto import backends
+
+    original = backends.list_of_moto_modules
+    if not hasattr(original, "cache_info"):  # not yet patched
+        backends.list_of_moto_modules = functools.cache(lambda: tuple(original()))  # patching moto (docstring)
 
 
 def enable_state_machine_execution(endpoint_url: str) -> None:
