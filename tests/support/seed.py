@@ -60,10 +60,21 @@ def download(s3, bucket: str, key: str, path: str | os.PathLike) -> str | os.Pat
 
 
 def empty_and_delete_bucket(s3, bucket: str) -> None:
-    """Abort uploads, delete every object version and the bucket itself."""
+    """Abort uploads, delete every object version and the bucket itself.
+
+    Current objects go first, listed by ListObjectsV2, and a key with a control character
+    is deleted on its own: moto cannot write such a key into ListObjectVersions' XML (a 500,
+    retried for ~8 s, and the bucket was left behind) nor read it from DeleteObjects' body."""
     for upload in list_multipart_uploads(s3, bucket):
         s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [o["Key"] for o in page.get("Contents", [])]
+        for key in [k for k in keys if any(ord(c) < 32 for c in k)]:
+            s3.delete_object(Bucket=bucket, Key=key)
+        plain = [{"Key": k} for k in keys if all(ord(c) >= 32 for c in k)]
+        if plain:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": plain, "Quiet": True})
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):  # versioned buckets
         doomed = [
             {"Key": v["Key"], "VersionId": v["VersionId"]}
             for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
