@@ -55,14 +55,31 @@ def segment_steps(workflow) -> list[int]:
     return [i.event["index"] for i in workflow.invocations("segment") if i.event.get("action") == "step"]
 
 
-def test_three_workers_make_the_archive_one_worker_makes(workflow, buckets, s3, dynamodb, tmp_path):
+def test_three_workers_make_the_archive_one_worker_makes(workflow, buckets, s3, dynamodb, tmp_path, capsys):
+    """Also `bucketzip watch` on that run (one parallel run checked for both): it shows each
+    segment at work and complete, and the count of complete segments."""
     source, dest = buckets
     data = objects()
     seed_bucket(s3, source, data)
     s3.put_object(Bucket=source, Key="empty-folder/", Body=b"")
 
+    def slowly(event, context, call):  # so that the watch's poll sees the segments at work
+        time.sleep(0.2)
+        return call(event, context)
+
     workflow.intercept("assemble", one_piece_per_call)
-    parallel = workflow.run(run_input(source, dest, "three.zip", workers=3, shard_bytes=16_000, loops_per_execution=8))
+    workflow.intercept("segment", slowly)
+    arn = workflow.start(run_input(source, dest, "three.zip", workers=3, shard_bytes=16_000, loops_per_execution=8))
+    parser = argparse.ArgumentParser(prog="bucketzip")
+    cli_workflow.register(parser.add_subparsers(required=True))
+    args = parser.parse_args(["watch", arn, "--interval", "0.05", "--table", workflow.table])
+    assert args.func(args, None) == 0
+    err = capsys.readouterr().err
+    run_id = arn.rsplit(":", 1)[-1]
+    assert re.search(rf"^  segment {re.escape(run_id)}\.s00000: archiving step \d+: ", err, re.M), err
+    assert re.search(rf"^  segment {re.escape(run_id)}\.s00001: complete ", err, re.M), err
+    assert re.search(r"segments [0-9]+/[2-9] complete$", err, re.M), err
+    parallel = workflow.wait(arn)
     assert parallel.succeeded, (parallel.error, parallel.cause)
     started = {i.event["index"] for i in workflow.invocations("segment") if i.event.get("action") == "start"}
     assert len(started) >= 4  # more shards than workers: the Map queued some
@@ -143,27 +160,6 @@ def test_an_empty_selection_with_workers(workflow, buckets, s3, dynamodb, tmp_pa
     fetch_archive(s3, dest, "none.zip", path)
     check_archive(path, {}, readers=[PYTHON])
     assert_nothing_left(s3, dynamodb, workflow.table, dest)
-
-
-def test_watch_shows_each_segment(workflow, buckets, s3, capsys):
-    source, dest = buckets
-    seed_bucket(s3, source, objects())
-
-    def slowly(event, context, call):  # so that the poll sees the segments at work
-        time.sleep(0.2)
-        return call(event, context)
-
-    workflow.intercept("segment", slowly)
-    arn = workflow.start(run_input(source, dest, "w.zip", workers=2, shard_bytes=8_000))
-    parser = argparse.ArgumentParser(prog="bucketzip")
-    cli_workflow.register(parser.add_subparsers(required=True))
-    args = parser.parse_args(["watch", arn, "--interval", "0.05", "--table", workflow.table])
-    assert args.func(args, None) == 0
-    err = capsys.readouterr().err
-    run_id = arn.rsplit(":", 1)[-1]
-    assert re.search(rf"^  segment {re.escape(run_id)}\.s00000: archiving step \d+: ", err, re.M), err
-    assert re.search(rf"^  segment {re.escape(run_id)}\.s00001: complete ", err, re.M), err
-    assert re.search(r"segments [0-9]+/[2-9] complete$", err, re.M), err
 
 
 def test_demo_with_workers(tmp_path):
