@@ -7,7 +7,6 @@ import copy
 import os
 import random
 import tempfile
-import threading
 import uuid
 
 import pytest
@@ -22,6 +21,7 @@ from bucketzip.results import ArchiveResult
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, contents_by_key, fetch
+from support.crashes import Crash, Flaky
 from support.seed import all_keys, list_multipart_uploads, seed_bucket, state_items
 
 KIB = 1024
@@ -81,33 +81,6 @@ def test_random_step_boundaries_give_the_one_step_archive(s3, spec, chunk_kib, s
     assert extracted == {k: v for k, v in objects.items() if not (k.endswith("/") and not v)} | {
         k: b"" for k, v in objects.items() if k.endswith("/") and not v
     }
-
-
-class Crash(Exception):
-    """Stands for the process dying: raised at a chosen call, anywhere before commit."""
-
-
-class Flaky:
-    """A boto3 client proxy that raises Crash at its `fail_at`-th call (any thread)."""
-
-    def __init__(self, client, fail_at: int):
-        self._client, self._fail_at, self._calls = client, fail_at, 0
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name):
-        target = getattr(self._client, name)
-        if not callable(target) or name in ("get_paginator", "meta", "exceptions"):
-            return target
-
-        def call(*args, **kwargs):
-            with self._lock:
-                self._calls += 1
-                crash = self._calls == self._fail_at
-            if crash:
-                raise Crash(f"injected crash at call {self._fail_at} ({name})")
-            return target(*args, **kwargs)
-
-        return call
 
 
 def _run_with_crashes(s3, dynamodb, table, request, rnd) -> tuple[ArchiveResult, int]:

@@ -20,13 +20,10 @@ from bucketzip.results import ArchiveResult
 from bucketzip.state import RunState
 from bucketzip.store_dynamodb import DynamoStateStore
 from support.archiving import fetch
+from support.crashes import Crash
 from support.seed import list_multipart_uploads, seed_bucket, state_items
 
 OBJECTS = {f"k/{i:03d}": b"%d" % i * (40 + i) for i in range(40)}
-
-
-class Crash(Exception):
-    pass
 
 
 def _archived(s3, dynamodb, table, bucket_factory, **fields):

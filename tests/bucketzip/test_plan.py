@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 import json
 import random
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +25,7 @@ from bucketzip.segments import staging_prefix
 from bucketzip.state import PLANNING, SEGMENTS, Cursor
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
+from support.crashes import Crash, Flaky
 from support.seed import all_keys, seed_bucket
 
 
@@ -201,33 +201,6 @@ def test_planning_stops_on_time_when_the_filter_selects_few_keys(s3, bucket_fact
     _, shards, calls = _plan(s3, LocalStateStore(tmp_path), request, lambda: Deadline(0))
     assert calls >= 15  # one page per call
     assert shards == [Shard(0, None, "z-wanted", 1, 1)]
-
-
-class Crash(Exception):
-    """Stands for the process dying at a chosen call, anywhere before a commit."""
-
-
-class Flaky:
-    """A client proxy that raises Crash at its `fail_at`-th call."""
-
-    def __init__(self, client, fail_at: int):
-        self._client, self._fail_at, self._calls = client, fail_at, 0
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name):
-        target = getattr(self._client, name)
-        if not callable(target) or name in ("get_paginator", "meta", "exceptions"):
-            return target
-
-        def call(*args, **kwargs):
-            with self._lock:
-                self._calls += 1
-                crash = self._calls == self._fail_at
-            if crash:
-                raise Crash(f"injected crash at call {self._fail_at} ({name})")
-            return target(*args, **kwargs)
-
-        return call
 
 
 def test_planners_killed_anywhere_converge_to_the_same_plan(s3, dynamodb, state_table, bucket_factory, monkeypatch):

@@ -23,6 +23,7 @@ from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, contents_by_key, fetch, manifest
 from support.copy_fidelity import s3_copy_fidelity
+from support.crashes import Crash
 from support.readers import ALL_READERS, check_archive
 from support.seed import HOSTILE_KEYS, all_keys, list_multipart_uploads, seed_bucket, state_items
 
@@ -107,10 +108,6 @@ class Calls:
 
     def named(self, name):
         return [kwargs for called, kwargs in self.calls if called == name]
-
-
-class Crash(Exception):
-    pass
 
 
 def _request(source, dest, key, **fields):
