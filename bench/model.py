@@ -15,7 +15,7 @@ on a hand-computed case). The run it models (SEGMENTS.md):
        its requests overlap `concurrency` at a time, deflate runs on its vCPUs; whichever is
        slowest sets its time; server-side copies (UploadPartCopy) come on top
     -> assembly (workers > 1: every segment copied server-side into the final upload, 8
-       copies in flight as engine.assemble_step does it, plus what the assembler measured
+       copies in flight as parallel.assemble_step does it, plus what the assembler measured
        per segment: its requests, each with a state commit, and its junction bytes)
     -> finish (central directory, Complete, manifest, cleanup).
 
@@ -85,7 +85,7 @@ STEP_BUDGET_S = 840.0
 DEFLATE_BPS_PER_CORE = 126 * MB
 # Finish on the fake S3 (bench.scale objects 1000000): 3.2 s for 1 M entries, CPU-bound.
 FINISH_S_PER_OBJECT = 3.2e-6
-# engine.assemble_step copies ahead: the UploadPartCopy calls of the next pieces (of later
+# parallel.assemble_step copies ahead: the UploadPartCopy calls of the next pieces (of later
 # segments too) run on a pool of request.concurrency (default 8) while the pieces are
 # committed one by one (main 7202d3a).
 ASSEMBLY_CONCURRENCY = 8
@@ -166,7 +166,7 @@ def predict(
 ) -> Prediction:
     """Wall time of `workload` at `workers` (a pure function: no clock, no I/O).
     concurrency: a worker's requests in flight (ArchiveRequest.concurrency, default 8);
-    assembly_concurrency: the assembler's copies in flight (engine.assemble_step: request.concurrency)."""
+    assembly_concurrency: the assembler's copies in flight (parallel.assemble_step: request.concurrency)."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     share_bytes = workload.source_bytes / workers  # the plan balances shards by bytes
@@ -196,7 +196,7 @@ def predict(
         assemble_s = 0.0
     else:
         # The segments' bytes (about the archive) are placed server-side by UploadPartCopy,
-        # `assembly_concurrency` copies in flight (engine.assemble_step copies ahead); each
+        # `assembly_concurrency` copies in flight (parallel.assemble_step copies ahead); each
         # piece is a request, and a state commit made one after the other; the junction
         # bytes (a segment's head topping up the pending tail, its last part) go through
         # the assembler's own network.

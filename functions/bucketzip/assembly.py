@@ -1,5 +1,5 @@
 """Assembly of a parallel run: its segments' staging objects placed, in plan order, into
-the archive's multipart upload (engine.assemble_step drives it, one commit per piece).
+the archive's multipart upload (parallel.assemble_step drives it, one commit per piece).
 
 The archive is the segments' bytes one after the other. Pending bytes (the tail: not yet
 in a part, always under 5 MiB here) come first; then, for each segment:

@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import engine
+from . import engine, parallel
 from .config import ArchiveRequest
 from .deadline import Deadline
 from .results import ArchiveResult, Progress
@@ -139,12 +139,12 @@ def _parallel(
     stop = threading.Event()  # a failed segment stops the others between their steps
 
     def segment(index: int) -> None:
-        seg = engine.start_segment(s3, store, run_id, index)
+        seg = parallel.start_segment(s3, store, run_id, index)
         while seg.phase == ARCHIVING and not seg.done and not stop.is_set():
             seg = engine.run_step(s3, store, seg.run_id, step_deadline(), heard if observer else None)
             counted(seg)
         while seg.phase != COMPLETE and not stop.is_set():
-            seg = engine.finish_segment(s3, store, seg.run_id, step_deadline())
+            seg = parallel.finish_segment(s3, store, seg.run_id, step_deadline())
 
     if progress.phase == SEGMENTS:
         shards = load_plan(s3, store.load(run_id))
@@ -158,7 +158,7 @@ def _parallel(
                     future.cancel()
                 raise failed[0].exception()  # type: ignore[misc]  # the first failure, as raised
     while progress.phase in (SEGMENTS, ASSEMBLING) and not (progress.phase == ASSEMBLING and progress.done):
-        progress = engine.assemble_step(s3, store, run_id, step_deadline())
+        progress = parallel.assemble_step(s3, store, run_id, step_deadline())
         if on_step is not None and not progress.done:
             on_step(progress)
     return progress, steps[0]

@@ -5,7 +5,7 @@ done=True when every segment is placed (Finish comes next)."""
 
 from __future__ import annotations
 
-from bucketzip import engine
+from bucketzip import parallel
 
 from . import common
 from .common import logger, tracer
@@ -21,7 +21,7 @@ def handler(event, context):
     deadline = common.deadline(context)
     store = common.state_store()
     progress = common.fenced(
-        store, assemble.run_id, lambda: engine.assemble_step(common.s3_client(), store, assemble.run_id, deadline)
+        store, assemble.run_id, lambda: parallel.assemble_step(common.s3_client(), store, assemble.run_id, deadline)
     ).to_json()
     logger.info("assembly step committed", extra={"progress": progress})
     return progress

@@ -10,7 +10,7 @@ all transient -> RetryableError (the parent suspends), any permanent -> SegmentF
 
 from __future__ import annotations
 
-from bucketzip import engine
+from bucketzip import engine, parallel
 from bucketzip.errors import RetryableError, SegmentFailed
 from bucketzip.segments import segment_run_id
 
@@ -35,10 +35,10 @@ def handler(event, context):
     s3 = common.s3_client()
     try:
         if segment.action == "start":
-            progress = engine.start_segment(s3, store, segment.run_id, segment.index)
+            progress = parallel.start_segment(s3, store, segment.run_id, segment.index)
         else:
             deadline = common.deadline(context)
-            verb = engine.run_step if segment.action == "step" else engine.finish_segment
+            verb = engine.run_step if segment.action == "step" else parallel.finish_segment
             progress = common.fenced(store, segment_id, lambda: verb(s3, store, segment_id, deadline))
     except Exception:
         # The child reports only the error's name to the parent (its result must stay small):

@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from bucketzip import engine
+from bucketzip import engine, parallel
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
 from bucketzip.driver import run_to_completion
@@ -209,11 +209,11 @@ def test_abort_of_a_parallel_run_leaves_no_upload_state_or_staging(s3, bucket_fa
     run_id = engine.start_run(s3, store, _request(source, dest, "gone.zip", workers=3, shard_bytes=600 * KIB)).run_id
     while engine.get_progress(store, run_id).phase == PLANNING:
         plan_step(s3, store, run_id, Deadline(None))
-    segments = [engine.start_segment(s3, store, run_id, i).run_id for i in range(3)]
+    segments = [parallel.start_segment(s3, store, run_id, i).run_id for i in range(3)]
     engine.run_step(s3, store, segments[0], Deadline(None))  # one complete, one begun, one not
-    engine.finish_segment(s3, store, segments[0], Deadline(None))
+    parallel.finish_segment(s3, store, segments[0], Deadline(None))
     engine.run_step(s3, store, segments[1], Deadline(0.0))
-    watched = engine.segment_progress(store, run_id)  # what `watch` shows per segment
+    watched = parallel.segment_progress(store, run_id)  # what `watch` shows per segment
     assert [(p.run_id, p.phase, p.done) for p in watched] == [
         (segments[0], "complete", True),
         (segments[1], "archiving", False),
@@ -227,11 +227,11 @@ def test_abort_of_a_parallel_run_leaves_no_upload_state_or_staging(s3, bucket_fa
 
 
 def _run_segment(s3, store, run_id, index):
-    progress = engine.start_segment(s3, store, run_id, index)
+    progress = parallel.start_segment(s3, store, run_id, index)
     while not progress.done:
         progress = engine.run_step(s3, store, progress.run_id, Deadline(None))
     while progress.phase != "complete":
-        progress = engine.finish_segment(s3, store, progress.run_id, Deadline(None))
+        progress = parallel.finish_segment(s3, store, progress.run_id, Deadline(None))
     return progress.run_id
 
 

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from test_segments import MIB, Calls, Crash, _request, _run_segment, _seed
 
-from bucketzip import assembly, engine
+from bucketzip import assembly, engine, parallel
 from bucketzip.deadline import Deadline
 from bucketzip.plan import load_plan, plan_step
 from bucketzip.results import ArchiveResult
@@ -67,7 +67,7 @@ def _planned(s3, bucket_factory, tmp_path):
 
 
 def _assembled(s3, store, run_id):
-    while not engine.assemble_step(s3, store, run_id, Deadline(None)).done:
+    while not parallel.assemble_step(s3, store, run_id, Deadline(None)).done:
         pass
     state = store.load(run_id)
     fragments = [Fragment.from_bytes(blob) for _, blob in store.iter_fragments(run_id)]

@@ -131,12 +131,12 @@ def store_progress(store: StateStore) -> Callable[[str], object]:
 
 def store_segments(store: StateStore) -> Callable[[str], list]:
     """segments_of(run_id): the progress of each segment of a parallel run ([] when none)."""
-    from bucketzip import engine
+    from bucketzip import parallel
     from bucketzip.errors import RunNotFound
 
     def segments_of(run_id: str) -> list:
         try:
-            return list(engine.segment_progress(store, run_id))
+            return list(parallel.segment_progress(store, run_id))
         except RunNotFound:
             return []
 
