@@ -26,23 +26,6 @@ OBJECTS = {f"d/{i:02d}.txt": (b"line %d\n" % i) * (3000 + 500 * i) for i in rang
 
 
 @pytest.fixture
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUCKETZIP_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def run_cli(state_dir, monkeypatch, capsys):
-    def run(*argv, client=None):
-        monkeypatch.setattr(cli, "s3_client", lambda *a, **k: client or s3_client())
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
 def buckets(s3, bucket_factory):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     seed_bucket(s3, source, OBJECTS)

@@ -5,33 +5,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from test_cli_suspend import breaking_client
 
 from bucketzip import cli
-from bucketzip.clients import s3_client
 from bucketzip.store_local import LocalStateStore
 from support.archiving import contents_by_key, fetch
 from support.seed import all_keys, list_multipart_uploads, seed_bucket
 
 OBJECTS = {f"d/{i:02d}.txt": (b"line %d\n" % i) * (3000 + 500 * i) for i in range(8)}
-
-
-@pytest.fixture
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUCKETZIP_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
-
-
-@pytest.fixture
-def run_cli(state_dir, monkeypatch, capsys):
-    def run(*argv, client=None):
-        monkeypatch.setattr(cli, "s3_client", lambda *a, **k: client or s3_client())
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_workers_from_the_cli_suspend_and_resume_to_the_one_worker_archive(s3, bucket_factory, run_cli, state_dir):
