@@ -20,6 +20,7 @@ from .config import ArchiveRequest
 from .deadline import Deadline
 from .errors import DestinationExists, InputError, IntegrityError, RunExists, RunNotFound, StaleState
 from .manifest import manifest_key
+from .parts import FIRST_TAIL_PART
 from .results import ArchiveResult, Progress, capped_warnings
 from .s3errors import AWS_ERRORS, error_code, translate
 from .segments import segment_run_id
@@ -62,6 +63,18 @@ def _phase_done(state: RunState) -> bool:
     return True
 
 
+def part_count(state: RunState) -> int:
+    """Parts the run has cut so far: a segment counts from its first part number; an
+    assembled parallel run has its segments' parts and its own from FIRST_TAIL_PART."""
+    if state.segment is not None:
+        return state.next_part - state.segment.first_part
+    if state.phase in (PLANNING, SEGMENTS):
+        return 0
+    if state.request.workers > 1:
+        return state.assembly.parts + state.next_part - FIRST_TAIL_PART
+    return state.next_part - 1
+
+
 def progress_of(state: RunState, warnings: list[str] | None = None, warning_count: int = 0) -> Progress:
     return Progress(
         run_id=state.run_id,
@@ -71,7 +84,7 @@ def progress_of(state: RunState, warnings: list[str] | None = None, warning_coun
         skipped=state.skipped,
         bytes_in=state.bytes_in,
         bytes_out=state.offset,
-        parts=state.next_part - 1,
+        parts=part_count(state),
         steps=state.steps,
         dest_bucket=state.request.dest_bucket,
         dest_key=state.request.dest_key,
@@ -330,7 +343,7 @@ def _result(state: RunState) -> ArchiveResult:
         key=request.dest_key,
         size=state.offset,
         entries=state.entries,
-        parts=state.next_part - 1,
+        parts=part_count(state),
         skipped=state.skipped,
         manifest_key=manifest_key(request.dest_key),
         etag=state.etag,

@@ -1,47 +1,66 @@
 """The verbs of a parallel run (issue 10) beside the engine's: a segment run's start and
-finish (its steps are engine.run_step), and assembly, which places the complete segments
-into the archive's upload (assembly.py holds the pieces' layout and copies). The planner
-(plan.py) comes before them; engine.finish_run finishes the run after them, and
-engine.abort_run removes its segments.
+finish (its steps are engine.run_step), and assembly. The planner (plan.py) comes before
+them; engine.finish_run finishes the run after them, and engine.abort_run removes its
+segments.
+
+Every segment uploads straight into the archive's own multipart upload, into the range of
+part numbers its shard was given (plan.allot_parts), so no byte is copied or read back to
+assemble the archive. Local headers and entry data hold no absolute offsets, so a
+segment's bytes are right wherever it starts; only the central directory holds offsets,
+and assembly rebases each segment's records by the archive offset where it starts.
+
+A segment's last part must be 5 MiB at least (a part of another segment or the directory
+follows it), which the sink ensures (sink.write_last_part). A segment of fewer bytes
+uploads nothing: its bytes stay its tail, and assembly appends such segments' bytes, in
+shard order, after all the others (as the first bytes of the parent's own parts, from
+plan.FIRST_TAIL_PART on; the directory follows). Its entries then lie later in the archive
+than in one worker's archive (the directory still lists them in shard order): the only
+layout that differs from one worker's.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from . import assembly, finish
+from .checksums import crc32_combine
 from .deadline import Deadline
-from .engine import _abort_upload, _commit, _complete, _create_upload, _phase_done, _segment_count, progress_of
+from .engine import _commit, _segment_count, progress_of
 from .errors import InputError, IntegrityError, RunExists, RunNotFound, StaleState
+from .limits import MIN_PART_SIZE
 from .manifest import rebase_lines
+from .parts import FIRST_TAIL_PART
 from .plan import load_plan
 from .records import rebase_central
 from .results import Progress
-from .segments import segment_object_key, segment_run_id
+from .s3errors import AWS_ERRORS, translate
+from .segments import segment_run_id
 from .sink import ArchiveSink
-from .state import ARCHIVING, ASSEMBLING, COMPLETE, COMPLETING, SEGMENTS, Cursor, Fragment, RunState, SegmentOf
+from .state import ARCHIVING, ASSEMBLING, COMPLETE, SEGMENTS, Cursor, Fragment, RunState, SegmentOf
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from .store import StateStore
 
+# Assembly takes the segments' fragments over into fragments of the parent of about this
+# many bytes (directory records and manifest lines): one commit each.
+ASSEMBLY_FRAGMENT_BYTES = 4 * 1024 * 1024
+# Segment states loaded at once (DynamoDB reads) when assembly starts a call.
+LOAD_CONCURRENCY = 16
+
 
 def start_segment(s3: S3Client, store: StateStore, parent_id: str, index: int) -> Progress:
-    """Record segment run `index` of the planned run `parent_id` (its shard of the listing)
-    and create its staging upload. Idempotent: a retried or repeated call answers the
-    segment's progress (phase "complete" once finish_segment is through)."""
+    """Record segment run `index` of the planned run `parent_id` (its shard of the listing
+    and its part numbers of the archive's upload). Idempotent: a retried or repeated call
+    answers the segment's progress (phase "complete" once finish_segment is through)."""
     segment_id = segment_run_id(parent_id, index)
     try:
-        state = store.load(segment_id)
+        return progress_of(store.load(segment_id))
     except RunNotFound:
         pass
-    else:
-        if not state.upload_id and state.phase == ARCHIVING:
-            _create_upload(s3, store, state)
-        return progress_of(state)
     parent = store.load(parent_id)
     if parent.phase != SEGMENTS:
         raise RunNotFound(f"run {parent_id} is in phase {parent.phase!r}, not segments: no segment to start")
@@ -52,175 +71,198 @@ def start_segment(s3: S3Client, store: StateStore, parent_id: str, index: int) -
     state = RunState(
         run_id=segment_id,
         request=parent.request,
-        upload_id="",
+        upload_id=parent.upload_id,
         started_at=time.time(),
-        marked=True,
-        segment=SegmentOf(parent_id, index, shard.start_after, shard.last_key, segment_object_key(parent_id, index)),
+        marked=parent.marked,
+        next_part=shard.first_part,
+        segment=SegmentOf(
+            parent_id, index, shard.start_after, shard.last_key, shard.first_part, shard.last_part, shard.part_size
+        ),
         cursor=Cursor(start_after=shard.start_after),
     )
     try:
         store.create(state)
     except RunExists:  # a concurrent start of the same segment won
         state = store.load(segment_id)
-        if state.upload_id or state.phase != ARCHIVING:
-            return progress_of(state)
-    _create_upload(s3, store, state)
     return progress_of(state)
 
 
 def finish_segment(s3: S3Client, store: StateStore, segment_id: str, deadline: Deadline) -> Progress:
-    """Upload a segment's last part and complete its staging object, conditionally and
-    proven like an archive (the run id in its metadata, size and CRC-32); done=True with
-    phase "complete". Its state and fragments stay: assembly reads them. A segment that
-    holds no bytes (every object of its shard vanished) completes with no object."""
+    """Upload a segment's last part (5 MiB at least; a segment of fewer bytes keeps them
+    as its tail) and mark it complete: done=True with phase "complete". Its state and
+    fragments stay: assembly reads them."""
     state = store.load(segment_id)
     if state.segment is None:
         raise InputError(f"run {segment_id} is not a segment run")
     if state.phase == ARCHIVING:
-        if not _phase_done(state):
+        if not progress_of(state).done:
             raise RunNotFound(f"run {segment_id}: archiving is not done yet; run more steps before finishing")
         expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
-        if state.offset == 0:
-            _abort_upload(s3, state)
-            state.phase, state.finished_at = COMPLETE, time.time()
-            store.commit(state, expected, None, 0)
-            return progress_of(state)
-        sink = ArchiveSink(s3, store, state, attempt)
-        try:
-            sink.write_last_part()
-            fragment = Fragment(parts=sink.wait())
-            state.tail = sink.save_tail()
-        finally:
-            sink.close()
-        # Not counted in `steps`: assembly takes the directory records of the first
-        # `steps` fragments, the archiving steps'.
-        state.phase = COMPLETING
-        _commit(s3, store, state, expected, attempt, fragment, old_tail)
-    if state.phase == COMPLETING:
-        expected = state.version
-        state.etag = _complete(s3, state, finish.recorded_parts(store, segment_id))
+        fragment = Fragment()
+        if state.offset > state.uploaded and not is_relocated(state):
+            sink = ArchiveSink(s3, store, state, attempt)
+            try:
+                sink.write_last_part()
+                fragment.parts = sink.wait()
+                state.tail = sink.save_tail()
+            finally:
+                sink.close()
+        # The last part's fragment is not counted in `steps` (a segment's directory records
+        # are in its archiving steps' fragments), but assembly takes every fragment's parts.
         state.phase, state.finished_at = COMPLETE, time.time()
-        store.commit(state, expected, None, 0)
+        _commit(s3, store, state, expected, attempt, fragment, old_tail)
     return progress_of(state)
+
+
+def is_relocated(segment: RunState) -> bool:
+    """A segment too small for a part of its own: none of its bytes are uploaded, and
+    assembly appends them after the other segments'."""
+    return segment.uploaded == 0 and 0 < segment.offset < MIN_PART_SIZE
 
 
 def assemble_step(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline) -> Progress:
-    """Place the complete segments into the archive's upload, one committed piece at a
-    time until the deadline (after one at least): their bytes (assembly.place), then each
-    segment fragment's directory records and manifest lines rebased by the segment's
-    offset, committed as one fragment of this run. Afterwards the run's offset, CRC,
-    counts, parts and tail are those one run archiving every shard would have, and
+    """Assemble the complete segments into the run: first (one commit) the archive's
+    offset, CRC-32 and counts from the segments' (no byte is read: each segment's bytes
+    are in its parts already); then the segments' parts, directory records and manifest
+    lines, rebased by where each segment starts, as fragments of this run (a commit each,
+    until the deadline); then the bytes of the segments too small for a part of their
+    own, appended. Afterwards the run is as if one run had archived every shard, and
     finish_run finishes it as any run (done=True)."""
     state = store.load(run_id)
+    if state.phase not in (SEGMENTS, ASSEMBLING):
+        return progress_of(state)
+    segments = _complete_segments(s3, store, state)
+    bases = segment_bases(segments)
     if state.phase == SEGMENTS:
         expected = state.version
-        state.assembly.segments = len(load_plan(s3, state))
+        placed = [segment for segment in segments if not is_relocated(segment)]
+        state.assembly.segments = len(segments)
+        state.offset = state.uploaded = sum(segment.offset for segment in placed)
+        state.crc = 0
+        for segment in placed:
+            state.crc = crc32_combine(state.crc, segment.crc, segment.offset)
+        state.entries = sum(segment.entries for segment in segments)
+        state.skipped = sum(segment.skipped for segment in segments)
+        state.bytes_in = sum(segment.bytes_in for segment in segments)
+        state.next_part = FIRST_TAIL_PART
         state.phase = ASSEMBLING
         store.commit(state, expected, None, 0)
-    if state.phase != ASSEMBLING:
-        return progress_of(state)
-    copier = assembly.Copier(s3, state, state.request.concurrency)
-    segments: dict[int, tuple[RunState, list[list]] | None] = {}
-    try:
-        while not state.assembly.done:
-            _copy_ahead(store, state, copier, segments)
-            _assemble_piece(s3, store, state, copier, segments)
-            if deadline.expired():
-                break
-    finally:
-        copier.close()
+    progress = state.assembly
+    while progress.segment < progress.segments:
+        _take_fragments(s3, store, state, segments, bases)
+        if deadline.expired():
+            return progress_of(state)
+    relocated = [segment for segment in segments if is_relocated(segment)]
+    if progress.relocated < len(relocated):
+        _append_relocated(s3, store, state, relocated, deadline)
+        if progress.relocated < len(relocated):
+            return progress_of(state)
+    if not progress.done:
+        expected = state.version
+        progress.done = True
+        store.commit(state, expected, None, 0)
     return progress_of(state)
 
 
-# Segments whose pieces assembly looks at ahead of the one it places (Copier).
-COPY_AHEAD_SEGMENTS = 64
+def segment_bases(segments: list[RunState]) -> list[int]:
+    """The archive offset where each segment's bytes start: the segments with parts of
+    their own in shard order, then the relocated ones (is_relocated), in shard order."""
+    bases, at = [0] * len(segments), 0
+    for relocated in (False, True):
+        for index, segment in enumerate(segments):
+            if is_relocated(segment) == relocated:
+                bases[index], at = at, at + segment.offset
+    return bases
 
 
-def _segment_of(
-    store: StateStore, state: RunState, index: int, loaded: dict[int, tuple[RunState, list[list]] | None]
-) -> tuple[RunState, list[list]] | None:
-    """Segment `index` of the run with its recorded parts, once complete (else None),
-    loaded once per assemble_step call."""
-    if loaded.get(index) is None:
-        segment_id = segment_run_id(state.run_id, index)
-        try:
-            segment = store.load(segment_id)
-        except RunNotFound:
-            return None
-        if segment.phase != COMPLETE:
-            return None
-        loaded[index] = (segment, finish.recorded_parts(store, segment_id) if segment.offset else [])
-    return loaded[index]
+def _complete_segments(s3: S3Client, store: StateStore, state: RunState) -> list[RunState]:
+    """Every segment's state, in shard order; each must be complete."""
+    count = state.assembly.segments if state.assembly.segments >= 0 else len(load_plan(s3, state))
+    ids = [segment_run_id(state.run_id, index) for index in range(count)]
+    with ThreadPoolExecutor(max_workers=LOAD_CONCURRENCY, thread_name_prefix="load") as pool:
+        loaded = list(pool.map(_load_or_none, [store] * count, ids))
+    for index, segment in enumerate(loaded):
+        if segment is None or segment.phase != COMPLETE:
+            raise IntegrityError(f"run {state.run_id}: segment {index} ({ids[index]}) is not complete")
+    return loaded  # type: ignore[return-value]
 
 
-def _copy_ahead(
-    store: StateStore,
-    state: RunState,
-    copier: assembly.Copier,
-    loaded: dict[int, tuple[RunState, list[list]] | None],
+def _load_or_none(store: StateStore, run_id: str) -> RunState | None:
+    try:
+        return store.load(run_id)
+    except RunNotFound:
+        return None
+
+
+def _take_fragments(
+    s3: S3Client, store: StateStore, state: RunState, segments: list[RunState], bases: list[int]
 ) -> None:
-    """Start the copies of the pieces ahead (of complete segments, in order). Segments are
-    loaded (state and recorded parts) only until enough copies are in view."""
-    progress, window = state.assembly, []
-    pieces: list[tuple[RunState, assembly.Piece, int]] = []
-    for index in range(progress.segment, min(progress.segments, progress.segment + COPY_AHEAD_SEGMENTS)):
-        segment = _segment_of(store, state, index, loaded)
-        if segment is None:
-            break
-        window.append(segment)
-        sizes = [(segment.offset, assembly.boundaries(parts)) for segment, parts in window]
-        laid = assembly.layout(progress.placed, state.offset - state.uploaded, state.next_part, sizes)
-        pieces = [(window[position][0], piece, number) for position, piece, number in laid]
-        if sum(piece.kind == assembly.COPY for _, piece, _ in pieces) > copier.ahead:
-            break
-    copier.plan(pieces)
+    """One committed fragment of the run: the next segment fragments' parts, records and
+    lines (rebased), up to ASSEMBLY_FRAGMENT_BYTES."""
+    progress = state.assembly
+    expected, attempt = state.version, uuid.uuid4().hex
+    taken = Fragment(central=bytearray(), manifest=bytearray(), skipped=bytearray())
+    while progress.segment < progress.segments and _size(taken) < ASSEMBLY_FRAGMENT_BYTES:
+        segment_id, base = segment_run_id(state.run_id, progress.segment), bases[progress.segment]
+        for index, blob in store.iter_fragments(segment_id, start=progress.fragment):
+            written = Fragment.from_bytes(blob)
+            taken.central += rebase_central(bytes(written.central), base)
+            taken.manifest += rebase_lines(bytes(written.manifest), base)
+            taken.skipped += written.skipped
+            taken.parts.extend(written.parts)
+            progress.parts += len(written.parts)
+            progress.fragment = index + 1
+            if _size(taken) >= ASSEMBLY_FRAGMENT_BYTES:
+                break  # the next call goes on at this segment's next fragment
+        else:
+            progress.segment, progress.fragment = progress.segment + 1, 0
+    state.steps += 1  # finish_run reads the directory from the first `steps` fragments
+    _commit(s3, store, state, expected, attempt, taken, state.tail.staging_key)
 
 
-def _assemble_piece(
-    s3: S3Client,
-    store: StateStore,
-    state: RunState,
-    copier: assembly.Copier,
-    loaded: dict[int, tuple[RunState, list[list]] | None],
+def _size(fragment: Fragment) -> int:
+    return len(fragment.central) + len(fragment.manifest) + len(fragment.skipped)
+
+
+def _append_relocated(
+    s3: S3Client, store: StateStore, state: RunState, relocated: list[RunState], deadline: Deadline
 ) -> None:
-    """One committed piece of assembly (see assemble_step)."""
+    """Append the relocated segments' bytes (their tails) to the run's, in shard order;
+    one commit for those appended before the deadline (one at least)."""
     progress = state.assembly
     expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
-    if progress.segment >= progress.segments:
-        progress.done = True
-        store.commit(state, expected, None, 0)
-        return
-    segment_id = segment_run_id(state.run_id, progress.segment)
-    found = _segment_of(store, state, progress.segment, loaded)
-    if found is None:
-        raise IntegrityError(f"run {state.run_id}: segment {progress.segment} ({segment_id}) is not complete")
-    segment, parts = found
-    if progress.placed < segment.offset:
-        if store.current_version(state.run_id) != expected:  # fencing before the side effect
-            raise StaleState(f"run {state.run_id}: another assembly step committed first")
-        fragment = Fragment(parts=assembly.place(s3, state, segment, parts, attempt, copier))
-    elif progress.fragment < segment.steps:
-        _, blob = next(store.iter_fragments(segment_id, start=progress.fragment))
-        written = Fragment.from_bytes(blob)
-        fragment = Fragment(
-            central=rebase_central(bytes(written.central), progress.base),
-            manifest=rebase_lines(bytes(written.manifest), progress.base),
-            skipped=written.skipped,
-        )
-        progress.fragment += 1
-    else:
-        if progress.placed_crc != segment.crc:
-            raise IntegrityError(f"run {state.run_id}: segment {progress.segment} placed with another CRC-32")
-        state.entries += segment.entries
-        state.skipped += segment.skipped
-        state.bytes_in += segment.bytes_in
-        progress.segment += 1
-        progress.base += segment.offset
-        progress.placed = progress.placed_crc = progress.fragment = 0
-        store.commit(state, expected, None, 0)
-        return
-    state.steps += 1  # finish_run reads the directory from the first `steps` fragments
+    if store.current_version(state.run_id) != expected:  # fencing before the side effect
+        raise StaleState(f"run {state.run_id}: another assembly step committed first")
+    sink = ArchiveSink(s3, store, state, attempt)
+    try:
+        while progress.relocated < len(relocated):
+            sink.write(_tail_bytes(s3, relocated[progress.relocated]))
+            progress.relocated += 1
+            if deadline.expired():
+                break
+        fragment = Fragment(parts=sink.wait())
+        state.tail = sink.save_tail()
+    finally:
+        sink.close()
+    state.steps += 1
     _commit(s3, store, state, expected, attempt, fragment, old_tail)
+
+
+def _tail_bytes(s3: S3Client, segment: RunState) -> bytes:
+    """A relocated segment's bytes (under 5 MiB): its tail, inline or staged."""
+    tail, request = segment.tail, segment.request
+    if tail.staging_key is None:
+        data = tail.inline
+    else:
+        try:
+            data = s3.get_object(Bucket=request.dest_bucket, Key=tail.staging_key)["Body"].read()
+        except AWS_ERRORS as exc:
+            raise translate(
+                exc, bucket=request.dest_bucket, role="destination", action="read staged tail", key=tail.staging_key
+            ) from None
+    if len(data) != segment.offset:
+        raise IntegrityError(f"run {segment.run_id}: its tail is {len(data)} bytes, its state says {segment.offset}")
+    return data
 
 
 def segment_progress(store: StateStore, parent_id: str) -> list[Progress]:

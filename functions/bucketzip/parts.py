@@ -17,6 +17,10 @@ from .limits import MAX_PART_SIZE, MAX_PARTS
 from .sizes import format_size
 
 PARTS_PER_STEP = 1000
+# A parallel run's segments write the numbers before this one (plan.allot_parts); the last
+# PARTS_PER_STEP numbers (5 GiB parts) are the parent's own: the bytes of segments too small
+# for a part of their own, then the central directory.
+FIRST_TAIL_PART = MAX_PARTS - PARTS_PER_STEP + 1
 
 
 def part_size(part_number: int, start_size: int) -> int:

@@ -18,11 +18,14 @@ under a fresh token before the commit that names it. A planner killed anywhere l
 most a chunk no state names (swept with the staging prefix); a zombie planner cannot
 commit (StaleState) and deletes its chunk. Once the end of listing is committed, the runs
 are grouped into shards (`group`), plan.json is written, and the run moves to SEGMENTS:
-every call that gets there computes the same plan from the same committed state.
+every call that gets there computes the same plan from the same committed state. Each
+shard also gets its range of the archive upload's part numbers (allot_parts): segments
+upload straight into the archive, and assembly only takes their records over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 import zlib
@@ -30,11 +33,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import IntegrityError, RunNotFound, StaleState
-from .limits import MAX_DELETE_KEYS, MAX_PARTS, KiB, MiB
+from .errors import ArchiveTooLarge, IntegrityError, RunNotFound, StaleState
+from .limits import MAX_DELETE_KEYS, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, KiB, MiB
 from .listing import iter_objects
+from .parts import FIRST_TAIL_PART
 from .s3errors import AWS_ERRORS, error_code, translate
 from .segments import staging_prefix
+from .sizes import format_size
 from .state import PLANNING, SEGMENTS, PlanProgress, RunState
 
 if TYPE_CHECKING:
@@ -53,16 +58,27 @@ if TYPE_CHECKING:
 # Two shards per worker: the Distributed Map hands the next shard to whichever child is
 # free, so a shard that runs slow (deflate, a big object) is evened out by the others.
 SHARDS_PER_WORKER = 2
-# Assembly re-uploads the seam between two segments (a tail under 5 MiB plus the next
-# head: about 2 x MIN_PART_SIZE through the worker per shard) and every shard costs a Map
-# child and three Lambda calls; at 256 MiB the seams stay under 4% of the bytes moved.
+# Every shard costs a Map child and three Lambda calls or more, and its segment's part
+# size grows with its bytes (allot_parts): at 256 MiB those costs stay small beside the
+# bytes a shard moves.
 MIN_SHARD_BYTES = 256 * MiB
-# Assembly places each segment with at least one UploadPartCopy part and may upload one
-# seam part beside it: two of the final upload's limits.MAX_PARTS per shard at most. A
-# quarter of them for shards leaves the other half for segments over 5 GiB (copied in
-# several parts: 5 TiB, S3's largest object, is 1,024 parts of 5 GiB) and the directory.
-# It also keeps plan.json (an item of <= 2.2 KB per shard) and the Map run small.
+# Each segment writes its own range of the final upload's limits.MAX_PARTS numbers; a
+# quarter of the numbers as shards leaves each range several parts. It also keeps
+# plan.json (an item of <= 2.3 KB per shard) and the Map run small.
 MAX_SHARDS = MAX_PARTS // 4
+
+# -- part ranges -------------------------------------------------------------------------
+# The numbers before parts.FIRST_TAIL_PART are the segments', in shard order, each range in
+# proportion to the shard's bytes (at least one number).
+# What a shard's archive bytes may come to, beyond its listed bytes: per entry a local
+# header (30 bytes, the name: a key is at most 1,024 bytes, its zip64 and time extras)
+# and a data descriptor (24), rounded up; deflate of incompressible bytes (stored blocks:
+# 5 bytes per 64 KiB) is far below 1/64 of them.
+ENTRY_BOUND_BYTES = 4 * KiB
+EXPANSION_DIVISOR = 64
+# A range holds twice its shard's bound: objects rewritten larger between planning and the
+# segment's listing still fit (a shard that outgrows it fails with ArchiveTooLarge).
+PART_SLACK = 2
 
 # -- runs --------------------------------------------------------------------------------
 # A run's bytes reach at most 1/RUN_SLACK of any target the plan can pick (past the
@@ -86,17 +102,18 @@ class Shard:
     last_key: str  # ... up to and including this one
     objects: int  # selected objects in it, as planned
     bytes: int  # their listed bytes
+    # The part numbers of the archive's upload its segment writes, at part_size (allot_parts).
+    first_part: int = 0
+    last_part: int = 0
+    part_size: int = 0
 
     def to_item(self, run_id: str) -> dict:
         """The shard as one plan.json item: a Distributed Map child's input."""
-        return {
-            "run_id": run_id,
-            "index": self.index,
-            "start_after": self.start_after,
-            "last_key": self.last_key,
-            "objects": self.objects,
-            "bytes": self.bytes,
-        }
+        return {"run_id": run_id, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_item(cls, item: dict) -> Shard:
+        return cls(**{name: item[name] for name in cls.__dataclass_fields__})
 
 
 def plan_key(run_id: str) -> str:
@@ -157,6 +174,38 @@ def group(runs: Iterable[Run], target: int) -> Iterator[Shard]:
         yield Shard(index, start_after, last_key, objects, size)  # type: ignore[arg-type]
 
 
+def shard_bound(shard: Shard) -> int:
+    """The most archive bytes the shard's segment may write, its objects as listed."""
+    return shard.bytes + shard.bytes // EXPANSION_DIVISOR + shard.objects * ENTRY_BOUND_BYTES
+
+
+def allot_parts(shards: list[Shard], start_size: int) -> list[Shard]:
+    """Give each shard its range of part numbers below FIRST_TAIL_PART, in shard order,
+    and the part size that holds PART_SLACK times its bound in that range: at least
+    `start_size` (the request's part size), at most 5 GiB - 5 MiB (a segment's last part
+    takes up to 5 MiB more: sink.write_last_part). Pure and deterministic."""
+    numbers = FIRST_TAIL_PART - 1
+    bounds = [shard_bound(shard) for shard in shards]
+    total = sum(bounds) or 1
+    spare = numbers - len(shards)
+    if spare < 0:
+        raise ArchiveTooLarge(f"{len(shards)} shards need more part numbers than the upload's {numbers}")
+    most = MAX_PART_SIZE - MIN_PART_SIZE
+    out, first = [], 1
+    for shard, bound in zip(shards, bounds, strict=True):
+        count = 1 + spare * bound // total
+        size = min(most, max(start_size, -(-PART_SLACK * bound // count)))
+        size = min(most, -(-size // MiB) * MiB)  # whole MiB: readable in logs
+        if count * size < bound:
+            raise ArchiveTooLarge(
+                f"shard {shard.index} ({shard.objects} objects, {format_size(shard.bytes)}) needs more than its "
+                f"{count} parts of at most {format_size(most)}; ask for more shards (shard_bytes) or fewer objects"
+            )
+        out.append(dataclasses.replace(shard, first_part=first, last_part=first + count - 1, part_size=size))
+        first += count
+    return out
+
+
 def choose_target(runs: Callable[[], Iterable[Run]], total: int, workers: int, shard_bytes: int | None) -> int:
     """The shard target (formula at the top of this module). `runs()` gives the runs again
     for each counting pass; one pass shows the cap holds, unless shard_bytes is tiny for
@@ -196,11 +245,7 @@ def load_plan(s3: S3Client, state: RunState) -> list[Shard]:
         if error_code(exc) in ("NoSuchKey", "404"):
             raise IntegrityError(f"run {state.run_id}: its shard plan s3://{bucket}/{key} is missing") from None
         raise translate(exc, bucket=bucket, role="destination", action="get object", key=key) from None
-    shards = [
-        Shard(item["index"], item["start_after"], item["last_key"], item["objects"], item["bytes"])
-        for item in json.loads(body)
-        if item["run_id"] == state.run_id
-    ]
+    shards = [Shard.from_item(item) for item in json.loads(body) if item["run_id"] == state.run_id]
     if len(shards) != state.plan.shards or [s.index for s in shards] != list(range(len(shards))):
         raise IntegrityError(
             f"run {state.run_id}: s3://{bucket}/{key} holds {len(shards)} shards of this run, "
@@ -313,7 +358,7 @@ def _write_plan(s3: S3Client, store: StateStore, state: RunState) -> None:
     request, plan = state.request, state.plan
     cache: dict[str, bytes] = {}
     target = choose_target(lambda: _runs(s3, store, state, cache), plan.bytes, request.workers, request.shard_bytes)
-    shards = list(group(_runs(s3, store, state, cache), target))
+    shards = allot_parts(list(group(_runs(s3, store, state, cache), target)), request.part_size)
     bucket, key = request.dest_bucket, plan_key(state.run_id)
     body = json.dumps([shard.to_item(state.run_id) for shard in shards], separators=(",", ":")).encode()
     try:

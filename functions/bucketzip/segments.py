@@ -1,9 +1,9 @@
 """Names of a parallel run's segments (issue 10): each shard of the listing is archived by
-its own resumable run, a *segment run*, into its own staging object, and the parent run
-places those objects into the archive (assembly.py).
+its own resumable run, a *segment run*, straight into its range of the archive upload's
+part numbers, and the parent run assembles their records (parallel.py).
 
 Everything of a parent run P lives under `staging_prefix(P)` in the destination bucket:
-its tails, its plan, its segments' staging objects and their tails. So one sweep of that
+its tails, its plan and its segments' tails. So one sweep of that
 prefix (finish, abort) removes all of it.
 """
 
@@ -34,8 +34,3 @@ def staging_prefix(run_id: str) -> str:
         parent, index = parsed
         return f"{staging_prefix(parent)}s{index:05d}/"
     return f"{STAGING_PREFIX}{run_id}/"
-
-
-def segment_object_key(parent: str, index: int) -> str:
-    """The staging object segment `index` of run `parent` builds (its multipart upload's key)."""
-    return f"{staging_prefix(parent)}segment-{index:05d}"

@@ -10,10 +10,19 @@ Why a spill file and not a part streamed straight into its PUT: a streamed body 
 be re-sent when the request fails (botocore retries rewind the body), and a step that
 stops inside a part would have to upload the part's first bytes somewhere anyway.
 
-The carried tail (bytes of the previous step not yet uploaded, < one part) comes first,
-read back into the spill file. Whenever a whole part is written it is uploaded on a
-small pool, at most `concurrency` at a time, after a fencing check (a zombie step stops
-before it uploads). Part boundaries are fixed archive offsets (parts.py), and the byte
+A segment of a parallel run (state.segment) writes parts of the archive's own upload, its
+numbers `first_part`..`last_part` at its fixed `part_size`, and the part after its last one
+is another segment's: so its last part must be 5 MiB at least (S3's minimum for every part
+but the upload's last). The sink therefore holds a segment's latest cut part back until
+MIN_PART_SIZE more bytes follow it; at the segment's end, fewer than that join the held
+part (write_last_part). A segment of under 5 MiB in all uploads nothing: its bytes stay its
+tail, and assembly appends them near the archive's end (parallel.py).
+
+The carried tail (bytes of the previous step not yet uploaded: < one part, or for a
+segment a held part and what follows it) comes first, read back into the spill file.
+Whenever a whole part is written it is uploaded on a small pool, at most `concurrency` at
+a time, after a fencing check (a zombie step stops before it uploads). Part boundaries
+are fixed archive offsets (parts.py; a segment's: multiples of its part size), and the byte
 stream does not depend on where steps stop, so a retried step uploads the very same parts.
 """
 
@@ -26,16 +35,18 @@ import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .checksums import crc32_combine, crc32_header
 from .copy import copy_part, range_crc
-from .errors import StaleState
-from .limits import MAX_PARTS
+from .errors import ArchiveTooLarge, StaleState
+from .limits import MAX_PARTS, MIN_PART_SIZE
 from .parts import check_fits, part_size
 from .s3errors import AWS_ERRORS, translate
 from .segments import staging_prefix
+from .sizes import format_size
 from .state import CopyPlan, RunState, Tail
 
 if TYPE_CHECKING:
@@ -113,6 +124,18 @@ class _DiskBudget:
             self.cond.notify_all()
 
 
+@dataclass
+class _Held:
+    """A segment's cut part, not uploaded until MIN_PART_SIZE bytes follow it."""
+
+    number: int
+    file: BinaryIO
+    size: int
+    path: str
+    crc: int
+    reserved: int
+
+
 class ArchiveSink:
     def __init__(self, s3: S3Client, store: StateStore, state: RunState, attempt: str, spill_bytes: int | None = None):
         self.s3, self.store, self.state, self.attempt = s3, store, state, attempt
@@ -132,6 +155,11 @@ class ArchiveSink:
         self.reserved = 0  # disk budget held by the part being built
         self.length = 0  # bytes in the part file being built
         self.closed = False
+        segment = state.segment
+        # Part numbers this sink may use, and the bytes held back after a cut (a segment's).
+        self.last_number = segment.last_part if segment is not None else MAX_PARTS
+        self.hold = MIN_PART_SIZE if segment is not None else 0
+        self.held: _Held | None = None
         self._open_part()
         self._load_tail()
 
@@ -150,27 +178,45 @@ class ArchiveSink:
 
     def _current_part_size(self) -> int:
         """0 past the last part number: no byte more fits the upload."""
-        if self.state.next_part > MAX_PARTS:
+        return self._size_of(self.state.next_part)
+
+    def _size_of(self, number: int) -> int:
+        segment = self.state.segment
+        if number > self.last_number:
             return 0
-        return part_size(self.state.next_part, self.request.part_size)
+        if segment is not None:
+            return segment.part_size
+        return part_size(number, self.request.part_size)
+
+    def _check_fits(self, size: int) -> None:
+        segment = self.state.segment
+        if segment is None:
+            check_fits(size, self.request.part_size)
+            return
+        room = (segment.last_part - segment.first_part + 1) * segment.part_size
+        if size > room:
+            raise ArchiveTooLarge(
+                f"segment {segment.index} of run {segment.parent} needs more than {format_size(room)} "
+                f"({room} bytes), the {segment.last_part - segment.first_part + 1} parts of "
+                f"{format_size(segment.part_size)} its plan gave it: its shard's objects grew after planning; "
+                "start a new run (it plans again)"
+            )
 
     # -- tail ------------------------------------------------------------------------
 
     def _load_tail(self) -> None:
-        tail, file = self.state.tail, self.file
-        assert file is not None
+        tail = self.state.tail
+        expected = self.state.offset - self.state.uploaded
         if tail.staging_key is None:
-            file.write(tail.inline)
+            self._put(memoryview(tail.inline))
             loaded = len(tail.inline)
-            self.part_crc = zlib.crc32(tail.inline)
         else:
             try:
                 body = self.s3.get_object(Bucket=self.request.dest_bucket, Key=tail.staging_key)["Body"]
                 loaded = 0
                 while piece := body.read(_COPY_BYTES):  # streamed: a tail may be GiBs
-                    file.write(piece)
+                    self._put(memoryview(piece))
                     loaded += len(piece)
-                    self.part_crc = zlib.crc32(piece, self.part_crc)
             except AWS_ERRORS as exc:
                 if self.store.current_version(self.state.run_id) != self.expected_version:
                     # The step that replaced this state removed its tail: we are a zombie.
@@ -182,43 +228,59 @@ class ArchiveSink:
                     action="read staged tail",
                     key=tail.staging_key,
                 ) from None
-        if loaded != tail.length or tail.length != self.state.offset - self.state.uploaded:
+        if loaded != tail.length or tail.length != expected:
             raise StaleState(f"run {self.state.run_id}: staged tail is {loaded} bytes, state expects {tail.length}")
-        self.length = loaded
 
     def save_tail(self) -> Tail:
         """Persist the unuploaded bytes: inline in the state when small, else staged
-        (one PUT from the spill file; a tail is under one part, so under 5 GiB)."""
-        file = self.file
+        (one PUT from the spill file; a tail is under one part, or a held part and less
+        than 5 MiB after it, so under 5 GiB). A held part goes back into the tail: the
+        state then says it was never cut."""
+        if self.held is not None:
+            held, self.held = self.held, None
+            self.state.next_part, self.state.uploaded = held.number, self.state.uploaded - held.size
+            self._append_current(held)
+            self.file, self.path, self.length = held.file, held.path, held.size
+            self.budget.release(self.reserved)
+            self.reserved = held.reserved
+        file, length = self.file, self.length
         assert file is not None
         file.flush()
         file.seek(0)
-        if self.length <= INLINE_TAIL_BYTES:
-            return Tail(inline=file.read(self.length), length=self.length)
+        if length <= INLINE_TAIL_BYTES:
+            return Tail(inline=file.read(length), length=length)
         key = f"{staging_prefix(self.state.run_id)}tail-{self.attempt}"
         try:
-            self.s3.put_object(Bucket=self.request.dest_bucket, Key=key, Body=file, ContentLength=self.length)
+            self.s3.put_object(Bucket=self.request.dest_bucket, Key=key, Body=file, ContentLength=length)
         except AWS_ERRORS as exc:
             raise translate(
                 exc, bucket=self.request.dest_bucket, role="destination", action="stage tail", key=key
             ) from None
-        return Tail(staging_key=key, length=self.length)
+        return Tail(staging_key=key, length=length)
 
     # -- writing ---------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
-        check_fits(self.state.offset + view.nbytes, self.request.part_size)
+        self._check_fits(self.state.offset + view.nbytes)
+        self.state.offset += view.nbytes
+        self.state.crc = zlib.crc32(view, self.state.crc)
+        self._put(view)
+
+    def _put(self, view: memoryview) -> None:
+        """Bytes into the part being built, cutting it whenever it is full."""
         while view.nbytes:
             room = self._current_part_size() - self.length
+            if room <= 0:  # _check_fits refuses first; a tail past the last part is corrupt
+                raise StaleState(f"run {self.state.run_id}: bytes past part {self.last_number}")
             piece = view[:room]
             assert self.file is not None
             self.file.write(piece)
             self.length += piece.nbytes
-            self.state.offset += piece.nbytes
-            self.state.crc = zlib.crc32(piece, self.state.crc)
             self.part_crc = zlib.crc32(piece, self.part_crc)
             view = view[piece.nbytes :]
+            if self.held is not None and self.length >= self.hold:
+                self._release()
             if self.length == self._current_part_size():
                 self._cut()
 
@@ -231,8 +293,9 @@ class ArchiveSink:
         from a part boundary; [] when not at one."""
         sizes: list[int] = []
         number = self.state.next_part
-        while self.length == 0 and len(sizes) < most and number <= MAX_PARTS:
-            size = part_size(number, self.request.part_size)
+        available -= self.hold  # a segment streams its last 5 MiB: its final part may be the next
+        while self.length == 0 and len(sizes) < most and number <= self.last_number:
+            size = self._size_of(number)
             if size > available:
                 break
             sizes.append(size)
@@ -250,6 +313,8 @@ class ArchiveSink:
         it are counted (S3 replaces the numbers after it when they are written again)."""
         if self.length or not sizes:
             raise ValueError("copy_parts starts at a part boundary, with at least one part")
+        if self.held is not None:  # the copied parts follow it: it is not the last
+            self._release()
         self._raise_failed()
         futures: list[tuple[int, int, Future]] = []
         number, start = self.state.next_part, first
@@ -303,11 +368,43 @@ class ArchiveSink:
         return copied.etag, range_crc(self.s3, bucket=bucket, key=key, first=first, last=first + size - 1, **source)
 
     def write_last_part(self) -> None:
-        """Upload what remains as the final part (which may be under 5 MiB)."""
-        if self.length or self.state.next_part == 1:
-            self._cut()
+        """Upload what remains as the final part (which may be under 5 MiB). A segment's
+        final part is 5 MiB at least: fewer bytes join its held part; a segment that never
+        reached 5 MiB uploads nothing and keeps its bytes as its tail."""
+        if not self.hold:
+            if self.length or self.state.next_part == 1:
+                self._cut()
+            return
+        if self.held is not None and self.length < self.hold:
+            held, self.held = self.held, None
+            self._append_current(held)
+            self.state.uploaded += self.length
+            self.file, self.length = None, 0
+            os.unlink(self.path)
+            self.budget.release(self.reserved)
+            self.reserved = 0
+            self._submit(held.number, held.file, held.size, held.path, held.crc, held.reserved)
+            self._open_part()
+            return
+        if self.held is not None:
+            self._release()
+        if self.length >= self.hold:
+            self._cut(last=True)
 
-    def _cut(self) -> None:
+    def _append_current(self, held: _Held) -> None:
+        """Append the part being built to the held part's file (and CRC, size)."""
+        file = self.file
+        assert file is not None
+        file.flush()
+        file.seek(0)
+        held.file.seek(0, os.SEEK_END)
+        shutil.copyfileobj(file, held.file, _COPY_BYTES)
+        held.file.flush()
+        held.crc = crc32_combine(held.crc, self.part_crc, self.length)
+        held.size += self.length
+        file.close()
+
+    def _cut(self, last: bool = False) -> None:
         file, size, path, crc = self.file, self.length, self.path, self.part_crc
         assert file is not None
         file.flush()
@@ -316,12 +413,24 @@ class ArchiveSink:
         self.state.uploaded += size
         self.file = None
         self._raise_failed()
-        self.slots.acquire()
         reserved, self.reserved = self.reserved, 0  # the upload holds the part's budget now
+        if self.hold and not last:
+            self.held = _Held(number, file, size, path, crc, reserved)
+        else:
+            self._submit(number, file, size, path, crc, reserved)
+        self._open_part()
+
+    def _release(self) -> None:
+        """Upload the held part: enough bytes follow it for a part of their own."""
+        held, self.held = self.held, None
+        assert held is not None
+        self._submit(held.number, held.file, held.size, held.path, held.crc, held.reserved)
+
+    def _submit(self, number: int, file: BinaryIO, size: int, path: str, crc: int, reserved: int) -> None:
+        self.slots.acquire()
         future = self.pool.submit(self._upload, number, file, size, path, crc)
         future.add_done_callback(lambda _: self._uploaded(reserved))
         self.futures.append((number, size, future))
-        self._open_part()
 
     def _uploaded(self, reserved: int) -> None:
         self.budget.release(reserved)
@@ -387,6 +496,10 @@ class ArchiveSink:
         if self.file is not None:
             self.file.close()
             self.file = None
+        if self.held is not None:
+            self.held.file.close()
+            self.budget.release(self.held.reserved)
+            self.held = None
         self.budget.release(self.reserved)
         self.reserved = 0
         shutil.rmtree(self.dir, ignore_errors=True)

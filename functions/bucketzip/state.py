@@ -95,29 +95,41 @@ class ManifestProgress:
 @dataclass(frozen=True)
 class SegmentOf:
     """What makes a run a segment of a parallel run: its shard of the parent's listing
-    (keys after `start_after`, up to and including `last_key`) and the staging object its
-    upload builds (segments.segment_object_key)."""
+    (keys after `start_after`, up to and including `last_key`) and the part numbers of
+    the archive's upload it writes, `first_part` to `last_part`, cut at `part_size`
+    (plan.allot_parts: each segment uploads straight into the final upload)."""
 
     parent: str
     index: int
     start_after: str | None
     last_key: str | None
-    object_key: str
+    first_part: int
+    last_part: int
+    part_size: int
+
+    @classmethod
+    def from_json(cls, data: dict) -> SegmentOf:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass
 class AssemblyProgress:
-    """A parallel run's assembly, resumable across calls: segment `segment` (plan order)
-    starts at archive offset `base`; its first `placed` bytes are in committed parts or
-    the tail; its fragments before `fragment` are committed as the parent's, rebased."""
+    """A parallel run's assembly, resumable across calls. The segments' bytes are in the
+    archive's upload already (each wrote its own part numbers); what is left is to take
+    over their parts, directory records and manifest lines, rebased (segment `segment`'s
+    fragments before `fragment` are taken), then to append the bytes of the segments
+    too small for a part of their own (`relocated` of them are appended)."""
 
     segments: int = -1  # shards in the plan (-1: not read yet)
     segment: int = 0
-    base: int = 0
-    placed: int = 0
-    placed_crc: int = 0  # CRC-32 of the segment's first `placed` bytes
     fragment: int = 0
+    parts: int = 0  # the segments' parts taken over so far
+    relocated: int = 0
     done: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict) -> AssemblyProgress:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 @dataclass
@@ -188,10 +200,9 @@ class RunState:
 
     @property
     def upload_key(self) -> str:
-        """The key this run's multipart upload builds: the archive, or for a segment run
-        its staging object. Every upload-side call (create, part, list, complete, proof,
-        abort) uses it."""
-        return self.segment.object_key if self.segment is not None else self.request.dest_key
+        """The key this run's multipart upload builds: the archive (a segment run writes
+        its parts into its parent's upload of it)."""
+        return self.request.dest_key
 
     @property
     def name_scope(self) -> str:
@@ -216,8 +227,8 @@ class RunState:
         data["tail"] = Tail(base64.b64decode(tail["inline"]), tail["staging_key"], tail["length"])
         data["manifest"] = ManifestProgress(**data.get("manifest", {}))
         if data.get("segment"):
-            data["segment"] = SegmentOf(**data["segment"])
-        data["assembly"] = AssemblyProgress(**data.get("assembly", {}))
+            data["segment"] = SegmentOf.from_json(data["segment"])
+        data["assembly"] = AssemblyProgress.from_json(data.get("assembly", {}))
         data["plan"] = PlanProgress.from_json(data["plan"]) if data.get("plan") else PlanProgress()
         entry = data.get("open_entry")
         if entry:
