@@ -24,8 +24,8 @@ ROLE_PURPOSES = {
     "abort": "abort the upload, delete staging objects and the run state",
     "cleanup": "clean up after an execution that stopped, timed out or failed",
     "plan": "list the sources into shards, write the plan under the staging prefix",
-    "segment": "read sources, build one shard's segment as a staged upload, commit its state",
-    "assemble": "copy the staged segments into the archive's upload, commit the run state",
+    "segment": "read sources, upload one shard's segment into the archive's upload, commit its state",
+    "assemble": "take the segments' records over into the run, commit the run state",
 }
 METRICS_NAMESPACE = "Bucketzip"
 # Step and Finish spill the part being built, and the parts being uploaded, to /tmp

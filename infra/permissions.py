@@ -33,32 +33,27 @@ DEST_ACTIONS = {
     "finish": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
     "abort": ["s3:AbortMultipartUpload"],
     "cleanup": ["s3:AbortMultipartUpload"],
-    "assemble": ["s3:PutObject"],  # UploadPart and UploadPartCopy into the archive's upload
+    # workers > 1: a segment uploads its parts (and UploadPartCopy parts) into the archive's
+    # upload; assembly uploads the bytes of segments too small for a part of their own
+    "segment": ["s3:PutObject"],
+    "assemble": ["s3:PutObject"],
 }
 # ... and under the staging prefix (the tail carried between steps; with workers > 1 also the
-# plan and each segment's own multipart object, which Abort and Cleanup abort).
+# plan and the segments' tails).
 STAGING_ACTIONS = {
     "step": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
     "finish": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-    "abort": ["s3:AbortMultipartUpload", "s3:DeleteObject"],
-    "cleanup": ["s3:AbortMultipartUpload", "s3:DeleteObject"],
+    "abort": ["s3:DeleteObject"],
+    "cleanup": ["s3:DeleteObject"],
     "plan": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],  # plan.json and its listing's chunks
-    # the segment's upload (create, parts, complete, proof), its tail between steps
-    "segment": [
-        "s3:AbortMultipartUpload",
-        "s3:DeleteObject",
-        "s3:GetObject",
-        "s3:ListMultipartUploadParts",
-        "s3:PutObject",
-    ],
-    # UploadPartCopy reads its copy source (s3:GetObject): the staged segments; small ones
-    # are read back with GET; the pending tail is carried as a staging object
+    "segment": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],  # its tail between steps
+    # the tails of segments too small for a part (read), its own tail between calls
     "assemble": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
 }
 LISTS_SOURCE = ("start", "step", "plan", "segment")  # Start checks the source exists; the others list it
 # Step and Segment read objects (GET, and UploadPartCopy of stored objects: its copy source)
 READS_SOURCE = ("step", "segment")
-# SSE-KMS: new objects and parts need the key (assemble also decrypts its copy sources)
+# SSE-KMS: new objects and parts need the key (assemble also decrypts the segments' tails)
 WRITES_WITH_DEST_KEY = ("start", "step", "finish", "plan", "segment", "assemble")
 LISTS_NO_DESTINATION = ("step", "segment")  # they never list it nor read a key that may be missing
 
@@ -98,7 +93,7 @@ def function_statements(
     listed = {"start": [dest_prefix], "finish": [dest_prefix, STAGING_PREFIX]}.get(name, [STAGING_PREFIX])
     if name not in LISTS_NO_DESTINATION:
         statements.append(_list_statement("ListDestination", dest_bucket_arn, [""] if not dest_prefix else listed))
-    if name not in DEST_ACTIONS:  # plan, segment: staging objects only, never the archive
+    if name not in DEST_ACTIONS:  # plan: staging objects only, never the archive
         statements.append(
             iam.PolicyStatement(
                 sid="Staging", actions=STAGING_ACTIONS[name], resources=[f"{dest_bucket_arn}/{STAGING_PREFIX}*"]

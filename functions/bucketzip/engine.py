@@ -329,8 +329,8 @@ def finish_run(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline)
         store.record_result(run_id, _result(state).to_json())
     if not finish.write_manifest(s3, store, state, deadline):
         return progress_of(state)
-    _delete_staging(s3, state)  # the segments' staging objects too: they lie under the run's prefix
-    _delete_segments(s3, store, state)
+    _delete_staging(s3, state)  # the segments' tails too: they lie under the run's prefix
+    _delete_segments(store, state)
     store.delete_run(run_id)  # the state item last (and the recorded result stays)
     return _result(state)
 
@@ -389,7 +389,7 @@ def abort_run(s3: S3Client, store: StateStore, run_id: str) -> None:
     elif state.phase != COMPLETE:
         _abort_upload(s3, state)  # after a completed upload this is a harmless NoSuchUpload
     finish.abort_manifest(s3, state)
-    _delete_segments(s3, store, state, abort=True)
+    _delete_segments(store, state)
     _delete_staging(s3, state)
     store.delete_run(run_id)
 
@@ -432,23 +432,11 @@ def _segment_count(state: RunState) -> int:
     return int(getattr(plan, "shards", 0) or 0)
 
 
-def _delete_segments(s3: S3Client, store: StateStore, state: RunState, abort: bool = False) -> None:
-    """Remove a parallel run's segment runs (their states and fragments); with `abort`,
-    first abort every multipart upload under the run's staging prefix (the segments')."""
+def _delete_segments(store: StateStore, state: RunState) -> None:
+    """Remove a parallel run's segment runs (their states and fragments). Their parts are
+    the run's upload's, and their tails lie under its staging prefix: both go with the run."""
     if state.segment is not None or state.request.workers <= 1:
         return
-    if abort:
-        bucket, prefix = state.request.dest_bucket, staging_prefix(state.run_id)
-        try:
-            for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
-                for upload in page.get("Uploads", []):
-                    try:
-                        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                    except AWS_ERRORS as exc:
-                        if error_code(exc) not in ("NoSuchUpload", "404"):
-                            raise
-        except AWS_ERRORS as exc:
-            raise translate(exc, bucket=bucket, role="destination", action="abort segment uploads") from None
     for index in range(_segment_count(state)):
         store.delete_run(segment_run_id(state.run_id, index))
 

@@ -132,11 +132,12 @@ def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, 
         "FunctionsAbortRole": expect(
             list_dest(".bucketzip-staging/*"),
             statement("WriteDestination", ["s3:AbortMultipartUpload"], [archives]),
-            statement("Staging", ["s3:AbortMultipartUpload", "s3:DeleteObject"], [staging_objects]),  # segments
+            statement("Staging", ["s3:DeleteObject"], [staging_objects]),
             table,
             *common("Abort"),
         ),
-        # The parallel path (workers > 1): plan and segment never touch the archive itself.
+        # The parallel path (workers > 1): plan never touches the archive itself; segments
+        # upload their parts into its upload.
         "FunctionsPlanRole": expect(
             *listing,
             list_dest(".bucketzip-staging/*"),
@@ -147,17 +148,8 @@ def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, 
         ),
         "FunctionsSegmentRole": expect(
             *reading,  # GET, and UploadPartCopy's copy source for stored objects
-            statement(
-                "Staging",
-                [
-                    "s3:AbortMultipartUpload",
-                    "s3:DeleteObject",
-                    "s3:GetObject",
-                    "s3:ListMultipartUploadParts",
-                    "s3:PutObject",
-                ],
-                [staging_objects],
-            ),
+            statement("WriteDestination", ["s3:PutObject"], [archives]),  # UploadPart(Copy)
+            statement("Staging", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [staging_objects]),  # tails
             table,
             *dest_key,
             *source_keys,
@@ -165,8 +157,8 @@ def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, 
         ),
         "FunctionsAssembleRole": expect(
             list_dest(".bucketzip-staging/*"),
-            statement("WriteDestination", ["s3:PutObject"], [archives]),  # UploadPart(Copy)
-            # UploadPartCopy's copy source: the staged segments
+            statement("WriteDestination", ["s3:PutObject"], [archives]),  # parts of small segments' bytes
+            # the small segments' tails, read; its own tail
             statement("Staging", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [staging_objects]),
             table,
             *dest_key,
@@ -175,7 +167,7 @@ def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, 
         "FunctionsCleanupRole": expect(
             list_dest(".bucketzip-staging/*"),
             statement("WriteDestination", ["s3:AbortMultipartUpload"], [archives]),
-            statement("Staging", ["s3:AbortMultipartUpload", "s3:DeleteObject"], [staging_objects]),
+            statement("Staging", ["s3:DeleteObject"], [staging_objects]),
             table,
             statement(
                 "DescribeExecutions",
@@ -244,8 +236,8 @@ def test_abort_does_not_read_sources_and_start_does_not_write_parts_or_staging(a
         assert not {"s3:GetObject", "s3:PutObject", "kms:GenerateDataKey"} & actions[role], role
     assert not any("staging" in r for r in resources["FunctionsStartRole"])
     assert "s3:DeleteObject" not in actions["FunctionsStartRole"]
-    for role in ("FunctionsPlanRole", "FunctionsSegmentRole"):  # staging objects only, never the archive
-        assert {s["Sid"] for s in roles[role]} & {"WriteDestination"} == set(), role
+    # the planner: staging objects only, never the archive
+    assert {s["Sid"] for s in roles["FunctionsPlanRole"]} & {"WriteDestination"} == set()
     assert len([r for r in roles if r.startswith("Functions")]) == 8  # one role per function
 
 
