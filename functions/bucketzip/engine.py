@@ -245,6 +245,10 @@ def run_step(s3: S3Client, store: StateStore, run_id: str, deadline: Deadline, o
     writer = StepWriter(s3, store, state, sink, deadline, observer)
     try:
         writer.run()
+        if state.segment is not None and _phase_done(state):
+            # A segment's last part goes out now, not staged as a tail for finish_segment
+            # to read back: that would move up to a part and 5 MiB more through the worker.
+            sink.write_last_part()
         writer.fragment.parts = sink.wait()
         state.tail = sink.save_tail()
     finally:

@@ -88,9 +88,10 @@ def start_segment(s3: S3Client, store: StateStore, parent_id: str, index: int) -
 
 
 def finish_segment(s3: S3Client, store: StateStore, segment_id: str, deadline: Deadline) -> Progress:
-    """Upload a segment's last part (5 MiB at least; a segment of fewer bytes keeps them
-    as its tail) and mark it complete: done=True with phase "complete". Its state and
-    fragments stay: assembly reads them."""
+    """Mark a segment complete: done=True with phase "complete". Its last step uploaded
+    its last part already (engine.run_step); a segment resumed from an older state may
+    still have one to upload here (5 MiB at least; a segment of fewer bytes keeps them as
+    its tail). Its state and fragments stay: assembly reads them."""
     state = store.load(segment_id)
     if state.segment is None:
         raise InputError(f"run {segment_id} is not a segment run")
