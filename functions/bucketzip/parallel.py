@@ -48,8 +48,11 @@ if TYPE_CHECKING:
 # Assembly takes the segments' fragments over into fragments of the parent of about this
 # many bytes (directory records and manifest lines): one commit each.
 ASSEMBLY_FRAGMENT_BYTES = 4 * 1024 * 1024
-# Segment states loaded at once (DynamoDB reads) when assembly starts a call.
+# Segment states, and segments' fragments, read at once (DynamoDB reads) by assembly ...
 LOAD_CONCURRENCY = 16
+# ... the fragments of at most this many entries in memory (about 300 bytes each: records
+# and manifest lines), unless one segment alone has more.
+READ_AHEAD_ENTRIES = 200_000
 
 
 def start_segment(s3: S3Client, store: StateStore, parent_id: str, index: int) -> Progress:
@@ -199,26 +202,42 @@ def _take_fragments(
     s3: S3Client, store: StateStore, state: RunState, segments: list[RunState], bases: list[int]
 ) -> None:
     """One committed fragment of the run: the next segment fragments' parts, records and
-    lines (rebased), up to ASSEMBLY_FRAGMENT_BYTES."""
+    lines (rebased), up to ASSEMBLY_FRAGMENT_BYTES. The fragments of the next segments
+    are read LOAD_CONCURRENCY segments at a time (within READ_AHEAD_ENTRIES entries)."""
     progress = state.assembly
     expected, attempt = state.version, uuid.uuid4().hex
     taken = Fragment(central=bytearray(), manifest=bytearray(), skipped=bytearray())
-    while progress.segment < progress.segments and _size(taken) < ASSEMBLY_FRAGMENT_BYTES:
-        segment_id, base = segment_run_id(state.run_id, progress.segment), bases[progress.segment]
-        for index, blob in store.iter_fragments(segment_id, start=progress.fragment):
-            written = Fragment.from_bytes(blob)
-            taken.central += rebase_central(bytes(written.central), base)
-            taken.manifest += rebase_lines(bytes(written.manifest), base)
-            taken.skipped += written.skipped
-            taken.parts.extend(written.parts)
-            progress.parts += len(written.parts)
-            progress.fragment = index + 1
-            if _size(taken) >= ASSEMBLY_FRAGMENT_BYTES:
-                break  # the next call goes on at this segment's next fragment
-        else:
-            progress.segment, progress.fragment = progress.segment + 1, 0
+    with ThreadPoolExecutor(max_workers=LOAD_CONCURRENCY, thread_name_prefix="fragments") as pool:
+        while progress.segment < progress.segments and _size(taken) < ASSEMBLY_FRAGMENT_BYTES:
+            window, entries = [progress.segment], segments[progress.segment].entries
+            while len(window) < LOAD_CONCURRENCY and window[-1] + 1 < progress.segments:
+                entries += segments[window[-1] + 1].entries + segments[window[-1] + 1].skipped
+                if entries > READ_AHEAD_ENTRIES:
+                    break
+                window.append(window[-1] + 1)
+            starts = [progress.fragment] + [0] * (len(window) - 1)
+            read = pool.map(_fragments_of, [store] * len(window), [state.run_id] * len(window), window, starts)
+            for index, fragments in zip(window, read, strict=True):
+                for number, blob in fragments:
+                    written = Fragment.from_bytes(blob)
+                    taken.central += rebase_central(bytes(written.central), bases[index])
+                    taken.manifest += rebase_lines(bytes(written.manifest), bases[index])
+                    taken.skipped += written.skipped
+                    taken.parts.extend(written.parts)
+                    progress.parts += len(written.parts)
+                    progress.fragment = number + 1
+                    if _size(taken) >= ASSEMBLY_FRAGMENT_BYTES:
+                        break  # the next call goes on at this segment's next fragment
+                else:
+                    progress.segment, progress.fragment = index + 1, 0
+                    continue
+                break
     state.steps += 1  # finish_run reads the directory from the first `steps` fragments
     _commit(s3, store, state, expected, attempt, taken, state.tail.staging_key)
+
+
+def _fragments_of(store: StateStore, run_id: str, index: int, start: int) -> list[tuple[int, bytes]]:
+    return list(store.iter_fragments(segment_run_id(run_id, index), start=start))
 
 
 def _size(fragment: Fragment) -> int:
