@@ -12,11 +12,12 @@ on a hand-computed case). The run it models (SEGMENTS.md):
     -> plan (workers > 1: list every key, one page of 1,000 after the other, write plan.json)
     -> Distributed Map: children start at a rate, each a cold Lambda; each segment moves its
        share of the bytes through its own network (read and upload overlap: full duplex),
-       its requests overlap `concurrency` at a time, deflate runs on its vCPUs; whichever is
-       slowest sets its time; server-side copies (UploadPartCopy) come on top
-    -> assembly (workers > 1: every segment copied server-side into the final upload, 8
-       copies in flight as parallel.assemble_step does it, plus what the assembler measured
-       per segment: its requests, each with a state commit, and its junction bytes)
+       straight into its part numbers of the archive's upload; its requests overlap
+       `concurrency` at a time, deflate runs on its vCPUs; whichever is slowest sets its
+       time; server-side copies (UploadPartCopy of large stored objects) come on top
+    -> assembly (workers > 1: no byte is copied or read; the segments' states and fragments
+       are read 16 segments at a time, their records taken over in commits of 4 MiB, plus
+       what the assembler measured per segment: requests and bytes of segments under 5 MiB)
     -> finish (central directory, Complete, manifest, cleanup).
 
 Every AWS figure is a named constant with its source; where AWS publishes none, the comment
@@ -85,12 +86,14 @@ STEP_BUDGET_S = 840.0
 DEFLATE_BPS_PER_CORE = 126 * MB
 # Finish on the fake S3 (bench.scale objects 1000000): 3.2 s for 1 M entries, CPU-bound.
 FINISH_S_PER_OBJECT = 3.2e-6
-# parallel.assemble_step copies ahead: the UploadPartCopy calls of the next pieces (of later
-# segments too) run on a pool of request.concurrency (default 8) while the pieces are
-# committed one by one (main 7202d3a).
-ASSEMBLY_CONCURRENCY = 8
+# parallel.assemble_step reads segment states and fragments LOAD_CONCURRENCY (16) segments at
+# a time, and commits the records taken over in fragments of ASSEMBLY_FRAGMENT_BYTES (4 MiB).
+ASSEMBLY_CONCURRENCY = 16
+ASSEMBLY_FRAGMENT_BYTES = 4 * MIB
 # Central directory bytes per entry (46-byte record + name ~40 + zip64 extra): ~100.
 DIRECTORY_BYTES_PER_OBJECT = 100
+# A manifest line per entry (JSON: key, name, sizes, CRC, offset, ETag, ...): ~250 bytes.
+MANIFEST_BYTES_PER_OBJECT = 250
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ class Traffic:
 
 @dataclass(frozen=True)
 class Assembly:
-    """What the assembler (the parent) measured per segment, beyond the server-side copy."""
+    """What the assembler (the parent) measured per segment: S3 requests and bytes (only
+    segments under 5 MiB, whose bytes it appends, cost any)."""
 
     requests_per_segment: float
     bytes_per_segment: float  # read + uploaded through the parent (small segments, junctions)
@@ -166,7 +170,7 @@ def predict(
 ) -> Prediction:
     """Wall time of `workload` at `workers` (a pure function: no clock, no I/O).
     concurrency: a worker's requests in flight (ArchiveRequest.concurrency, default 8);
-    assembly_concurrency: the assembler's copies in flight (parallel.assemble_step: request.concurrency)."""
+    assembly_concurrency: segments whose state and fragments the assembler reads at once."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     share_bytes = workload.source_bytes / workers  # the plan balances shards by bytes
@@ -190,22 +194,20 @@ def predict(
     worker_s = busy + (steps - 1) * (aws.transition_s + aws.cold_start_s)  # each step a fresh invocation
     if copy_s:
         bound += " + copy"
-    if workers > 1:  # a segment ends with its own Complete (finish_segment)
-        worker_s += aws.complete_s
     if workers == 1:
         assemble_s = 0.0
     else:
-        # The segments' bytes (about the archive) are placed server-side by UploadPartCopy,
-        # `assembly_concurrency` copies in flight (parallel.assemble_step copies ahead); each
-        # piece is a request, and a state commit made one after the other; the junction
-        # bytes (a segment's head topping up the pending tail, its last part) go through
-        # the assembler's own network.
-        archive_bytes = workload.source_bytes * min(1.0, traffic.upload_per_byte + traffic.copied_per_byte)
-        pieces = workers * assembly.requests_per_segment
+        # The segments' bytes are in the archive's upload already. The assembler reads each
+        # segment's state, then its fragments (`assembly_concurrency` segments at a time: a
+        # read each, at the latency of a commit), commits the records taken over (one
+        # commit per 4 MiB of records and lines, plus the first and the last), and makes
+        # the requests and moves the bytes it measured per segment, one after the other.
+        reads = 2 * math.ceil(workers / assembly_concurrency)
+        records = workload.objects * (DIRECTORY_BYTES_PER_OBJECT + MANIFEST_BYTES_PER_OBJECT)
+        commits = 2 + math.ceil(records / ASSEMBLY_FRAGMENT_BYTES)
         assemble_s = (
-            archive_bytes / (aws.copy_bps * assembly_concurrency)
-            + pieces * aws.request_s / assembly_concurrency
-            + pieces * aws.commit_s
+            (reads + commits) * aws.commit_s
+            + workers * assembly.requests_per_segment * aws.request_s
             + workers * assembly.bytes_per_segment / aws.network_bps
             + aws.transition_s
         )
@@ -238,9 +240,10 @@ MEASURED = {
         requests_per_object=1.625,
     ),
 }
-# The 4-worker speed-up run's parent, per segment: UploadPartCopy, UploadPart, GetObject,
-# PutObject calls, and the larger of the bytes it read and uploaded.
-MEASURED_ASSEMBLY = Assembly(requests_per_segment=3.25, bytes_per_segment=17_379)
+# The 4-worker speed-up run's parent, per segment, during assembly: UploadPart, GetObject and
+# PutObject calls, and the larger of the bytes it read and uploaded (none: no segment is
+# under 5 MiB there).
+MEASURED_ASSEMBLY = Assembly(requests_per_segment=0.0, bytes_per_segment=0.0)
 WORKLOADS = (
     Workload("15 GB / 3,000 objects", 15 * GB, 3_000),
     Workload("1 TB / 1 M objects", 10**12, 1_000_000),
@@ -286,31 +289,24 @@ def what_if(
     deflate_bps_per_core: float = DEFLATE_BPS_PER_CORE,
     aws: Aws = Aws(),
 ) -> list[str]:
-    """The 15 GB rows at 100 workers again, varying what decides them: the assembler placing
-    every segment at once instead of one piece at a time, and S3's copy speed."""
+    """The 15 GB rows at 100 workers again, varying the assumptions that decide them: cold
+    starts (the plan, assemble and finish functions are cold too), the Map's child start,
+    Complete's time, and the per-Lambda network."""
     lines = []
     workload, workers = WORKLOADS[0], 100
     for mode, traffic in (measured or MEASURED).items():
-        for label, kw, variant in (
-            (f"as built ({ASSEMBLY_CONCURRENCY} copies in flight)", {}, aws),
-            ("assembly copies every segment at once", {"assembly_concurrency": workers}, aws),
-            (
-                "... and S3 copies at 2x the assumed speed",
-                {"assembly_concurrency": workers},
-                replace(aws, copy_bps=2 * aws.copy_bps),
-            ),
-            (
-                "... and no junction bytes through the assembler",
-                {"assembly_concurrency": workers},
-                replace(aws, copy_bps=2 * aws.copy_bps),
-            ),
+        for label, variant, extra in (
+            ("as modelled", aws, 0.0),
+            ("+ the plan, assemble and finish functions cold too", aws, 3 * aws.cold_start_s),
+            ("Map children start 2x slower", replace(aws, map_first_child_s=2 * aws.map_first_child_s), 0.0),
+            ("Complete takes 3 s", replace(aws, complete_s=3.0), 0.0),
+            ("one Lambda moves 50 MB/s", replace(aws, network_bps=50 * MB), 0.0),
         ):
-            used = Assembly(assembly.requests_per_segment, 0.0) if "junction" in label else assembly
             p = predict(
-                workload, traffic, workers, aws=variant, assembly=used, deflate_bps_per_core=deflate_bps_per_core, **kw
+                workload, traffic, workers, aws=variant, assembly=assembly, deflate_bps_per_core=deflate_bps_per_core
             )
             head = f"{workload.name}, {mode}, {workers} workers"
-            lines.append(f"{head}, {label}: {p.total_s:.1f} s (assemble {p.assemble_s:.1f} s)")
+            lines.append(f"{head}, {label}: {p.total_s + extra:.1f} s (assemble {p.assemble_s:.2f} s)")
     return lines
 
 

@@ -1,7 +1,7 @@
-"""Assemble (workers > 1, after every segment is complete): place the segments' bytes into
-the final upload (UploadPartCopy; small pieces re-uploaded) and commit the parent's
-fragments with rebased offsets, until the deadline. Returns the parent's progress;
-done=True when every segment is placed (Finish comes next)."""
+"""Assemble (workers > 1, after every segment is complete): take the segments over into the
+parent run (their parts, and their directory records and manifest lines rebased to
+absolute offsets; the bytes of segments under 5 MiB appended), until the deadline. Returns
+the parent's progress; done=True when every segment is taken (Finish comes next)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Segment: one child of the Distributed Map builds shard `index` of parent run `run_id`
-as its own resumable run (bucketzip.segments.segment_run_id): "start" (idempotent: state
-and staging upload of the segment), "step" (the ordinary step loop over the shard's key
-range), "finish" (last part, staged object completed and proven). Each returns the
-segment's progress; done=True when the action needs no further call.
+as its own resumable run (bucketzip.segments.segment_run_id) that uploads into its part
+numbers of the archive's upload: "start" (idempotent: the segment's state), "step" (the
+ordinary step loop over the shard's key range; the last one uploads its last part),
+"finish" (marks it complete). Each returns the segment's progress; done=True when the
+action needs no further call.
 
 "check" (the parent, after the Map): the children's results say which segments failed;
 all transient -> RetryableError (the parent suspends), any permanent -> SegmentFailed
