@@ -309,10 +309,16 @@ def through(services: Services, datasets: dict[str, Dataset], args, log) -> list
         ("medium auto (half text)", datasets["medium"], "auto"),
         ("medium text, auto (deflate)", datasets["text"], "auto"),
     ]
+    if args.has_workers and args.workers > 1:  # what a segment moves, for the model's parallel rows
+        plan += [
+            (f"medium stored, {args.workers} workers", datasets["medium"], "store"),
+            (f"medium text, auto (deflate), {args.workers} workers", datasets["text"], "auto"),
+        ]
     runs = []
     for label, dataset, mode in plan:
         log(f"through: {label} ...")
-        runs.append(archive(services, endpoint, Archived(label, dataset, mode, 1), args, 0))
+        workers = args.workers if label.endswith(" workers") else 1
+        runs.append(archive(services, endpoint, Archived(label, dataset, mode, workers), args, 0))
         log(f"through: {label}: {runs[-1].error or f'{runs[-1].wall:.1f} s'}")
     return runs
 
@@ -376,17 +382,26 @@ def model_inputs(through_runs: list[Archived], speed: dict[int, list[Archived]],
     by_label = {r.label: r for r in through_runs if not r.error}
     traffic = {}
     for mode, label in (("stored", "medium stored"), ("deflate on text", "medium text, auto (deflate)")):
-        run = by_label.get(label)
-        if run is None:
-            continue
-        source = run.dataset.bytes
-        traffic[mode] = {
-            "read_per_byte": round(run.total("read", ("GetObject",)) / source, 4),
-            "upload_per_byte": round(run.total("uploaded", UPLOADS) / source, 4),
-            "copied_per_byte": round(run.total("copied", ("UploadPartCopy",)) / source, 4),
-            "deflated_per_byte": round(run.dataset.text_bytes / source, 4) if mode != "stored" else 0.0,
-            "requests_per_object": round(run.requests() / run.dataset.objects, 3),
-        }
+        # One worker's run, and (model.SEGMENTS) what the segments of an N-worker run moved:
+        # the parent's planning, assembly and finish are modelled apart.
+        for key, run, lambdas in (
+            (mode, by_label.get(label), None),
+            *(
+                (f"{mode}{model.SEGMENTS}", r, "segments")
+                for r in through_runs
+                if not r.error and r.workers > 1 and r.label.startswith(label + ",")
+            ),
+        ):
+            if run is None:
+                continue
+            source = run.dataset.bytes
+            traffic[key] = {
+                "read_per_byte": round(run.total("read", ("GetObject",), lambdas) / source, 4),
+                "upload_per_byte": round(run.total("uploaded", UPLOADS, lambdas) / source, 4),
+                "copied_per_byte": round(run.total("copied", ("UploadPartCopy",), lambdas) / source, 4),
+                "deflated_per_byte": round(run.dataset.text_bytes / source, 4) if mode != "stored" else 0.0,
+                "requests_per_object": round(run.requests(lambdas) / run.dataset.objects, 3),
+            }
     assembly = {"requests_per_segment": model.MEASURED_ASSEMBLY.requests_per_segment, "bytes_per_segment": 0.0}
     parallel = [r for n, rs in speed.items() if n > 1 for r in rs if not r.error]
     if parallel:

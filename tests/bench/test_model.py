@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.model import MB, Assembly, Aws, Traffic, Workload, predict, table, targets
+from bench.model import MB, SEGMENTS, WORKLOADS, Assembly, Aws, Traffic, Workload, predict, table, targets
 
 AWS = Aws(
     network_bps=100 * MB,
@@ -49,16 +49,16 @@ def test_two_workers_by_hand():
     # deflate 500 MB / (40 MB/s * 2 vCPUs) = 6.25 s: deflate bound
     assert p.terms == pytest.approx({"network": 5.0, "requests": 2.5, "deflate": 6.25})
     assert p.bound == "deflate"
-    assert p.worker_s == pytest.approx(6.25 + 1.0)  # + the segment's own Complete
-    # the archive (1000 MB * 0.5) copied one copy at a time: 500 MB / 100 MB/s = 5 s;
-    # 2 segments * 2 pieces * (request 0.1 + commit 0.01) = 0.44 s; 2 MB of junctions
-    # through the parent: 0.02 s; transition 0.1 s
-    assert p.assemble_s == pytest.approx(5.0 + 0.44 + 0.02 + 0.1)
+    assert p.worker_s == pytest.approx(6.25)  # segments upload into the archive: no Complete of their own
+    # no byte copied: 2 segments' states then fragments read one segment at a time (4 reads),
+    # 100 x 350 bytes of records and lines in one fragment: 3 commits, 10 ms each;
+    # 2 segments * 2 requests * 0.1 s = 0.4 s; 2 MB through the parent: 0.02 s; transition 0.1 s
+    assert p.assemble_s == pytest.approx(0.07 + 0.4 + 0.02 + 0.1)
     assert p.finish_s == pytest.approx(100 * (0.001 + 100 / (100 * MB)) + 1.0 + 0.1)
-    assert p.total_s == pytest.approx(1.1 + 0.4 + 1.6 + 7.25 + 5.56 + 1.2001)
+    assert p.total_s == pytest.approx(1.1 + 0.4 + 1.6 + 6.25 + 0.59 + 1.2001)
 
 
-def test_assembly_concurrency_divides_the_copies_and_pieces():
+def test_assembly_concurrency_divides_the_reads():
     p = predict(
         WORKLOAD,
         TRAFFIC,
@@ -67,8 +67,8 @@ def test_assembly_concurrency_divides_the_copies_and_pieces():
         assembly=Assembly(requests_per_segment=2.0, bytes_per_segment=1 * MB),
         assembly_concurrency=4,
     )
-    # copies and their requests 4 at a time; commits still one after the other
-    assert p.assemble_s == pytest.approx(5.0 / 4 + 0.4 / 4 + 0.04 + 0.02 + 0.1)
+    # states and fragments of 4 segments read at once: 2 reads; commits one after the other
+    assert p.assemble_s == pytest.approx(0.05 + 0.4 + 0.02 + 0.1)
 
 
 def test_one_worker_has_no_plan_map_or_assembly():
@@ -102,3 +102,18 @@ def test_table_covers_both_workloads_modes_and_worker_counts():
     ]
     with pytest.raises(ValueError):
         predict(WORKLOAD, TRAFFIC, 0)
+
+
+def test_parallel_rows_use_the_segments_traffic_where_measured():
+    heavy = Traffic(
+        read_per_byte=2.0, upload_per_byte=2.0, copied_per_byte=0.0, deflated_per_byte=0.0, requests_per_object=1.0
+    )
+    light = Traffic(
+        read_per_byte=1.0, upload_per_byte=1.0, copied_per_byte=0.0, deflated_per_byte=0.0, requests_per_object=1.0
+    )
+    rows = {(r["workload"], r["workers"]): r for r in table({"stored": heavy, "stored" + SEGMENTS: light})}
+    alone = {(r["workload"], r["workers"]): r for r in table({"stored": heavy})}
+    first = WORKLOADS[0].name
+    assert rows[(first, 1)] == alone[(first, 1)]  # one worker: its own traffic
+    assert rows[(first, 10)]["worker_s"] < alone[(first, 10)]["worker_s"]  # segments: theirs
+    assert {r["mode"] for r in rows.values()} == {"stored"}
