@@ -25,11 +25,14 @@ Which Lambda made a call is read from the call itself, since every worker of a
 `bucketzip archive --workers N` run shares one process and one endpoint. On AWS each
 segment run is one Lambda invocation of the Distributed Map (SEGMENTS.md), so a segment
 is a Lambda here:
-- keys under the run's staging prefix that name a segment (`segment-00003`, a segment's
-  staging prefix `<parent's>/s00003/`, or its run id `<parent>.s00003`) belong to that segment, except GETs of
-  a staged segment object, which only the assembly (the parent) makes;
-- source keys belong to the segment whose shard holds them: the proxy learns the shard
-  ranges from the body of the plan (`.../plan.json`) as the planner writes it;
+- parts of the archive's upload (UploadPart, UploadPartCopy) whose number lies in a
+  shard's range of part numbers (plan.json: first_part..last_part) are that segment's;
+- keys under the run's staging prefix that name a segment (a segment's staging prefix
+  `<parent's>/s00003/`, or its run id `<parent>.s00003`) belong to that segment (its tails;
+  assembly's read of a segment under 5 MiB counts as that segment's too: rare, and small);
+- source keys belong to the segment whose shard holds them (past the last shard: the last
+  segment's, which lists to the end): the proxy learns the shard ranges from the body of
+  the plan (`.../plan.json`) as the planner writes it;
 - everything else (a single-worker run, planning, assembly, finish) is the `parent`.
 """
 
@@ -50,7 +53,6 @@ from bench.servers import ObjectCache, ProxyHandler, _Server
 PARENT = "parent"
 PIECE = 64 * 1024  # pacing granularity: small enough that 4 connections of one Lambda interleave
 BURST_S = 0.01  # a bucket may run this far ahead of its rate (TCP does not pace per byte either)
-_SEGMENT_OBJECT = re.compile(r"segment-(\d{5})(?:$|[^0-9])")
 # a segment run's staging prefix (segments.staging_prefix: <parent's>/s00003/) or its run id
 _SEGMENT_RUN = re.compile(r"(?:/s(\d{5})/)|(?:\.s(\d{5})(?:$|[^0-9]))")
 STATS_PATH, RESET_PATH = "/__meter__/stats", "/__meter__/reset"
@@ -116,6 +118,7 @@ class Plan:
         self.last_keys: list[str] = []
         self.indexes: list[int] = []
         self.start_after: list[str | None] = []
+        self.parts: list[tuple[int, int, int]] = []  # (first part, last part, index)
 
     def learn(self, body: bytes) -> None:
         try:
@@ -123,16 +126,26 @@ class Plan:
             last_keys = [s["last_key"] for s in shards]
             indexes = [int(s["index"]) for s in shards]
             starts = [s.get("start_after") for s in shards]
+            parts = sorted(
+                (int(s["first_part"]), int(s["last_part"]), int(s["index"])) for s in shards if "first_part" in s
+            )
         except (ValueError, TypeError, KeyError):
             return  # not a plan this proxy understands: calls stay the parent's
         with self.lock:
-            self.last_keys, self.indexes, self.start_after = last_keys, indexes, starts
+            self.last_keys, self.indexes, self.start_after, self.parts = last_keys, indexes, starts, parts
+
+    def segment_of_part(self, number: int) -> int | None:
+        with self.lock:
+            at = bisect.bisect_right(self.parts, (number, float("inf"), 0)) - 1
+            if at < 0 or not self.parts[at][0] <= number <= self.parts[at][1]:
+                return None
+            return self.parts[at][2]
 
     def segment_of(self, key: str) -> int | None:
         with self.lock:
             at = bisect.bisect_left(self.last_keys, key)
-            if at == len(self.last_keys):
-                return None
+            if at == len(self.last_keys):  # the last segment lists to the end of the selection
+                return self.indexes[-1] if self.indexes else None
             start = self.start_after[at]
             if start is not None and key <= start:
                 return None
@@ -152,13 +165,13 @@ class Meter:
         self.since = time.monotonic()
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
 
-    def lambda_of(self, method: str, bucket: str, key: str) -> str:
+    def lambda_of(self, method: str, bucket: str, key: str, part: int | None = None) -> str:
         if bucket == self.source_bucket:
             index = self.plan.segment_of(key) if key else None
             return PARENT if index is None else f"segment {index}"
-        found = _SEGMENT_OBJECT.search(key)
-        if found is not None:
-            return PARENT if method == "GET" else f"segment {int(found.group(1))}"
+        if part is not None:
+            index = self.plan.segment_of_part(part)
+            return PARENT if index is None else f"segment {index}"
         found = _SEGMENT_RUN.search(key)
         if found is not None:
             return f"segment {int(found.group(1) or found.group(2))}"
@@ -283,7 +296,8 @@ class MeterHandler(ProxyHandler):
         key = unquote(key)
         query = parse_qs(raw_query, keep_blank_values=True)
         op = operation(self.command, key, query, self.headers)
-        name = self.meter.lambda_of(self.command, bucket, key)
+        number = query.get("partNumber", [None])[0] if self.command == "PUT" else None
+        name = self.meter.lambda_of(self.command, bucket, key, int(number) if number else None)
         self.meter.add(name, op, requests=1, copied=_copy_length(self.headers) if op == "UploadPartCopy" else 0)
         # Request bodies are the client's uploads (the request line and headers were read
         # before this point); response bodies are what it reads (end_headers below starts

@@ -75,7 +75,7 @@ def test_quick_parallel_benchmark_prints_every_figure(tmp_path):
         "medium stored",
         "medium auto (half text)",
         "medium text, auto (deflate)",
-    ]
+    ] + (["medium stored, 4 workers"] if result["config"]["has_workers"] else [])
     for run in result["through"]:
         assert not run["error"] and run["size"] > 0
         # every object is read at least once, as GET bodies or server-side copies
@@ -88,7 +88,7 @@ def test_quick_parallel_benchmark_prints_every_figure(tmp_path):
         assert not parallel["error"], parallel
         assert {f"segment {n}" for n in range(4)} <= set(parallel["stats"]), parallel["stats"]
         assert "transfer phase" in text
-    assert set(result["model_inputs"]["traffic"]) == {"stored", "deflate on text"}
+    assert set(result["model_inputs"]["traffic"]) == {"stored", "deflate on text", "stored, segments"}
     assert len(result["model"]) == 12
 
 
@@ -103,27 +103,28 @@ def test_operations_are_named_from_method_key_and_query():
     assert operation("DELETE", "k", {"uploadId": ["u"]}, no_headers) == "AbortMultipartUpload"
 
 
-def test_calls_are_charged_to_the_segment_whose_shard_or_staging_key_they_touch():
+def test_calls_are_charged_to_the_segment_whose_shard_part_numbers_or_staging_key_they_touch():
     meter = Meter(None, "src")
     plan = [
-        {"run_id": "P", "index": 0, "start_after": None, "last_key": "b", "objects": 2, "bytes": 9},
-        {"run_id": "P", "index": 1, "start_after": "b", "last_key": "d", "objects": 2, "bytes": 9},
+        {"run_id": "P", "index": 0, "start_after": None, "last_key": "b", "first_part": 1, "last_part": 4},
+        {"run_id": "P", "index": 1, "start_after": "b", "last_key": "d", "first_part": 5, "last_part": 9000},
     ]
     assert meter.lambda_of("GET", "src", "a") == PARENT  # before the plan: one worker
     meter.plan.learn(json.dumps(plan).encode())
+    # the last segment lists to the end of the selection (keys written after planning)
     assert [meter.lambda_of("GET", "src", k) for k in ("a", "b", "c", "d", "e")] == [
         "segment 0",
         "segment 0",
         "segment 1",
         "segment 1",
-        PARENT,
+        "segment 1",
     ]
-    staged = ".bucketzip/staging/P/segment-00001"
-    assert meter.lambda_of("PUT", "dst", staged) == "segment 1"  # the segment writes its object
-    assert meter.lambda_of("GET", "dst", staged) == PARENT  # the assembler reads a small one back
+    # parts of the archive's upload by their number: each segment writes its own range
+    parts = [meter.lambda_of("PUT", "dst", "out.zip", n) for n in (1, 4, 5, 9000, 9001)]
+    assert parts == ["segment 0", "segment 0", "segment 1", "segment 1", PARENT]
     assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P/s00002/tail-0") == "segment 2"  # its staging
     assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P.s00004/tail-0") == "segment 4"  # its run id
-    assert meter.lambda_of("PUT", "dst", "out.zip") == PARENT
+    assert meter.lambda_of("PUT", "dst", "out.zip") == PARENT  # Complete, the directory's part
     Plan().learn(b"not json")  # ignored, not raised
 
 
