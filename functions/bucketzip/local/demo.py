@@ -4,8 +4,9 @@ An embedded moto server plays S3, DynamoDB, IAM, Lambda and Step Functions; the 
 statemachine/archive.asl.json runs in moto's interpreter, its Lambda tasks dispatched
 to the handlers in this process. A small step budget makes the loop really loop and
 continue as new executions. With workers > 1 the run takes the parallel path: Plan, a
-Distributed Map of segment runs (one child per shard, at most `workers` at a time; shards
-kept small so that there are several per worker), Assemble, Finish. The archive is then
+Distributed Map of segment runs (one child per shard, at most `workers` at a time; two
+shards per worker, of 6 MiB: the bucket gets incompressible clips up to that), Assemble,
+Finish. The archive is then
 downloaded and verified.
 """
 
@@ -87,6 +88,24 @@ def sample_objects(count: int = 300, seed: int = 7) -> dict[str, bytes]:
     return objects
 
 
+# A demo shard: big enough that its segment uploads parts of its own into the archive's
+# upload (a segment of under 5 MiB of archive bytes is appended by Assemble instead).
+DEMO_SHARD_BYTES = 6 * 1024 * 1024
+FILLER_BYTES = 2 * 1024 * 1024
+
+
+def shard_filler(objects: dict[str, bytes], total: int, seed: int = 11) -> dict[str, bytes]:
+    """Incompressible clips that bring the bucket to `total` bytes (deterministic): the
+    parallel demo's shards then hold several MiB each."""
+    rng, have = random.Random(seed), sum(map(len, objects.values()))
+    filler: dict[str, bytes] = {}
+    while have < total:
+        body = rng.randbytes(FILLER_BYTES)
+        filler[f"videos/filler-{len(filler):03d}.bin"] = body
+        have += len(body)
+    return filler
+
+
 def run_demo(
     count: int = 300,
     step_bytes: str = "1MiB",
@@ -96,6 +115,8 @@ def run_demo(
 ) -> DemoSummary:
     started = time.monotonic()
     objects = sample_objects(count)
+    if workers > 1:
+        objects |= shard_filler(objects, 2 * workers * DEMO_SHARD_BYTES)
     source_bytes = sum(map(len, objects.values()))
     with embedded_moto_server() as url:
         on_event(f"moto server on {url} (S3, DynamoDB, IAM, Lambda, Step Functions)")
@@ -117,7 +138,7 @@ def run_demo(
             }
             if workers > 1:
                 # two shards per worker: the Map queues children beyond MaxConcurrency
-                execution_input.update(workers=workers, shard_bytes=max(64 * 1024, source_bytes // (2 * workers)))
+                execution_input.update(workers=workers, shard_bytes=DEMO_SHARD_BYTES)
                 on_event(f"parallel path: {workers} workers, shards of ~{execution_input['shard_bytes']:,} bytes")
             outcome = workflow.run(execution_input, name="demo-run", timeout=600)
             segment_calls = [i.event for i in workflow.invocations("segment")]
