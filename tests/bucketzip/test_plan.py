@@ -18,8 +18,10 @@ import pytest
 from bucketzip import engine, plan
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
-from bucketzip.errors import IntegrityError, StaleState
+from bucketzip.errors import ArchiveTooLarge, IntegrityError, StaleState
+from bucketzip.limits import GiB, MiB
 from bucketzip.listing import iter_objects
+from bucketzip.parts import FIRST_TAIL_PART
 from bucketzip.plan import Shard, load_plan, plan_key, plan_step
 from bucketzip.segments import staging_prefix
 from bucketzip.state import PLANNING, SEGMENTS, Cursor
@@ -27,6 +29,8 @@ from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
 from support.crashes import Crash, Flaky
 from support.seed import all_keys, seed_bucket
+
+TiB = 1024 * GiB
 
 
 def _request(source, dest, key="out.zip", **fields):
@@ -200,7 +204,8 @@ def test_planning_stops_on_time_when_the_filter_selects_few_keys(s3, bucket_fact
     request = _request(source, dest, include=["z-*"], page_size=2)
     _, shards, calls = _plan(s3, LocalStateStore(tmp_path), request, lambda: Deadline(0))
     assert calls >= 15  # one page per call
-    assert shards == [Shard(0, None, "z-wanted", 1, 1)]
+    assert shards == plan.allot_parts([Shard(0, None, "z-wanted", 1, 1)], request.part_size)
+    assert (shards[0].first_part, shards[0].part_size) == (1, request.part_size)
 
 
 def test_planners_killed_anywhere_converge_to_the_same_plan(s3, dynamodb, state_table, bucket_factory, monkeypatch):
@@ -376,3 +381,67 @@ def test_choose_target_formula():
     huge = [(f"k{i}", 1, 4 << 20) for i in range(2560)]
     target = plan.choose_target(lambda: huge, 10 * gib, 4, 1)
     assert len(list(plan.group(huge, target))) <= plan.MAX_SHARDS
+
+
+# -- part ranges (allot_parts) ---------------------------------------------------------------
+
+
+def _assert_allotted(shards: list[Shard], allotted: list[Shard], start_size: int) -> None:
+    """Each shard gets a range of the archive upload's part numbers: in shard order, from 1,
+    ascending, disjoint and contiguous, all below FIRST_TAIL_PART, one number at least, at a
+    part size from the request's to 5 GiB - 5 MiB (whole MiB) that holds its bound."""
+    assert [dataclasses.replace(s, first_part=0, last_part=0, part_size=0) for s in allotted] == shards
+    first = 1
+    for shard in allotted:
+        assert shard.first_part == first and shard.last_part >= shard.first_part
+        assert start_size <= shard.part_size <= 5 * GiB - 5 * MiB and shard.part_size % MiB == 0
+        count = shard.last_part - shard.first_part + 1
+        assert count * shard.part_size >= plan.shard_bound(shard) >= shard.bytes
+        first = shard.last_part + 1
+    assert first - 1 < FIRST_TAIL_PART
+
+
+def test_part_ranges_of_a_small_plan_are_in_shard_order_and_proportional_to_bytes():
+    shards = [Shard(0, None, "a", 3, 300 * MiB), Shard(1, "a", "b", 1, 100 * MiB), Shard(2, "b", "c", 9, 600 * MiB)]
+    allotted = plan.allot_parts(shards, 5 * MiB)
+    _assert_allotted(shards, allotted, 5 * MiB)
+    counts = [s.last_part - s.first_part + 1 for s in allotted]
+    assert counts[1] < counts[0] < counts[2] and sum(counts) >= FIRST_TAIL_PART - 1 - len(shards)  # all, but rounding
+    assert all(s.part_size == 5 * MiB for s in allotted)  # thousands of numbers each: the request's size holds
+    assert plan.allot_parts(shards, 5 * MiB) == allotted  # pure: the same plan each call
+    assert plan.allot_parts(shards, 64 * MiB)[0].part_size == 64 * MiB  # never below the request's
+    assert plan.allot_parts([], 5 * MiB) == []
+
+
+def test_part_ranges_for_the_ten_million_object_plan():
+    """2,000 shards of 4 TiB in all, big objects alone: sizes grow past the request's."""
+    runs = ten_million_object_runs()
+    shards = list(plan.group(runs, plan.choose_target(lambda: runs, sum(r[2] for r in runs), 1000, None)))
+    allotted = plan.allot_parts(shards, 16 * MiB)
+    _assert_allotted(shards, allotted, 16 * MiB)
+    assert len({s.part_size for s in allotted}) > 1
+
+
+def test_a_shard_of_one_huge_object_gets_parts_up_to_5_gib():
+    shards = [Shard(0, None, "a", 1, 10), Shard(1, "a", "b", 1, 30 * TiB), Shard(2, "b", "c", 1, 10)]
+    allotted = plan.allot_parts(shards, 5 * MiB)
+    _assert_allotted(shards, allotted, 5 * MiB)
+    counts = [s.last_part - s.first_part + 1 for s in allotted]
+    assert counts[0] == counts[2] == 1 and counts[1] >= FIRST_TAIL_PART - 4  # nearly every number
+    assert allotted[1].part_size > GiB
+
+
+def test_part_ranges_that_cannot_hold_a_shard_are_refused():
+    # 50 TiB: past 8,998 parts of 5 GiB - 5 MiB (S3's 5 TiB object limit is checked at start).
+    with pytest.raises(ArchiveTooLarge, match=r"shard 1 \(1 objects, .*\) needs more than its \d+ parts of at most"):
+        plan.allot_parts([Shard(0, None, "a", 1, 10), Shard(1, "a", "b", 1, 50 * TiB)], 5 * MiB)
+    many = [Shard(i, None, f"k{i}", 1, 1) for i in range(FIRST_TAIL_PART)]  # more shards than numbers
+    with pytest.raises(ArchiveTooLarge, match="shards need more part numbers"):
+        plan.allot_parts(many, 5 * MiB)
+    assert len(plan.allot_parts(many[:-1], 5 * MiB)) == FIRST_TAIL_PART - 1  # one number each still fits
+
+
+def test_a_plan_item_carries_its_part_range():
+    (shard,) = plan.allot_parts([Shard(0, None, "z", 2, 123)], 5 * MiB)
+    item = json.loads(json.dumps(shard.to_item("R")))
+    assert item["run_id"] == "R" and Shard.from_item(item) == shard
