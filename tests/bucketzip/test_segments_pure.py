@@ -1,6 +1,7 @@
 """The pure parts of parallel segments: names, the shard-bounded listing's stop rule,
-directory records and manifest lines rebased by a segment's offset, and the assembly's
-piece layout (copy parts on segment part boundaries, 5 MiB..5 GiB; a tail + head part)."""
+directory records and manifest lines rebased by a segment's offset, and where assembly
+puts each segment (segment_bases: segments with parts of their own in shard order, then
+the relocated ones, too small for a part of their own)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bucketzip.assembly import COPY, TAIL, UPLOAD, Piece, layout, next_piece, prefix_crcs
-from bucketzip.checksums import crc32_combine
 from bucketzip.config import ArchiveRequest
 from bucketzip.errors import InputError
 from bucketzip.limits import GiB, MiB
 from bucketzip.listing import iter_objects
 from bucketzip.manifest import entry_line, rebase_lines
+from bucketzip.parallel import is_relocated, segment_bases
 from bucketzip.records import DEFLATED, STORED, EntryMeta, central_record, rebase_central
-from bucketzip.segments import segment_object_key, segment_run_id, split_segment_id, staging_prefix
+from bucketzip.segments import segment_run_id, split_segment_id, staging_prefix
 from bucketzip.state import Cursor, Listed, RunState, SegmentOf
 
 METAS = [
@@ -70,17 +70,15 @@ def test_segment_names_and_staging_lie_under_the_parent():
     assert split_segment_id("P-1.s00007") == ("P-1", 7)
     assert split_segment_id("P-1") is None
     assert staging_prefix("P-1.s00007").startswith(staging_prefix("P-1"))
-    assert segment_object_key("P-1", 7).startswith(staging_prefix("P-1"))
-    assert not segment_object_key("P-1", 7).startswith(staging_prefix("P-1.s00007"))
 
 
-def test_segment_state_round_trips_and_uploads_to_its_staging_object():
+def test_segment_state_round_trips_and_uploads_into_the_archive():
     request = ArchiveRequest.create(source_bucket="src", dest_bucket="dst", dest_key="a.zip", workers=4)
-    segment = SegmentOf("P", 3, "k1", "k9", segment_object_key("P", 3))
-    state = RunState("P.s00003", request, "u", 0.0, segment=segment, cursor=Cursor(start_after="k1"))
+    segment = SegmentOf("P", 3, "k1", "k9", 120, 180, 8 * MiB)
+    state = RunState("P.s00003", request, "u", 0.0, segment=segment, cursor=Cursor(start_after="k1"), next_part=120)
     again = RunState.from_bytes(state.to_bytes())
-    assert again.segment == segment and again.upload_key == segment.object_key and again.name_scope == "P"
-    assert RunState("P", request, "u", 0.0).upload_key == "a.zip"
+    assert again.segment == segment and again.name_scope == "P" and again.next_part == 120
+    assert again.upload_key == "a.zip" == RunState("P", request, "u", 0.0).upload_key  # the parent's upload
 
 
 @pytest.mark.parametrize("workers", [0, 1001])
@@ -89,57 +87,28 @@ def test_workers_out_of_range_are_refused(workers):
         ArchiveRequest.create(source_bucket="src", dest_bucket="dst", dest_key="a.zip", workers=workers)
 
 
-# -- the assembly's pieces ------------------------------------------------------------
+# -- where assembly puts each segment ----------------------------------------------------
 
 
-def _layout(pending: int, sizes: list[int]) -> list[Piece]:
-    """Every piece of a segment with parts of `sizes`, `pending` tail bytes before it."""
-    boundaries, end = [], 0
-    for size in sizes:
-        end += size
-        boundaries.append(end)
-    pieces, placed = [], 0
-    while placed < end:
-        piece = next_piece(placed, pending, end, boundaries)
-        pieces.append(piece)
-        pending = 0 if piece.kind != TAIL else pending + piece.end - piece.start
-        placed = piece.end
-    return pieces
+def _segment(offset: int, uploaded: int) -> RunState:
+    request = ArchiveRequest.create(source_bucket="src", dest_bucket="dst", dest_key="a.zip", workers=4)
+    return RunState("P.s00000", request, "u", 0.0, offset=offset, uploaded=uploaded)
 
 
-def test_a_small_segment_joins_the_tail():
-    assert _layout(1 * MiB, [3 * MiB]) == [Piece(TAIL, 0, 3 * MiB)]
+def test_a_segment_is_relocated_when_it_has_bytes_but_no_part():
+    assert is_relocated(_segment(1, 0)) and is_relocated(_segment(5 * MiB - 1, 0))
+    assert not is_relocated(_segment(0, 0))  # empty: nothing to place anywhere
+    assert not is_relocated(_segment(5 * MiB, 5 * MiB))  # its own (final) part
+    assert not is_relocated(_segment(12 * MiB, 12 * MiB))
 
 
-def test_tail_and_head_make_one_5_mib_part_then_the_rest_is_copied():
-    pieces = _layout(2 * MiB, [5 * MiB, 5 * MiB, 1 * MiB])
-    assert pieces == [Piece(UPLOAD, 0, 3 * MiB), Piece(COPY, 3 * MiB, 11 * MiB)]
-
-
-def test_a_segment_over_5_gib_is_copied_in_several_parts_on_its_part_boundaries():
-    pieces = _layout(0, [1 * GiB] * 12 + [3 * MiB])
-    assert [(p.kind, p.start, p.end) for p in pieces] == [
-        (COPY, 0, 5 * GiB),
-        (COPY, 5 * GiB, 10 * GiB),
-        (COPY, 10 * GiB, 12 * GiB + 3 * MiB),
-    ]
-    # Where the last part cannot join a copy (it would pass 5 GiB), it is read into the tail.
-    pieces = _layout(0, [5 * GiB, 5 * GiB, 1 * MiB])
-    assert [(p.kind, p.start, p.end) for p in pieces] == [
-        (COPY, 0, 5 * GiB),
-        (COPY, 5 * GiB, 10 * GiB),
-        (TAIL, 10 * GiB, 10 * GiB + 1 * MiB),
-    ]
-
-
-def test_copy_parts_after_a_head_reach_5_mib_on_a_later_boundary():
-    pieces = _layout(4 * MiB, [5 * MiB] * 3)
-    assert pieces == [Piece(UPLOAD, 0, 1 * MiB), Piece(COPY, 1 * MiB, 15 * MiB)]
-
-
-def test_prefix_crcs_combine_the_recorded_parts():
-    parts = [[1, "e1", 3, 0x11111111], [2, "e2", 4, 0x22222222]]
-    assert prefix_crcs(parts) == {3: 0x11111111, 7: crc32_combine(0x11111111, 0x22222222, 4)}
+def test_segment_bases_place_the_segments_with_parts_first_then_the_relocated_ones_in_shard_order():
+    sizes = [(3 * MiB, 0), (7 * MiB, 7 * MiB), (0, 0), (1000, 0), (5 * MiB, 5 * MiB), (2 * GiB, 2 * GiB)]
+    bases = segment_bases([_segment(offset, uploaded) for offset, uploaded in sizes])
+    placed = 7 * MiB + 5 * MiB + 2 * GiB
+    assert bases == [placed, 0, 7 * MiB, placed + 3 * MiB, 7 * MiB, 12 * MiB]
+    assert segment_bases([_segment(6 * MiB, 6 * MiB), _segment(6 * MiB, 6 * MiB)]) == [0, 6 * MiB]  # one worker's
+    assert segment_bases([]) == []
 
 
 # -- a shard's listing (moto) ---------------------------------------------------------
@@ -169,30 +138,3 @@ def test_a_shard_lists_after_start_after_up_to_its_last_key_and_no_page_past_it(
     for i, (_, cursor) in enumerate(listed[:-1]):
         rest = [item.key for item, _ in iter_objects(s3, request, cursor, last_key="f") if item is not None]
         assert rest == ["c", "d", "e", "f"][i + 1 :]
-
-
-def test_the_layout_ahead_numbers_the_pieces_as_placing_them_one_by_one_does():
-    segments = [
-        (3 * MiB, [3 * MiB]),
-        (11 * MiB, [5 * MiB, 10 * MiB, 11 * MiB]),
-        (12 * GiB, [5 * GiB, 10 * GiB, 12 * GiB]),
-    ]
-    ahead = list(layout(0, 1 * MiB, 4, segments))
-    one_by_one, pending, number = [], 1 * MiB, 4
-    for position, (size, ends) in enumerate(segments):
-        placed = 0
-        while placed < size:
-            piece = next_piece(placed, pending, size, ends)
-            one_by_one.append((position, piece, 0 if piece.kind == TAIL else number))
-            number += piece.kind != TAIL
-            pending = pending + piece.end - piece.start if piece.kind == TAIL else 0
-            placed = piece.end
-    assert ahead == one_by_one
-    assert [(p, piece.kind, piece.start, piece.end, n) for p, piece, n in ahead] == [
-        (0, TAIL, 0, 3 * MiB, 0),  # 1 + 3 MiB pending
-        (1, UPLOAD, 0, 1 * MiB, 4),  # ... + 1 MiB of the head: one 5 MiB part
-        (1, COPY, 1 * MiB, 11 * MiB, 5),  # the rest of segment 1, to its end
-        (2, COPY, 0, 5 * GiB, 6),
-        (2, COPY, 5 * GiB, 10 * GiB, 7),
-        (2, COPY, 10 * GiB, 12 * GiB, 8),
-    ]
