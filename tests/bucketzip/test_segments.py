@@ -1,14 +1,14 @@
-"""Parallel segments (issue 10) over the moto server: N workers give an archive that
-every reader opens and that extracts to the one-worker archive's files; the same plan
-gives the same bytes; segments and assembly resume wherever they are cut; tails under
-5 MiB; an empty plan; abort leaves nothing."""
+"""Parallel segments (issue 10) over the moto server. Each segment uploads straight into
+its range of the archive upload's part numbers (its final part 5 MiB at least), so when
+every segment has 5 MiB or more, N workers make the one-worker archive byte for byte;
+segments under 5 MiB are relocated (appended after the others: a valid archive of the
+same files); an empty plan; abort leaves nothing. Resume: test_segments_crash."""
 
 from __future__ import annotations
 
 import io
 import random
 import threading
-import time
 import zipfile
 
 import pytest
@@ -17,27 +17,30 @@ from bucketzip import engine, parallel
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
 from bucketzip.driver import run_to_completion
+from bucketzip.limits import MIN_PART_SIZE
+from bucketzip.parts import FIRST_TAIL_PART
 from bucketzip.plan import load_plan, plan_step
+from bucketzip.results import ArchiveResult
 from bucketzip.state import PLANNING
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, contents_by_key, fetch, manifest
-from support.copy_fidelity import s3_copy_fidelity
 from support.crashes import Crash
 from support.readers import ALL_READERS, check_archive
 from support.seed import HOSTILE_KEYS, all_keys, list_multipart_uploads, seed_bucket, state_items
 
 KIB, MIB, GIB = 1024, 1024 * 1024, 1024**3
 
-MIXED = {
+# Three shards at shard_bytes=6 MiB, each 5 MiB or more of archive bytes (random bytes do
+# not compress): the hostile keys (two of them map to one name: both in shard 0, where one
+# worker decides too), a log and n/ ; o/big.bin alone (over the target: 2 parts); the rest.
+EQUAL = {
     **HOSTILE_KEYS,
-    "plain.txt": b"plain\n" * 100,
-    "empty.bin": b"",
-    "photo.jpg": random.Random(1).randbytes(50_000),
-    "a/random.bin": random.Random(2).randbytes(300_000),
-    "b/compressible.log": b"".join(b"line %d of a log\n" % i for i in range(200_000)),
-    "c/incompressible.bin": random.Random(3).randbytes(6 * MIB + 123),
-    **{f"d/o{i:03d}": b"small %d " % i * (i * 37) for i in range(20)},
+    "m/compressible.log": b"".join(b"line %d of a log\n" % i for i in range(60_000)),
+    "n/random.bin": random.Random(1).randbytes(5 * MIB + 3 * MIB // 4),
+    "o/big.bin": random.Random(2).randbytes(11 * MIB),
+    "s/random.bin": random.Random(3).randbytes(5 * MIB + MIB // 2),
+    "s/t/empty.bin": b"",
 }
 
 
@@ -50,35 +53,6 @@ def _seed(s3, bucket_factory, objects):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     seed_bucket(s3, source, objects)
     return source, dest
-
-
-def _expected(objects):
-    return {k: (b"" if k.endswith("/") and not v else v) for k, v in objects.items()}
-
-
-def test_workers_extract_to_the_one_worker_files_in_every_reader(s3, bucket_factory, store, tmp_path):
-    source, dest = _seed(s3, bucket_factory, MIXED)
-    common = dict(source_bucket=source, dest_bucket=dest, part_size="5MiB", chunk_size="1MiB")
-    archive(s3, store, dest_key="one.zip", **common)
-    for workers in (2, 3):
-        key = f"w{workers}.zip"
-        result, _ = archive(s3, store, dest_key=key, workers=workers, shard_bytes=400 * KIB, step_bytes=MIB, **common)
-        assert contents_by_key(s3, dest, key) == contents_by_key(s3, dest, "one.zip") == _expected(MIXED)
-        # More: the same entries in the same order at the same offsets, so the same bytes
-        # (no two keys of different shards map to one name here, which a race would decide).
-        assert fetch(s3, dest, key) == fetch(s3, dest, "one.zip")
-        lines = [line for line in manifest(s3, dest, key) if line["type"] == "entry"]
-        one = [line for line in manifest(s3, dest, "one.zip") if line["type"] == "entry"]
-        assert [(line["key"], line["name"]) for line in lines] == [(line["key"], line["name"]) for line in one]
-        assert result.entries == len(MIXED)
-    path = tmp_path / "w3.zip"
-    path.write_bytes(fetch(s3, dest, "w3.zip"))
-    lines = [line for line in manifest(s3, dest, "w3.zip") if line["type"] == "entry"]
-    expected = {line["name"]: MIXED[line["key"]] for line in lines if not line["name"].endswith("/")}
-    check_archive(path, expected, readers=ALL_READERS, directories={"folder/"})
-    assert list_multipart_uploads(s3, dest) == []
-    assert [k for k in all_keys(s3, dest) if k.startswith(".bucketzip-staging/")] == []
-    assert store.run_ids() == []
 
 
 class Calls:
@@ -116,82 +90,136 @@ def _request(source, dest, key, **fields):
     )
 
 
-@pytest.mark.parametrize("kind", ["local", "dynamodb"])
-def test_tiny_segments_are_read_back_into_the_tail_and_nothing_is_copied(
-    s3, dynamodb, state_table, bucket_factory, tmp_path, kind
-):
-    objects = {f"k{i:02d}": random.Random(i).randbytes(10_000 + i) for i in range(12)}
-    source, dest = _seed(s3, bucket_factory, objects)
-    store = LocalStateStore(tmp_path / "state") if kind == "local" else DynamoStateStore(state_table, client=dynamodb)
+def _run_segment(s3, store, run_id, index):
+    progress = parallel.start_segment(s3, store, run_id, index)
+    while not progress.done:
+        progress = engine.run_step(s3, store, progress.run_id, Deadline(None))
+    while progress.phase != "complete":
+        progress = parallel.finish_segment(s3, store, progress.run_id, Deadline(None))
+    return progress.run_id
+
+
+def _planned(s3, store, request) -> str:
+    run_id = engine.start_run(s3, store, request).run_id
+    while engine.get_progress(store, run_id).phase == PLANNING:
+        plan_step(s3, store, run_id, Deadline(None))
+    return run_id
+
+
+def _finished(s3, store, run_id) -> ArchiveResult:
+    while not parallel.assemble_step(s3, store, run_id, Deadline(None)).done:
+        pass
+    while not isinstance(result := engine.finish_run(s3, store, run_id, Deadline(None)), ArchiveResult):
+        pass
+    return result
+
+
+def _list_parts(s3, bucket, key, upload_id) -> list[dict]:
+    parts, marker = [], 0
+    while True:
+        page = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker)
+        parts += page.get("Parts", [])
+        if not page.get("IsTruncated"):
+            return parts
+        marker = page["NextPartNumberMarker"]
+
+
+def test_segments_of_5_mib_or_more_make_the_one_worker_archive_byte_for_byte(s3, bucket_factory, store, tmp_path):
+    source, dest = _seed(s3, bucket_factory, EQUAL)
+    common = dict(source_bucket=source, dest_bucket=dest, part_size="5MiB", chunk_size="1MiB")
+    archive(s3, store, dest_key="one.zip", **common)
+    one = fetch(s3, dest, "one.zip")
+    # Three workers, by hand: segments in another order than the plan's, several steps each.
+    request = ArchiveRequest.create(dest_key="w3.zip", workers=3, shard_bytes="6MiB", step_bytes=2 * MIB, **common)
+    run_id = _planned(s3, store, request)
+    shards = load_plan(s3, store.load(run_id))
+    assert [shard.last_key for shard in shards] == ["n/random.bin", "o/big.bin", "ünï/日本.txt"]
+    for index in (2, 0, 1):
+        _run_segment(s3, store, run_id, index)
+    # Before assembly: every segment's parts in the archive's own upload, inside its range,
+    # numbered from its first, each part 5 MiB at least (the final part of a segment too).
+    parts = _list_parts(s3, dest, "w3.zip", store.load(run_id).upload_id)
+    assert list_multipart_uploads(s3, dest) and len(list_multipart_uploads(s3, dest)) == 1
+    for shard in shards:
+        mine = [p for p in parts if shard.first_part <= p["PartNumber"] <= shard.last_part]
+        assert [p["PartNumber"] for p in mine] == list(range(shard.first_part, shard.first_part + len(mine)))
+        assert mine and all(p["Size"] == shard.part_size for p in mine[:-1]), (shard, mine)
+        assert mine[-1]["Size"] >= MIN_PART_SIZE
+    assert len(parts) == 4 and max(p["PartNumber"] for p in parts) < FIRST_TAIL_PART  # o/big.bin: 2 parts
+    result = _finished(s3, store, run_id)
+    assert fetch(s3, dest, "w3.zip") == one
+    assert result.entries == len(EQUAL) and result.parts == 5  # the segments' 4 and the directory
+    # Two workers through the driver (the CLI's loop): the same plan, the same bytes.
+    run_to_completion(s3, store, ArchiveRequest.create(dest_key="w2.zip", workers=2, shard_bytes="6MiB", **common))
+    assert fetch(s3, dest, "w2.zip") == one
+    lines = [line for line in manifest(s3, dest, "w3.zip") if line["type"] == "entry"]
+    assert lines == [line for line in manifest(s3, dest, "one.zip") if line["type"] == "entry"]
+    path = tmp_path / "w3.zip"
+    path.write_bytes(one)
+    expected = {line["name"]: EQUAL[line["key"]] for line in lines if not line["name"].endswith("/")}
+    check_archive(path, expected, readers=ALL_READERS, directories={"folder/"})
+    assert list_multipart_uploads(s3, dest) == []
+    assert [k for k in all_keys(s3, dest) if k.startswith(".bucketzip-staging/")] == []
+    assert store.run_ids() == []
+
+
+# Five shards at shard_bytes=6 MiB: the big objects are over the target, so each is a
+# shard of its own, and the small objects between them make shards 0, 2 and 4, each
+# under 5 MiB: relocated (shard 2's tail is staged in S3, the others' inline).
+RELOCATED = {
+    "a/one.txt": b"tiny text\n" * 50,
+    "b/big.bin": random.Random(4).randbytes(6 * MIB + 1000),
+    "c/mid.bin": random.Random(5).randbytes(700 * KIB),
+    "c/note.txt": b"note",
+    "d/big.bin": random.Random(6).randbytes(6 * MIB + 7),
+    "e/last.txt": b"last",
+}
+SHARD_OF = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4}
+
+
+def _entry_spans(data: bytes) -> dict[str, bytes]:
+    """Entry name -> its local header, data and descriptor: the bytes up to the next entry."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = sorted(zf.infolist(), key=lambda info: info.header_offset)
+        ends = [info.header_offset for info in infos[1:]] + [zf.start_dir]
+        return {info.filename: data[info.header_offset : end] for info, end in zip(infos, ends, strict=True)}
+
+
+def test_segments_under_5_mib_are_relocated_after_the_others(s3, dynamodb, state_table, bucket_factory, tmp_path):
+    source, dest = _seed(s3, bucket_factory, RELOCATED)
+    store = DynamoStateStore(state_table, client=dynamodb)
+    common = dict(source_bucket=source, dest_bucket=dest, part_size="5MiB", chunk_size="1MiB")
     calls = Calls(s3)
-    done = run_to_completion(calls, store, _request(source, dest, "tiny.zip", workers=3, shard_bytes=1))
-    assert contents_by_key(s3, dest, "tiny.zip") == objects
-    assert calls.named("upload_part_copy") == []
-    segments = {kw["Key"] for kw in calls.named("create_multipart_upload") if "segment-" in kw["Key"]}
-    assert len(segments) == 12  # one segment per object
-    assert done.result.parts == 1  # every segment joined the tail; the directory ends it
-    if kind == "local":
-        assert store.run_ids() == []
-    else:  # the finished run's result only: no segment's state, fragments or name claims
-        assert state_items(dynamodb, state_table) == ["result"]
-
-
-def test_a_pending_tail_and_the_next_head_make_one_part_and_the_rest_is_copied(s3, bucket_factory, store):
-    objects = {"a": random.Random(1).randbytes(3 * MIB), "b": random.Random(2).randbytes(9 * MIB)}
-    source, dest = _seed(s3, bucket_factory, objects)
-    calls = Calls(s3)
-    request = _request(source, dest, "seam.zip", workers=2, shard_bytes=3 * MIB, compression="store")
-    run_to_completion(calls, store, request)
-    assert contents_by_key(s3, dest, "seam.zip") == objects
-    final = [kw for kw in calls.named("upload_part") if kw["Key"] == "seam.zip"]
-    copies = [kw for kw in calls.named("upload_part_copy") if kw["Key"] == "seam.zip"]
-    # Segment 0 (3 MiB and headers) is the pending tail; with segment 1's head it is part 1
-    # of exactly 5 MiB; the rest of segment 1 is part 2, copied; the directory is part 3.
-    assert [kw["PartNumber"] for kw in final] == [1, 3]
-    assert len(final[0]["Body"]) == 5 * MIB
-    assert [kw["PartNumber"] for kw in copies] == [2]
-    segment_reads = [kw["Range"] for kw in calls.named("get_object") if "/segment-" in kw["Key"]]
-    spans = [[int(n) for n in text.removeprefix("bytes=").split("-")] for text in segment_reads]
-    # Only segment 0 (whole) and segment 1's head came back through the worker: 5 MiB.
-    assert sum(last - first + 1 for first, last in spans) == 5 * MIB
-
-
-class SlowCopies(Calls):
-    """UploadPartCopy taking a while (as S3's do, seconds per GiB); counts how many overlap."""
-
-    def __init__(self, client):
-        super().__init__(client)
-        self.running = self.most = 0
-
-    def wrap(self, name, target):
-        call = super().wrap(name, target)
-        if name != "upload_part_copy":
-            return call
-
-        def slow(*args, **kwargs):
-            with self._lock:
-                self.running += 1
-                self.most = max(self.most, self.running)
-            try:
-                time.sleep(0.5)
-                return call(*args, **kwargs)
-            finally:
-                with self._lock:
-                    self.running -= 1
-
-        return slow
-
-
-def test_the_copies_of_later_segments_run_while_earlier_pieces_are_placed(s3, bucket_factory, store):
-    objects = {f"k{i}": random.Random(i).randbytes(6 * MIB) for i in range(4)}
-    source, dest = _seed(s3, bucket_factory, objects)
-    calls = SlowCopies(s3)
-    request = _request(source, dest, "ahead.zip", workers=2, shard_bytes=6 * MIB, compression="store")
-    with s3_copy_fidelity():  # S3's part CRCs: each is checked against the one derived from the segment's
-        run_to_completion(calls, store, request)
-    copies = [kw for kw in calls.named("upload_part_copy") if kw["Key"] == "ahead.zip"]
-    assert len(copies) == 4 and calls.most >= 2
-    assert contents_by_key(s3, dest, "ahead.zip") == objects
+    done = run_to_completion(
+        calls, store, ArchiveRequest.create(dest_key="rel.zip", workers=3, shard_bytes="6MiB", **common)
+    )
+    archive(s3, LocalStateStore(tmp_path / "state"), dest_key="one.zip", **common)
+    data, one = fetch(s3, dest, "rel.zip"), fetch(s3, dest, "one.zip")
+    assert contents_by_key(s3, dest, "rel.zip") == contents_by_key(s3, dest, "one.zip") == RELOCATED
+    # Segments 1 and 3 (a part each) first, then the bytes of segments 0, 2 and 4 in shard
+    # order, each entry's bytes exactly as one worker wrote them; then the directory, which
+    # lists the entries in shard (key) order as one worker's does.
+    spans = _entry_spans(one)
+    order = sorted(spans, key=lambda name: ((SHARD_OF[name[0]] % 2 == 0), SHARD_OF[name[0]]))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert data[: zf.start_dir] == b"".join(spans[name] for name in order)
+        assert [info.filename for info in zf.infolist()] == list(RELOCATED)
+        offsets = {info.filename: info.header_offset for info in zf.infolist()}
+    assert [line["offset"] for line in manifest(s3, dest, "rel.zip") if line["type"] == "entry"] == [
+        offsets[name] for name in RELOCATED
+    ]
+    # Every segment wrote into the archive's one upload: only the placed ones uploaded parts
+    # (from their ranges), the parent the relocated bytes and the directory from 9001 on.
+    uploads = [kw["Key"] for kw in calls.named("create_multipart_upload")]
+    assert uploads == ["rel.zip", "rel.zip.manifest.jsonl"]
+    numbers = sorted({kw["PartNumber"] for kw in calls.named("upload_part") if kw["Key"] == "rel.zip"})
+    assert len(numbers) == 3 and numbers[-1] == FIRST_TAIL_PART and done.result.parts == 3
+    path = tmp_path / "rel.zip"
+    path.write_bytes(data)
+    check_archive(path, RELOCATED, readers=ALL_READERS)
+    assert list_multipart_uploads(s3, dest) == []
+    assert [k for k in all_keys(s3, dest) if k.startswith(".bucketzip-staging/")] == []
+    assert state_items(dynamodb, state_table) == ["result"]  # no segment's state, fragments or name claims
 
 
 def test_an_empty_plan_gives_a_valid_empty_archive(s3, bucket_factory, store):
@@ -204,11 +232,10 @@ def test_an_empty_plan_gives_a_valid_empty_archive(s3, bucket_factory, store):
 
 
 def test_abort_of_a_parallel_run_leaves_no_upload_state_or_staging(s3, bucket_factory, store):
-    objects = {f"k{i}": random.Random(i).randbytes(300 * KIB) for i in range(6)}
+    objects = {"k0": random.Random(0).randbytes(5 * MIB + MIB // 2)}
+    objects |= {f"k{i}": random.Random(i).randbytes(300 * KIB) for i in range(1, 5)}
     source, dest = _seed(s3, bucket_factory, objects)
-    run_id = engine.start_run(s3, store, _request(source, dest, "gone.zip", workers=3, shard_bytes=600 * KIB)).run_id
-    while engine.get_progress(store, run_id).phase == PLANNING:
-        plan_step(s3, store, run_id, Deadline(None))
+    run_id = _planned(s3, store, _request(source, dest, "gone.zip", workers=3, shard_bytes=600 * KIB))
     segments = [parallel.start_segment(s3, store, run_id, i).run_id for i in range(3)]
     engine.run_step(s3, store, segments[0], Deadline(None))  # one complete, one begun, one not
     parallel.finish_segment(s3, store, segments[0], Deadline(None))
@@ -219,20 +246,13 @@ def test_abort_of_a_parallel_run_leaves_no_upload_state_or_staging(s3, bucket_fa
         (segments[1], "archiving", False),
         (segments[2], "archiving", False),
     ]
-    assert len(list_multipart_uploads(s3, dest)) == 3  # the archive's and two segments'
+    (upload,) = list_multipart_uploads(s3, dest)  # the archive's: the segments write into it
+    assert [p["PartNumber"] for p in _list_parts(s3, dest, "gone.zip", upload["UploadId"])] == [1]  # segment 0's
+    assert [k for k in all_keys(s3, dest) if k.startswith(".bucketzip-staging/")]  # the plan, tails
     engine.abort_run(s3, store, run_id)
     assert list_multipart_uploads(s3, dest) == []
     assert all_keys(s3, dest) == []
     assert store.run_ids() == []
-
-
-def _run_segment(s3, store, run_id, index):
-    progress = parallel.start_segment(s3, store, run_id, index)
-    while not progress.done:
-        progress = engine.run_step(s3, store, progress.run_id, Deadline(None))
-    while progress.phase != "complete":
-        progress = parallel.finish_segment(s3, store, progress.run_id, Deadline(None))
-    return progress.run_id
 
 
 def test_a_shard_whose_objects_were_all_deleted_after_planning_is_an_empty_segment(s3, bucket_factory, store):
@@ -246,7 +266,7 @@ def test_a_shard_whose_objects_were_all_deleted_after_planning_is_an_empty_segme
     for key in gone:
         s3.delete_object(Bucket=source, Key=key)
     segment = _run_segment(s3, store, run_id, 0)
-    assert store.load(segment).offset == 0 and store.load(segment).upload_id  # its upload aborted, no object
+    assert (store.load(segment).offset, store.load(segment).uploaded) == (0, 0)  # nothing to upload nor relocate
     done = run_to_completion(s3, store, run_id=run_id)
     assert len(gone) >= 2 and done.result.entries == len(objects) - len(gone)
     assert contents_by_key(s3, dest, "v.zip") == {k: v for k, v in objects.items() if k not in gone}
