@@ -17,12 +17,14 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
+from test_segments import Calls
 
 from bucketzip import copy as server_copy
 from bucketzip import engine
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
 from bucketzip.errors import ObjectChanged, RetryableError, StaleState
+from bucketzip.parts import FIRST_TAIL_PART
 from bucketzip.records import TRUNCATED_MARK
 from bucketzip.results import ArchiveResult
 from bucketzip.store_dynamodb import DynamoStateStore
@@ -377,25 +379,29 @@ def test_a_copy_needing_a_crc_pass_waits_for_a_step_with_time_for_it(s3, bucket_
     assert progress.objects == 3 and progress.done  # a fresh step takes it
 
 
-def test_segments_copy_large_objects_into_their_staging_objects(s3, bucket_factory, monkeypatch):
+def test_segments_copy_large_objects_into_the_archive_upload(s3, bucket_factory, monkeypatch):
     """workers > 1: each segment run is the same step loop, so its large stored objects are
-    copied into the segment's own upload, and assembly copies the segments on."""
+    copied into its part range of the archive's upload; but a segment's last part must be
+    5 MiB at least, so the last 5 MiB of a copied object are streamed (its next part may
+    be the segment's last). Shards of 17, 22 and 11 MiB: big.bin (17 MiB) is topped up,
+    copied for one part and its last 7 MiB streamed; video.mp4 (13 MiB) and z.bin (11 MiB)
+    have no whole part left after the top-up and those 5 MiB: streamed. Every segment is
+    over 5 MiB, so the archive is the streamed one-worker archive byte for byte."""
     source, dest = bucket_factory("src"), bucket_factory("dst")
     objects = _objects()
     _seed(s3, source, objects, checksums=True)
+    streamed = _streamed(s3, monkeypatch, "s.zip", **_common(source, dest, compression="store"))
     monkeypatch.setattr(server_copy, "COPY_MIN_BYTES", 8 * MiB)
     counting = CountingS3(s3)
+    calls = Calls(counting)
     fields = _common(source, dest, compression="store", workers=2, shard_bytes=20 * MiB)
     with s3_copy_fidelity(), tempfile.TemporaryDirectory() as state_dir:
-        archive(counting, LocalStateStore(state_dir), dest_key="p.zip", **fields)
-    assert {key: n for key, n in counting.copies.items() if not key.startswith(".bucketzip-staging/")} == {
-        "big.bin": 2,
-        "video.mp4": 1,
-        "z.bin": 1,
-    }
-    with zipfile.ZipFile(io.BytesIO(fetch(s3, dest, "p.zip"))) as zf:
-        assert zf.testzip() is None
-        assert {info.filename: zf.read(info) for info in zf.infolist()} == objects
+        archive(calls, LocalStateStore(state_dir), dest_key="p.zip", **fields)
+    assert dict(counting.copies) == {"big.bin": 1}
+    (copy,) = calls.named("upload_part_copy")
+    assert copy["Key"] == "p.zip" and copy["PartNumber"] < FIRST_TAIL_PART
+    assert counting.copied[dest] == 5 * MiB
+    assert fetch(s3, dest, "p.zip") == streamed
 
 
 def test_an_archived_large_object_is_skipped_as_when_streaming(s3, bucket_factory, monkeypatch):
