@@ -44,8 +44,9 @@ def run_input(source: str, dest: str, key: str, **extra) -> dict:
 
 
 def one_piece_per_call(event, context, call):
-    """A deadline already past: each Assemble call commits one piece, so the loop really loops
-    (and continues as new executions) whatever the machine's speed. Assemble runs alone (after
+    """A deadline already past: each Assemble call commits one batch of the segments' records
+    or one relocated segment's bytes (these shards are all under 5 MiB), so the loop really
+    loops (and continues as new executions) whatever the machine's speed. Assemble runs alone (after
     the Map), so swapping the handlers' deadline for its call touches no other invocation."""
     with mock.patch("handlers.common.deadline", lambda context: Deadline(0.0)):
         return call(event, context)
@@ -69,7 +70,8 @@ def test_three_workers_make_the_archive_one_worker_makes(workflow, buckets, s3, 
 
     workflow.intercept("assemble", one_piece_per_call)
     workflow.intercept("segment", slowly)
-    arn = workflow.start(run_input(source, dest, "three.zip", workers=3, shard_bytes=16_000, loops_per_execution=8))
+    # About 7 Assemble calls (records, then each tiny segment appended): 3 loops per execution.
+    arn = workflow.start(run_input(source, dest, "three.zip", workers=3, shard_bytes=16_000, loops_per_execution=3))
     parser = argparse.ArgumentParser(prog="bucketzip")
     cli_workflow.register(parser.add_subparsers(required=True))
     args = parser.parse_args(["watch", arn, "--interval", "0.05", "--table", workflow.table])
@@ -203,7 +205,7 @@ def test_a_suspended_parallel_run_resumes_at_its_phase(verb, phase, workflow, bu
     def failing(event, context, call):
         calls.append(event)
         if verb == "assemble" and len(calls) == 1:
-            return one_piece_per_call(event, context, call)  # assembly has begun: one piece placed
+            return one_piece_per_call(event, context, call)  # assembly has begun: one commit made
         if outage["on"]:
             raise RetryableError("DynamoDB throttled")
         return call(event, context)
