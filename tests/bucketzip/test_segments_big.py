@@ -1,6 +1,6 @@
 """A big parallel run through support.disk_bucket and a synthetic source: zip64 caused only
 by rebased offsets (small entries of a segment placed past 2 GiB), and a segment over 5 GiB
-copied in several parts (-m big)."""
+(-m big) uploaded straight into its part range of the archive's upload."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from test_segments import GIB, MIB, Calls
 
 from bucketzip.config import ArchiveRequest
 from bucketzip.driver import run_to_completion
+from bucketzip.limits import MIN_PART_SIZE
+from bucketzip.parts import FIRST_TAIL_PART
 from bucketzip.store_local import LocalStateStore
 from support.disk_bucket import DiskBucket
 from support.readers import ALL_READERS, STREAMING_READERS, check_listing
@@ -43,9 +45,10 @@ def _extra_tags(extra: bytes) -> list[int]:
     ],
 )
 def test_a_big_segment_and_zip64_caused_only_by_rebased_offsets(tmp_path, huge):
-    # Shard 0: one object past 2 GiB (or 5 GiB: its segment is copied in two parts); shard 1:
-    # small objects at segment offsets near 0, whose segment's own directory records need no
-    # zip64; placed after shard 0, their offsets do (zip64 past 2 GiB - 1, as zipfile).
+    # Shard 0: one object past 2 GiB (or 5 GiB); shard 1: small objects at segment offsets
+    # near 0, whose segment's own directory records need no zip64; placed after shard 0
+    # (relocated: under 5 MiB, their bytes go after the others anyway), their offsets do
+    # (zip64 past 2 GiB - 1, as zipfile).
     sizes = {"a/huge.bin": huge, "b/one.txt": 1000, "b/two.txt": 2000}
     s3 = DiskBucket(SyntheticSource(_Nowhere(), "synthetic", sizes), "dest", tmp_path / "dest")
     calls = Calls(s3)
@@ -60,11 +63,18 @@ def test_a_big_segment_and_zip64_caused_only_by_rebased_offsets(tmp_path, huge):
     )
     store = LocalStateStore(tmp_path / "state")
     done = run_to_completion(calls, store, request)
-    copies = [kw for kw in calls.named("upload_part_copy") if kw["Key"] == "huge.zip"]
-    spans = [[int(n) for n in kw["CopySourceRange"].removeprefix("bytes=").split("-")] for kw in copies]
-    assert len(spans) == (2 if huge > 5 * GIB else 1)
-    assert all(5 * MIB <= last - first + 1 <= 5 * GIB for first, last in spans)
-    assert spans[-1][1] + 1 > huge  # the whole segment was copied, none of it read back
+    # Segment 0 wrote parts 1.. of the archive's upload (its range starts the plan) at the
+    # request's part size, the last one 5 MiB at least; the parent part 9001 (segment 1's
+    # bytes and the directory). Nothing is copied or read back.
+    assert calls.named("upload_part_copy") == []
+    parts = sorted(
+        (kw["PartNumber"], kw["ContentLength"]) for kw in calls.named("upload_part") if kw["Key"] == "huge.zip"
+    )
+    segment = [(number, size) for number, size in parts if number < FIRST_TAIL_PART]
+    assert [number for number, _ in segment] == list(range(1, len(segment) + 1))
+    assert all(size == 256 * MIB for _, size in segment[:-1]) and MIN_PART_SIZE <= segment[-1][1]
+    assert sum(size for _, size in segment) > huge
+    assert [number for number, _ in parts[len(segment) :]] == [FIRST_TAIL_PART] and done.result.parts == len(parts)
     path = s3.path("huge.zip")
     assert done.result.entries == 3 and path.stat().st_size == done.result.size
     with zipfile.ZipFile(path) as zf:
