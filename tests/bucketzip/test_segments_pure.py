@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bucketzip.config import ArchiveRequest
-from bucketzip.errors import InputError
+from bucketzip.errors import InputError, IntegrityError
+from bucketzip.finish import check_parts
 from bucketzip.limits import GiB, MiB
 from bucketzip.listing import iter_objects
 from bucketzip.manifest import entry_line, rebase_lines
@@ -138,3 +139,31 @@ def test_a_shard_lists_after_start_after_up_to_its_last_key_and_no_page_past_it(
     for i, (_, cursor) in enumerate(listed[:-1]):
         rest = [item.key for item, _ in iter_objects(s3, request, cursor, last_key="f") if item is not None]
         assert rest == ["c", "d", "e", "f"][i + 1 :]
+
+
+# -- finish's part check with a parallel run's gaps ----------------------------------------
+
+
+class _Parts:
+    """list_parts of a fake upload holding `held` (number -> ETag), one page of two."""
+
+    def __init__(self, held: dict[int, str]):
+        self.held = held
+
+    def list_parts(self, *, PartNumberMarker=0, **_):
+        numbers = sorted(n for n in self.held if n > PartNumberMarker)
+        page = [{"PartNumber": n, "ETag": self.held[n]} for n in numbers[:2]]
+        more = len(numbers) > 2
+        return {"Parts": page, "IsTruncated": more, **({"NextPartNumberMarker": numbers[1]} if more else {})}
+
+
+def test_finish_accepts_gaps_between_the_segments_ranges_but_not_repeated_or_changed_parts():
+    request = ArchiveRequest.create(source_bucket="src", dest_bucket="dst", dest_key="a.zip", workers=4)
+    state = RunState("P", request, "u", 0.0, offset=5 * MiB + 6 * MiB + 100)
+    parts = [[1, "e1", 5 * MiB, 0], [403, "e403", 6 * MiB, 0], [9001, "e9001", 100, 0]]
+    s3 = _Parts({1: "e1", 2: "stray", 403: "e403", 9001: "e9001"})  # a stray part: not completed
+    check_parts(s3, state, parts)
+    with pytest.raises(IntegrityError, match="recorded part numbers are not ascending"):
+        check_parts(s3, state, [*parts[:2], [403, "e403", 0, 0], parts[2]])
+    with pytest.raises(IntegrityError, match=r"parts \[403\] in S3 differ"):
+        check_parts(_Parts({1: "e1", 403: "other", 9001: "e9001"}), state, parts)
