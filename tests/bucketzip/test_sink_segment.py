@@ -16,7 +16,7 @@ import pytest
 
 from bucketzip import sink as sink_module
 from bucketzip.config import ArchiveRequest
-from bucketzip.errors import ArchiveTooLarge
+from bucketzip.errors import ArchiveTooLarge, StaleState
 from bucketzip.sink import ArchiveSink
 from bucketzip.state import RunState, SegmentOf
 
@@ -155,3 +155,24 @@ def test_a_segment_refuses_bytes_past_its_range(monkeypatch, tmp_path):
             sink.write(b"x")
     finally:
         sink.close()
+
+
+def test_a_zombie_segment_step_uploads_nothing_into_the_shared_upload(monkeypatch, tmp_path):
+    """Segments share the archive's upload: a step whose state another step replaced
+    (its version moved on) must not put a part there, held or not."""
+    monkeypatch.setenv("BUCKETZIP_SPILL_DIR", str(tmp_path))
+    monkeypatch.setattr(sink_module, "MIN_PART_SIZE", 5 * KIB)
+
+    class MovedOn:
+        def current_version(self, run_id):
+            return 1  # the state this step loaded is version 0
+
+    s3, state = FakeS3(), _segment_state(3, 9, 5 * KIB)
+    sink = ArchiveSink(s3, MovedOn(), state, "zombie")
+    try:
+        sink.write(bytes(12 * KIB))  # part 3 cut and released (5 KiB follow it)
+        with pytest.raises(StaleState, match="not uploading part 3"):
+            sink.wait()
+    finally:
+        sink.close()
+    assert s3.uploads == []
