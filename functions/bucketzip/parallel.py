@@ -78,8 +78,17 @@ def start_segment(s3: S3Client, store: StateStore, parent_id: str, index: int) -
         started_at=time.time(),
         marked=parent.marked,
         next_part=shard.first_part,
+        # The last segment lists to the end of the selection: keys created after planning,
+        # past the plan's last key, are archived too (those within other shards' ranges
+        # are, by the segments that list those ranges).
         segment=SegmentOf(
-            parent_id, index, shard.start_after, shard.last_key, shard.first_part, shard.last_part, shard.part_size
+            parent_id,
+            index,
+            shard.start_after,
+            None if index == len(shards) - 1 else shard.last_key,
+            shard.first_part,
+            shard.last_part,
+            shard.part_size,
         ),
         cursor=Cursor(start_after=shard.start_after),
     )

@@ -160,13 +160,16 @@ def close_run(plan: PlanProgress) -> None:
 def group(runs: Iterable[Run], target: int) -> Iterator[Shard]:
     """Consecutive runs into shards of about `target` bytes, in key order: a shard ends
     at the run boundary nearest its target (before a run that would pass the target by
-    more than half of itself); a run bigger than the target (one big object) is a shard
-    of its own. Zero runs, zero shards."""
+    more than half of itself); a run bigger than the target (one big object) ends the
+    shard before it, unless that shard is under half the target: then it joins the big
+    run's (a segment under 5 MiB cannot have a part of its own, and is moved to the
+    archive's end: parallel.py). Zero runs, zero shards."""
     index, start_after = 0, None
     last_key: str | None = None
     objects = size = 0
     for key, count, nbytes in runs:
-        if objects and (nbytes > target or 2 * size + nbytes > 2 * target):
+        big = nbytes > target
+        if objects and ((big and 2 * size >= target) or (not big and 2 * size + nbytes > 2 * target)):
             yield Shard(index, start_after, last_key, objects, size)  # type: ignore[arg-type]
             index, start_after, objects, size = index + 1, last_key, 0, 0
         last_key, objects, size = key, objects + count, size + nbytes
