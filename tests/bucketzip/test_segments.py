@@ -166,15 +166,25 @@ def test_segments_of_5_mib_or_more_make_the_one_worker_archive_byte_for_byte(s3,
 # Five shards at shard_bytes=6 MiB: the big objects are over the target, so each is a
 # shard of its own, and the small objects between them make shards 0, 2 and 4, each
 # under 5 MiB: relocated (shard 2's tail is staged in S3, the others' inline).
+def _log(size: int, seed: int) -> bytes:
+    """Log text of `size` bytes: deflates far under 5 MiB."""
+    lines = b"".join(b"%d: request %d served\n" % (seed, i) for i in range(size // 16 + 1))
+    return lines[:size]
+
+
+# Shards of 6 MiB (planned by listed bytes): the log objects' segments deflate to under
+# 5 MiB, and so does the last one; the random ones keep a part of their own. c/note.txt
+# joins d/big.bin's shard (a shard under half the target joins the big object after it).
 RELOCATED = {
-    "a/one.txt": b"tiny text\n" * 50,
+    "a/one.log": _log(6 * MIB + 100, 1),
     "b/big.bin": random.Random(4).randbytes(6 * MIB + 1000),
-    "c/mid.bin": random.Random(5).randbytes(700 * KIB),
+    "c/mid.log": _log(6 * MIB + 5, 2),
     "c/note.txt": b"note",
     "d/big.bin": random.Random(6).randbytes(6 * MIB + 7),
     "e/last.txt": b"last",
 }
-SHARD_OF = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4}
+SHARD_OF = {"a/one.log": 0, "b/big.bin": 1, "c/mid.log": 2, "c/note.txt": 3, "d/big.bin": 3, "e/last.txt": 4}
+RELOCATED_SHARDS = {0, 2, 4}
 
 
 def _entry_spans(data: bytes) -> dict[str, bytes]:
@@ -200,7 +210,7 @@ def test_segments_under_5_mib_are_relocated_after_the_others(s3, dynamodb, state
     # order, each entry's bytes exactly as one worker wrote them; then the directory, which
     # lists the entries in shard (key) order as one worker's does.
     spans = _entry_spans(one)
-    order = sorted(spans, key=lambda name: ((SHARD_OF[name[0]] % 2 == 0), SHARD_OF[name[0]]))
+    order = sorted(spans, key=lambda name: (SHARD_OF[name] in RELOCATED_SHARDS, SHARD_OF[name]))
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert data[: zf.start_dir] == b"".join(spans[name] for name in order)
         assert [info.filename for info in zf.infolist()] == list(RELOCATED)
