@@ -21,10 +21,11 @@ from bucketzip.store_local import LocalStateStore
 from support.archiving import contents_by_key, fetch
 from support.seed import all_keys, list_multipart_uploads
 
-# Four shards at shard_bytes=6 MiB: 0/first.bin (relocated: under 5 MiB), a/big.bin (over
-# the target: a shard of its own, 2 parts), b/ (relocated, its tail staged), c/seven.bin.
+# Four shards at shard_bytes=6 MiB: 0/first.bin (relocated: under 5 MiB, but at least half
+# the target, so it does not join the big object after it), a/big.bin (over the target: a
+# shard of its own, 2 parts), b/ (relocated, its tail staged), c/seven.bin.
 RESUME_OBJECTS = {
-    "0/first.bin": random.Random(10).randbytes(1 * MIB),
+    "0/first.bin": random.Random(10).randbytes(3 * MIB + MIB // 2),
     "a/big.bin": random.Random(11).randbytes(11 * MIB + 77),
     "b/small.txt": b"small " * 5000,
     "b/two.bin": random.Random(12).randbytes(2 * MIB),
@@ -54,17 +55,6 @@ def _snapshot(store_dir, to):
 def _restore(snapshot, store_dir):
     shutil.rmtree(store_dir)
     shutil.copytree(snapshot, store_dir)
-
-
-def _planned(s3, bucket_factory, tmp_path):
-    source, dest = _seed(s3, bucket_factory, RESUME_OBJECTS)
-    store_dir = tmp_path / "state"
-    store = LocalStateStore(store_dir)
-    request = _request(source, dest, "r.zip", workers=2, shard_bytes=3 * MIB, step_bytes=2 * MIB)
-    run_id = engine.start_run(s3, store, request).run_id
-    while engine.get_progress(store, run_id).phase == PLANNING:
-        plan_step(s3, store, run_id, Deadline(None))
-    return source, dest, store_dir, store, run_id
 
 
 def _planned(s3, bucket_factory, tmp_path):
