@@ -49,6 +49,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote
 
 from bench.servers import ObjectCache, ProxyHandler, _Server
+from bucketzip.manifest import MANIFEST_SUFFIX
 
 PARENT = "parent"
 PIECE = 64 * 1024  # pacing granularity: small enough that 4 connections of one Lambda interleave
@@ -169,7 +170,7 @@ class Meter:
         if bucket == self.source_bucket:
             index = self.plan.segment_of(key) if key else None
             return PARENT if index is None else f"segment {index}"
-        if part is not None:
+        if part is not None and not key.endswith(MANIFEST_SUFFIX):  # the manifest's parts are the parent's
             index = self.plan.segment_of_part(part)
             return PARENT if index is None else f"segment {index}"
         found = _SEGMENT_RUN.search(key)

@@ -405,18 +405,16 @@ def model_inputs(through_runs: list[Archived], speed: dict[int, list[Archived]],
     assembly = {"requests_per_segment": model.MEASURED_ASSEMBLY.requests_per_segment, "bytes_per_segment": 0.0}
     parallel = [r for n, rs in speed.items() if n > 1 for r in rs if not r.error]
     if parallel:
-        # The parent of a parallel run plans (listing: no bodies to speak of), assembles
-        # (copies, junction parts, small pieces read back) and finishes (the tail and the
-        # directory: counted in too, a small overestimate).
+        # What the parent did per segment to place the segments' bytes: server-side copies
+        # (none since segments upload into the archive's upload). Segments under 5 MiB
+        # would add their tails' GETs and bytes (none here: every shard is 64 MiB). The
+        # parent's other calls (plan.json, listing, Complete, manifest) are fixed costs,
+        # modelled as planning and finish.
         run = parallel[-1]
         segments = max(1, len([name for name in run.stats if name != PARENT]))
-        pieces = ("UploadPartCopy", "UploadPart", "GetObject", "PutObject")
         assembly = {
-            "requests_per_segment": round(run.total("requests", pieces, lambdas=PARENT) / segments, 2),
-            # read and upload overlap (full duplex): the larger one sets the time
-            "bytes_per_segment": round(
-                max(run.total("read", lambdas=PARENT), run.total("uploaded", lambdas=PARENT)) / segments
-            ),
+            "requests_per_segment": round(run.total("requests", ("UploadPartCopy",), lambdas=PARENT) / segments, 2),
+            "bytes_per_segment": round(run.total("copied", ("UploadPartCopy",), lambdas=PARENT) / segments),
         }
     return {"traffic": traffic, "assembly": assembly, "deflate_bps_per_core": deflate_bps}
 

@@ -122,6 +122,7 @@ def test_calls_are_charged_to_the_segment_whose_shard_part_numbers_or_staging_ke
     # parts of the archive's upload by their number: each segment writes its own range
     parts = [meter.lambda_of("PUT", "dst", "out.zip", n) for n in (1, 4, 5, 9000, 9001)]
     assert parts == ["segment 0", "segment 0", "segment 1", "segment 1", PARENT]
+    assert meter.lambda_of("PUT", "dst", "out.zip.manifest.jsonl", 1) == PARENT  # the manifest's own upload
     assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P/s00002/tail-0") == "segment 2"  # its staging
     assert meter.lambda_of("PUT", "dst", ".bucketzip/staging/P.s00004/tail-0") == "segment 4"  # its run id
     assert meter.lambda_of("PUT", "dst", "out.zip") == PARENT  # Complete, the directory's part
