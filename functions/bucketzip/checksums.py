@@ -30,7 +30,8 @@ def multipart_etag(part_etags: list[str]) -> str | None:
 
 # CRC-32 arithmetic over GF(2) (as zlib's crc32_combine, which Python's zlib does not
 # expose): the CRC of a concatenation from the CRCs of its pieces, without their bytes.
-# Parallel segments and server-side copies know the CRC of byte ranges they never read.
+# Parallel segments and server-side copies know the CRC of byte ranges they never read
+# (assembly combines the segments'; a copied entry its copied parts').
 _CRC32_POLY = 0xEDB88320  # reflected polynomial of zlib's CRC-32
 
 
@@ -66,9 +67,3 @@ def _x8n(n: int) -> int:
 def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     """CRC-32 of A + B from crc32(A), crc32(B) and len(B)."""
     return _multiply(_x8n(length2), crc1 & 0xFFFFFFFF) ^ (crc2 & 0xFFFFFFFF)
-
-
-def crc32_suffix(crc_whole: int, crc_prefix: int, length_suffix: int) -> int:
-    """CRC-32 of B from crc32(A + B), crc32(A) and len(B): the inverse of crc32_combine
-    (the CRC of a range that starts inside a piece whose CRC is known)."""
-    return (crc_whole & 0xFFFFFFFF) ^ _multiply(_x8n(length_suffix), crc_prefix & 0xFFFFFFFF)
