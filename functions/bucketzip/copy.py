@@ -1,8 +1,8 @@
 """Server-side copy of a byte range of an object into a part of a multipart upload: the
 one UploadPartCopy call of bucketzip. The bytes never pass through the worker.
 
-Used by the single-worker path for large stored entries (writer.py) and by assembly of
-parallel segments. S3 (API Reference, UploadPartCopy): a part copied this way obeys the
+Used for large stored entries (writer.py), by a single-worker run and by each segment of
+a parallel one (into its own part numbers of the archive's upload). S3 (API Reference, UploadPartCopy): a part copied this way obeys the
 multipart part limits (limits.py); `CopySourceIfMatch` / a pinned VersionId make S3 refuse
 a source that changed since it was listed; when the upload was created with the CRC32
 checksum algorithm, CopyPartResult carries the part's CRC-32 (emulators may omit it: the
