@@ -2,11 +2,12 @@
 one UploadPartCopy call of bucketzip. The bytes never pass through the worker.
 
 Used for large stored entries (writer.py), by a single-worker run and by each segment of
-a parallel one (into its own part numbers of the archive's upload). S3 (API Reference, UploadPartCopy): a part copied this way obeys the
-multipart part limits (limits.py); `CopySourceIfMatch` / a pinned VersionId make S3 refuse
-a source that changed since it was listed; when the upload was created with the CRC32
-checksum algorithm, CopyPartResult carries the part's CRC-32 (emulators may omit it: the
-caller then knows the CRC some other way).
+a parallel one (into its own part numbers of the archive's upload). S3 (API Reference,
+UploadPartCopy): a part copied this way obeys the multipart part limits (limits.py);
+`CopySourceIfMatch` / a pinned VersionId make S3 refuse a source that changed since it
+was listed; when the upload was created with the CRC32 checksum algorithm, CopyPartResult
+carries the part's CRC-32 (emulators may omit it: the caller then knows the CRC some
+other way).
 """
 
 from __future__ import annotations
