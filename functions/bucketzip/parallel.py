@@ -111,15 +111,17 @@ def finish_segment(s3: S3Client, store: StateStore, segment_id: str, deadline: D
         if not progress_of(state).done:
             raise RunNotFound(f"run {segment_id}: archiving is not done yet; run more steps before finishing")
         expected, attempt, old_tail = state.version, uuid.uuid4().hex, state.tail.staging_key
-        fragment = Fragment()
-        if state.offset > state.uploaded and not is_relocated(state):
-            sink = ArchiveSink(s3, store, state, attempt)
-            try:
-                sink.write_last_part()
-                fragment.parts = sink.wait()
-                state.tail = sink.save_tail()
-            finally:
-                sink.close()
+        if state.offset == state.uploaded or is_relocated(state):  # nothing left to upload
+            state.phase, state.finished_at = COMPLETE, time.time()
+            store.commit(state, expected, None, 0)
+            return progress_of(state)
+        sink = ArchiveSink(s3, store, state, attempt)
+        try:
+            sink.write_last_part()
+            fragment = Fragment(parts=sink.wait())
+            state.tail = sink.save_tail()
+        finally:
+            sink.close()
         # The last part's fragment is not counted in `steps` (a segment's directory records
         # are in its archiving steps' fragments), but assembly takes every fragment's parts.
         state.phase, state.finished_at = COMPLETE, time.time()
@@ -218,9 +220,9 @@ def _take_fragments(
     taken = Fragment(central=bytearray(), manifest=bytearray(), skipped=bytearray())
     with ThreadPoolExecutor(max_workers=LOAD_CONCURRENCY, thread_name_prefix="fragments") as pool:
         while progress.segment < progress.segments and _size(taken) < ASSEMBLY_FRAGMENT_BYTES:
-            window, entries = [progress.segment], segments[progress.segment].entries
+            window, entries = [progress.segment], _entries(segments[progress.segment])
             while len(window) < LOAD_CONCURRENCY and window[-1] + 1 < progress.segments:
-                entries += segments[window[-1] + 1].entries + segments[window[-1] + 1].skipped
+                entries += _entries(segments[window[-1] + 1])
                 if entries > READ_AHEAD_ENTRIES:
                     break
                 window.append(window[-1] + 1)
@@ -243,6 +245,11 @@ def _take_fragments(
                 break
     state.steps += 1  # finish_run reads the directory from the first `steps` fragments
     _commit(s3, store, state, expected, attempt, taken, state.tail.staging_key)
+
+
+def _entries(segment: RunState) -> int:
+    """Entries and skipped objects of a segment: what its fragments hold lines of."""
+    return segment.entries + segment.skipped
 
 
 def _fragments_of(store: StateStore, run_id: str, index: int, start: int) -> list[tuple[int, bytes]]:
