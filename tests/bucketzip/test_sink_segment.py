@@ -170,8 +170,11 @@ def test_a_zombie_segment_step_uploads_nothing_into_the_shared_upload(monkeypatc
     s3, state = FakeS3(), _segment_state(3, 9, 5 * KIB)
     sink = ArchiveSink(s3, MovedOn(), state, "zombie")
     try:
-        sink.write(bytes(12 * KIB))  # part 3 cut and released (5 KiB follow it)
+        # Part 3 is cut and released once 5 KiB follow it; its upload runs in the
+        # background, so the refusal surfaces at the next write or at the wait.
         with pytest.raises(StaleState, match="not uploading part 3"):
+            sink.write(bytes(12 * KIB))
+            sink.write(bytes(6 * KIB))
             sink.wait()
     finally:
         sink.close()
