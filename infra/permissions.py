@@ -1,7 +1,7 @@
 """Each function's IAM statements, least privilege and one role per function: a function
-gets only what its own code calls. Sources are read-only and only Step reads objects;
-writes only under the destination prefix and the staging prefix; the state table only;
-KMS only for configured keys. No statement uses Resource "*".
+gets only what its own code calls. Sources are read-only: only Step and Segment read
+objects, Plan HEADs keys; writes only under the destination prefix and the staging
+prefix; the state table only; KMS only for configured keys. No statement uses Resource "*".
 
 IAM cannot separate CreateMultipartUpload from UploadPart (both are s3:PutObject), so
 Start, which creates the upload, holds s3:PutObject on the destination prefix; it has no
@@ -53,6 +53,9 @@ STAGING_ACTIONS = {
 LISTS_SOURCE = ("start", "step", "plan", "segment")  # Start checks the source exists; the others list it
 # Step and Segment read objects (GET, and UploadPartCopy of stored objects: its copy source)
 READS_SOURCE = ("step", "segment")
+# Plan HEADs source keys: a changed entry name must not be a selected key's own name
+# (bucketzip.claims; HeadObject is authorized by s3:GetObject, it returns no bytes)
+HEADS_SOURCE = ("plan",)
 # SSE-KMS: new objects and parts need the key (assemble also decrypts the segments' tails)
 WRITES_WITH_DEST_KEY = ("start", "step", "finish", "plan", "segment", "assemble")
 LISTS_NO_DESTINATION = ("step", "segment")  # they never list it nor read a key that may be missing
@@ -77,11 +80,11 @@ def function_statements(
     if name in LISTS_SOURCE:
         for i, (bucket, prefixes) in enumerate(config.source_prefixes().items()):
             statements.append(_list_statement(f"ListSource{i}", bucket_arn(bucket), prefixes))
-            if name in READS_SOURCE:
+            if name in READS_SOURCE or name in HEADS_SOURCE:
                 statements.append(
                     iam.PolicyStatement(
-                        sid=f"ReadSource{i}",
-                        actions=SOURCE_READ_ACTIONS,
+                        sid=f"ReadSource{i}" if name in READS_SOURCE else f"HeadSource{i}",
+                        actions=SOURCE_READ_ACTIONS if name in READS_SOURCE else ["s3:GetObject"],
                         resources=[f"{bucket_arn(bucket)}/{p}*" for p in prefixes],
                     )
                 )

@@ -13,7 +13,7 @@ import hashlib
 import re
 
 MAX_SEGMENT_BYTES = 255
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def entry_name(key: str) -> str:
@@ -25,7 +25,7 @@ def entry_name(key: str) -> str:
             continue
         if segment == "..":
             segment = "__"
-        segment = _UNSAFE_CHARS.sub("_", segment)
+        segment = UNSAFE_CHARS.sub("_", segment)
         segments.append(_fit_segment(segment))
     name = "/".join(segments) or "_"
     return name + "/" if is_dir else name

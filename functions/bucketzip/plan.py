@@ -21,6 +21,10 @@ are grouped into shards (`group`), plan.json is written, and the run moves to SE
 every call that gets there computes the same plan from the same committed state. Each
 shard also gets its range of the archive upload's part numbers (allot_parts): segments
 upload straight into the archive, and assembly only takes their records over.
+
+While it lists, the planner also claims the entry names of keys whose name changes
+(claims.py), in key order as one worker does: keys of different shards that map to one
+name then get one worker's names, whatever order their segments run in.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .claims import claim_entry_name, name_changes
 from .errors import ArchiveTooLarge, IntegrityError, RunNotFound, StaleState
 from .limits import MAX_DELETE_KEYS, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, KiB, MiB
 from .listing import iter_objects
@@ -267,15 +272,20 @@ def _list(s3: S3Client, store: StateStore, state: RunState, deadline: Deadline) 
     """Cut listed objects into runs from the committed cursor on, until the listing ends
     or, at the end of a page, the deadline (a page is read once and used whole: its keys
     cost microseconds, its request tens of milliseconds; and every call makes progress);
-    commit. Runs beyond INLINE_RUN_BYTES go to a chunk object, committed on the way."""
+    commit. Runs beyond INLINE_RUN_BYTES go to a chunk object, committed on the way.
+    Keys whose entry name changes claim their names here, in key order (claims.py): the
+    segments then name them as one worker would, whatever order they run in."""
     request, plan = state.request, state.plan
     floor = request.shard_bytes or MIN_SHARD_BYTES
     inline = sum(_encoded(run) for run in plan.runs)
     uncommitted = False
     for listed, cursor in iter_objects(s3, request, plan.cursor, page_ends=True):
-        held = len(plan.runs)
+        held, claimed = len(plan.runs), False
         if listed is not None:
             add_object(plan, listed.key, listed.size, floor)
+            if name_changes(listed.key, listed.size):  # claimed in key order, as one worker does
+                claim_entry_name(s3, store, request, state.name_scope, listed.key, listed.size)
+                claimed = True
         plan.cursor, uncommitted = cursor, True
         if cursor.exhausted:
             close_run(plan)
@@ -285,7 +295,7 @@ def _list(s3: S3Client, store: StateStore, state: RunState, deadline: Deadline) 
         if inline >= INLINE_RUN_BYTES:
             _commit_chunk(s3, store, state)
             inline, uncommitted = 0, False
-        if listed is None and deadline.expired():  # a page end
+        if (listed is None or claimed) and deadline.expired():  # a page end, or after a claim's calls
             break
     if uncommitted:
         plan.commits += 1

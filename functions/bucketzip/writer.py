@@ -16,15 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .checksums import crc32_combine
+from .claims import claim_entry_name
 from .compress import FINAL_BLOCK
-from .config import ArchiveRequest, key_selected
+from .config import ArchiveRequest
 from .copy import SourceChanged, object_crc, read_range
 from .deadline import Deadline
 from .errors import IntegrityError, ObjectChanged
 from .fetch import Chunk, ObjectPlan, Prefetcher
 from .listing import iter_objects
 from .manifest import entry_line, skipped_line
-from .names import entry_name, with_suffix
 from .parts import check_fits
 from .records import (
     DEFLATED,
@@ -181,7 +181,7 @@ class StepWriter:
             check_fits(state.offset + listed.size, self.request.part_size, f"the archive with {listed.key!r}")
         listed.version_id = chunk.version_id
         is_dir = listed.key.endswith("/") and listed.size == 0
-        name = self._name(listed.key, folder_with_content=listed.key.endswith("/") and not is_dir)
+        name = self._name(listed)
         method = STORED if plan.level is None else DEFLATED
         known_sizes = not is_dir and method == STORED and straddles_zip32(listed.size)
         meta = EntryMeta(
@@ -306,7 +306,7 @@ class StepWriter:
                 self._skip(listed, exc.reason)
                 self.skipping = plan
                 return None
-        name = self._name(listed.key, folder_with_content=listed.key.endswith("/"))
+        name = self._name(listed)
         meta = EntryMeta(
             name=name,
             mtime=listed.last_modified,
@@ -465,26 +465,5 @@ class StepWriter:
 
     # -- names -------------------------------------------------------------------------
 
-    def _name(self, key: str, folder_with_content: bool = False) -> str:
-        """The entry name; a changed name must not take a name another key has or gets.
-        A folder marker that holds data becomes a file (named without the slash)."""
-        name = entry_name(key.rstrip("/") if folder_with_content else key)
-        if name == key:
-            return name
-        candidate, n = name, 0
-        while self._taken_by_source(candidate) or not self.store.claim_name(self.state.name_scope, candidate, key):
-            n += 1
-            candidate = with_suffix(name, n)
-        return candidate
-
-    def _taken_by_source(self, name: str) -> bool:
-        """A source key equal to `name` will be (or was) archived under that very name."""
-        if not name.startswith(self.request.source_prefix) or not key_selected(name, self.request):
-            return False
-        try:
-            self.s3.head_object(Bucket=self.request.source_bucket, Key=name)
-            return True
-        except AWS_ERRORS as exc:
-            if error_code(exc) in GONE_CODES:
-                return False
-            raise translate(exc, bucket=self.request.source_bucket, role="source", action="head", key=name) from None
+    def _name(self, listed: Listed) -> str:
+        return claim_entry_name(self.s3, self.store, self.request, self.state.name_scope, listed.key, listed.size)

@@ -9,7 +9,10 @@ import zlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bucketzip.claims import base_name, name_changes
 from bucketzip.compress import FINAL_BLOCK, deflate_piece, is_incompressible, looks_compressed
 from bucketzip.config import ArchiveRequest
 from bucketzip.errors import InputError
@@ -59,6 +62,20 @@ def test_long_segments_are_shortened_stably_with_their_extension():
     assert first == second and first.endswith(".jpeg") and len(first.split("/")[1].encode()) <= 255
     assert entry_name("d/" + "y" * 300 + ".jpeg") != first
     assert len(entry_name("é" * 200).encode()) <= 255  # cut on a character boundary
+
+
+# Keys made of the characters entry_name cares about, and segments long enough to be cut.
+_KEY_PARTS = st.one_of(
+    st.sampled_from(["/", ".", "..", "\\", "\x00", "\x1f", "\x7f", "a", "é", "日", "😀", "~", "\xa0", "\x85"]),
+    st.sampled_from(["x" * 63, "é" * 64, "😀" * 63, "😀" * 64, "y" * 256]),
+)
+
+
+@given(st.lists(_KEY_PARTS, max_size=12).map("".join), st.sampled_from([0, 1]))
+def test_the_planners_fast_check_agrees_with_the_names_built(key, size):
+    """name_changes runs on every listed key of a parallel run: it must say exactly
+    whether base_name changes the key (a miss would skip a claim the writer makes)."""
+    assert name_changes(key, size) == (base_name(key, size) != key)
 
 
 def test_suffixes_keep_extensions_and_folders():

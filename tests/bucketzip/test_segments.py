@@ -281,3 +281,47 @@ def test_a_shard_whose_objects_were_all_deleted_after_planning_is_an_empty_segme
     assert len(gone) >= 2 and done.result.entries == len(objects) - len(gone)
     assert contents_by_key(s3, dest, "v.zip") == {k: v for k, v in objects.items() if k not in gone}
     assert store.run_ids() == [] and list_multipart_uploads(s3, dest) == []
+
+
+# Keys that map to one entry name, in different shards: "g/./x.txt" < "g/.fill*" <
+# "g//x.txt" < "g/x.txt" in key order. One worker names them in key order; so must any
+# order of the segments (the planner claims changed names while it lists).
+NAMESAKES = {
+    "g/./x.txt": b"dot",  # -> g/x~1.txt: g/x.txt is a source key of its own
+    **{f"g/.fill{i}": random.Random(i).randbytes(20 * KIB) for i in range(4)},
+    "g//x.txt": b"double slash",  # -> g/x~2.txt
+    "g/x.txt": b"the key that has the name",
+    "h/./y.txt": b"first of two",  # -> h/y.txt
+    **{f"h/.fill{i}": random.Random(10 + i).randbytes(20 * KIB) for i in range(4)},
+    "h//y.txt": b"second of two",  # -> h/y~1.txt
+}
+
+
+def test_names_of_keys_in_different_shards_are_one_workers_whatever_order_segments_run_in(s3, bucket_factory, store):
+    source, dest = _seed(s3, bucket_factory, NAMESAKES)
+    common = dict(source_bucket=source, dest_bucket=dest, part_size="5MiB", chunk_size="1MiB")
+    archive(s3, store, dest_key="one.zip", **common)
+    one = {line["key"]: line["name"] for line in manifest(s3, dest, "one.zip") if line["type"] == "entry"}
+    assert (one["g/./x.txt"], one["g//x.txt"], one["h/./y.txt"], one["h//y.txt"]) == (
+        "g/x~1.txt",
+        "g/x~2.txt",
+        "h/y.txt",
+        "h/y~1.txt",
+    )
+    archives = []
+    for order in ("backward", "forward"):
+        request = ArchiveRequest.create(dest_key=f"{order}.zip", workers=4, shard_bytes=30 * KIB, **common)
+        run_id = _planned(s3, store, request)
+        shards = load_plan(s3, store.load(run_id))
+        shard_of = {key: next(i for i, s in enumerate(shards) if key <= s.last_key) for key in NAMESAKES}
+        assert shard_of["g/./x.txt"] < shard_of["g//x.txt"] and shard_of["h/./y.txt"] < shard_of["h//y.txt"]
+        indexes = range(len(shards))
+        for index in reversed(indexes) if order == "backward" else indexes:
+            _run_segment(s3, store, run_id, index)
+        _finished(s3, store, run_id)
+        names = {line["key"]: line["name"] for line in manifest(s3, dest, f"{order}.zip") if line["type"] == "entry"}
+        assert names == one, order
+        archives.append(fetch(s3, dest, f"{order}.zip"))
+    assert archives[0] == archives[1]  # the same plan: the same bytes, whatever the order
+    assert contents_by_key(s3, dest, "forward.zip") == NAMESAKES
+    assert store.run_ids() == [] and list_multipart_uploads(s3, dest) == []

@@ -12,6 +12,7 @@ import tracemalloc
 from bucketzip.config import ArchiveRequest
 from bucketzip.sink import ArchiveSink
 from bucketzip.state import RunState
+from support.fresh_process import call_in_fresh_process
 
 MIB = 1024 * 1024
 
@@ -55,28 +56,35 @@ def _state(part_size: int, concurrency: int = 4) -> RunState:
     return RunState(run_id="r", request=request, upload_id="u", started_at=0.0)
 
 
-def test_peak_memory_is_flat_whatever_the_part_size(tmp_path, monkeypatch):
-    monkeypatch.setenv("BUCKETZIP_SPILL_DIR", str(tmp_path))
-    peaks = {}
+def peak_of_a_sink(part_size: int) -> dict:
+    """Write two parts and 3 MiB more through a sink, 1 MiB at a time: the peak of traced
+    memory, and the parts (number, size). Run in a fresh process (support.fresh_process)."""
+    spill_dir = os.environ["BUCKETZIP_SPILL_DIR"]
     block = os.urandom(MIB)
+    state, s3 = _state(part_size), FakeS3(spill_dir)
+    tracemalloc.start()
+    sink = ArchiveSink(s3, FakeStore(), state, "attempt")
+    try:
+        for _ in range(2 * part_size // MIB + 3):
+            sink.write(block)
+        sink.write_last_part()
+        parts = sink.wait()
+    finally:
+        sink.close()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"peak": peak, "parts": [[p[0], p[2]] for p in parts], "left": os.listdir(spill_dir)}
+
+
+def test_peak_memory_is_flat_whatever_the_part_size(tmp_path):
+    peaks = {}
     for size in (8 * MIB, 64 * MIB):
-        state, s3 = _state(size), FakeS3(tmp_path)
-        tracemalloc.start()
-        sink = ArchiveSink(s3, FakeStore(), state, "attempt")
-        try:
-            for _ in range(2 * size // MIB + 3):
-                sink.write(block)
-            sink.write_last_part()
-            parts = sink.wait()
-        finally:
-            sink.close()
-        peaks[size] = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert [p[0] for p in parts] == [1, 2, 3]
-        assert [p[2] for p in parts] == [size, size, 3 * MIB]
+        measured = call_in_fresh_process(__file__, "peak_of_a_sink", size, env={"BUCKETZIP_SPILL_DIR": str(tmp_path)})
+        peaks[size] = measured["peak"]
+        assert measured["parts"] == [[1, size], [2, size], [3, 3 * MIB]]
+        assert measured["left"] == []  # spill files removed
     # The old sink held whole parts (and up to concurrency + 2 of them): >= 64 MiB here.
     assert max(peaks.values()) < 8 * MIB, peaks
-    assert list(tmp_path.iterdir()) == []  # spill files removed
 
 
 def test_spilled_parts_stay_within_the_disk_budget(tmp_path, monkeypatch):

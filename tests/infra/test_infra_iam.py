@@ -91,6 +91,10 @@ def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, 
     (ListSourceN, ReadSourceN) statement pairs."""
     listing = [s for s, _ in sources]
     reading = [s for pair in sources for s in pair]
+    heading = [
+        {**read, "Sid": read["Sid"].replace("ReadSource", "HeadSource"), "Action": ["s3:GetObject"]}
+        for _, read in sources
+    ]
     table = statement("StateTable", TABLE, ["${StateTable.Arn}"])
     dest_key = [statement("DestinationKey", ["kms:Decrypt", "kms:GenerateDataKey"], [KMS_DEST])] if kms else []
     source_keys = [statement("SourceKeys", ["kms:Decrypt"], [KMS_SOURCE])] if kms else []
@@ -140,6 +144,7 @@ def function_policies(dest: str, staging: str, dest_prefix: str, sources: list, 
         # upload their parts into its upload.
         "FunctionsPlanRole": expect(
             *listing,
+            *heading,  # HEADs only: a changed entry name must not be a source key's own
             list_dest(".bucketzip-staging/*"),
             statement("Staging", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"], [staging_objects]),
             table,
