@@ -14,9 +14,11 @@ import zipfile
 import pytest
 
 from bucketzip import engine, parallel
+from bucketzip import plan as plan_module
 from bucketzip.config import ArchiveRequest
 from bucketzip.deadline import Deadline
 from bucketzip.driver import run_to_completion
+from bucketzip.errors import ArchiveTooLarge
 from bucketzip.limits import MIN_PART_SIZE
 from bucketzip.parts import FIRST_TAIL_PART
 from bucketzip.plan import load_plan, plan_step
@@ -325,3 +327,29 @@ def test_names_of_keys_in_different_shards_are_one_workers_whatever_order_segmen
     assert archives[0] == archives[1]  # the same plan: the same bytes, whatever the order
     assert contents_by_key(s3, dest, "forward.zip") == NAMESAKES
     assert store.run_ids() == [] and list_multipart_uploads(s3, dest) == []
+
+
+def test_a_shard_that_grew_past_its_part_range_fails_naming_it_and_abort_leaves_nothing(
+    s3, bucket_factory, store, monkeypatch
+):
+    """A shard's part range holds at least twice its planned bytes. An object that grows
+    past it after planning stops its segment before any part leaves the range, with
+    ArchiveTooLarge saying what to do; the abort (the CLI's, the workflow's) then leaves
+    nothing. The plan gets 4 part numbers, not 9,000, so that a range is 2 parts of 5 MiB
+    (else the object would have to grow by 20 GiB)."""
+    monkeypatch.setattr(plan_module, "FIRST_TAIL_PART", 5)
+    objects = {f"k{i}": random.Random(i).randbytes(100 * KIB) for i in range(6)}
+    source, dest = _seed(s3, bucket_factory, objects)
+    run_id = _planned(s3, store, _request(source, dest, "grown.zip", workers=2, shard_bytes=300 * KIB))
+    shards = load_plan(s3, store.load(run_id))
+    first = shards[0]
+    room = (first.last_part - first.first_part + 1) * first.part_size
+    assert len(shards) == 2 and (first.first_part, first.last_part, room) == (1, 2, 10 * MIB)
+    s3.put_object(Bucket=source, Key="k0", Body=random.Random(9).randbytes(room + MIB))  # after planning
+    with pytest.raises(ArchiveTooLarge, match=r"segment 0 .* grew after planning; start a new run"):
+        _run_segment(s3, store, run_id, 0)
+    (upload,) = list_multipart_uploads(s3, dest)
+    numbers = [p["PartNumber"] for p in _list_parts(s3, dest, "grown.zip", upload["UploadId"])]
+    assert all(first.first_part <= n <= first.last_part for n in numbers)  # none, or only its own
+    engine.abort_run(s3, store, run_id)
+    assert list_multipart_uploads(s3, dest) == [] and all_keys(s3, dest) == [] and store.run_ids() == []
