@@ -101,11 +101,13 @@ def _run_segment(s3, store, run_id, index):
     return progress.run_id
 
 
-def _planned(s3, store, request) -> str:
-    run_id = engine.start_run(s3, store, request).run_id
+def _planned(s3, store, request, seconds: float | None = None) -> tuple[str, int]:
+    """The run, planned; and how many plan calls it took (each given `seconds`)."""
+    run_id, calls = engine.start_run(s3, store, request).run_id, 0
     while engine.get_progress(store, run_id).phase == PLANNING:
-        plan_step(s3, store, run_id, Deadline(None))
-    return run_id
+        plan_step(s3, store, run_id, Deadline(seconds))
+        calls += 1
+    return run_id, calls
 
 
 def _finished(s3, store, run_id) -> ArchiveResult:
@@ -133,7 +135,7 @@ def test_segments_of_5_mib_or_more_make_the_one_worker_archive_byte_for_byte(s3,
     one = fetch(s3, dest, "one.zip")
     # Three workers, by hand: segments in another order than the plan's, several steps each.
     request = ArchiveRequest.create(dest_key="w3.zip", workers=3, shard_bytes="6MiB", step_bytes=2 * MIB, **common)
-    run_id = _planned(s3, store, request)
+    run_id, _ = _planned(s3, store, request)
     shards = load_plan(s3, store.load(run_id))
     assert [shard.last_key for shard in shards] == ["n/random.bin", "o/big.bin", "ünï/日本.txt"]
     for index in (2, 0, 1):
@@ -247,7 +249,7 @@ def test_abort_of_a_parallel_run_leaves_no_upload_state_or_staging(s3, bucket_fa
     objects = {"k0": random.Random(0).randbytes(5 * MIB + MIB // 2)}
     objects |= {f"k{i}": random.Random(i).randbytes(300 * KIB) for i in range(1, 5)}
     source, dest = _seed(s3, bucket_factory, objects)
-    run_id = _planned(s3, store, _request(source, dest, "gone.zip", workers=3, shard_bytes=600 * KIB))
+    run_id, _ = _planned(s3, store, _request(source, dest, "gone.zip", workers=3, shard_bytes=600 * KIB))
     segments = [parallel.start_segment(s3, store, run_id, i).run_id for i in range(3)]
     engine.run_step(s3, store, segments[0], Deadline(None))  # one complete, one begun, one not
     parallel.finish_segment(s3, store, segments[0], Deadline(None))
@@ -310,11 +312,14 @@ def test_names_of_keys_in_different_shards_are_one_workers_whatever_order_segmen
         "h/y.txt",
         "h/y~1.txt",
     )
-    archives = []
+    archives, plans = [], []
     for order in ("backward", "forward"):
         request = ArchiveRequest.create(dest_key=f"{order}.zip", workers=4, shard_bytes=30 * KIB, **common)
-        run_id = _planned(s3, store, request)
+        # Forward: every plan call out of time, so listing stops after each claim, mid-page.
+        run_id, calls = _planned(s3, store, request, None if order == "backward" else 0.0)
+        assert (calls == 1) if order == "backward" else (calls > 4), calls  # a call per claim at least
         shards = load_plan(s3, store.load(run_id))
+        plans.append([(s.start_after, s.last_key, s.first_part, s.last_part) for s in shards])
         shard_of = {key: next(i for i, s in enumerate(shards) if key <= s.last_key) for key in NAMESAKES}
         assert shard_of["g/./x.txt"] < shard_of["g//x.txt"] and shard_of["h/./y.txt"] < shard_of["h//y.txt"]
         indexes = range(len(shards))
@@ -324,7 +329,7 @@ def test_names_of_keys_in_different_shards_are_one_workers_whatever_order_segmen
         names = {line["key"]: line["name"] for line in manifest(s3, dest, f"{order}.zip") if line["type"] == "entry"}
         assert names == one, order
         archives.append(fetch(s3, dest, f"{order}.zip"))
-    assert archives[0] == archives[1]  # the same plan: the same bytes, whatever the order
+    assert plans[0] == plans[1] and archives[0] == archives[1]  # the same plan: the same bytes
     assert contents_by_key(s3, dest, "forward.zip") == NAMESAKES
     assert store.run_ids() == [] and list_multipart_uploads(s3, dest) == []
 
@@ -340,7 +345,7 @@ def test_a_shard_that_grew_past_its_part_range_fails_naming_it_and_abort_leaves_
     monkeypatch.setattr(plan_module, "FIRST_TAIL_PART", 5)
     objects = {f"k{i}": random.Random(i).randbytes(100 * KIB) for i in range(6)}
     source, dest = _seed(s3, bucket_factory, objects)
-    run_id = _planned(s3, store, _request(source, dest, "grown.zip", workers=2, shard_bytes=300 * KIB))
+    run_id, _ = _planned(s3, store, _request(source, dest, "grown.zip", workers=2, shard_bytes=300 * KIB))
     shards = load_plan(s3, store.load(run_id))
     first = shards[0]
     room = (first.last_part - first.first_part + 1) * first.part_size
