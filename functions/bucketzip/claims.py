@@ -35,7 +35,8 @@ def base_name(key: str, size: int) -> str:
 def name_changes(key: str, size: int) -> bool:
     """Whether base_name(key, size) != key (fast: no name is built for most keys)."""
     # What entry_name changes, by substring tests: the planner asks this of every listed
-    # key (about 1 us a key; a regex over the whole key, or building the name, takes 7).
+    # key: about 0.6 us a key here, where building the name takes 4 (and a regex of these
+    # rules over the whole key, 7).
     if not key or (key.endswith("/") and size > 0) or key in (".", ".."):
         return True
     if key.startswith(("/", "./", "../")) or key.endswith(("/.", "/..")):
