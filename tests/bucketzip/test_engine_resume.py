@@ -20,7 +20,7 @@ from bucketzip.errors import StaleState
 from bucketzip.results import ArchiveResult
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
-from support.archiving import archive, contents_by_key, fetch
+from support.archiving import archive, contents_by_key, entry_differences, fetch
 from support.crashes import Crash, Flaky
 from support.seed import all_keys, list_multipart_uploads, seed_bucket, state_items
 
@@ -76,7 +76,8 @@ def test_random_step_boundaries_give_the_one_step_archive(s3, spec, chunk_kib, s
         store = LocalStateStore(state_dir)
         archive(s3, store, dest_key="one.zip", **common)
         archive(s3, store, dest_key="split.zip", step_bytes=step_bytes, **common)
-    assert fetch(s3, dest, "split.zip") == fetch(s3, dest, "one.zip")
+    split, one = fetch(s3, dest, "split.zip"), fetch(s3, dest, "one.zip")
+    assert split == one, entry_differences(split, one)
     extracted = contents_by_key(s3, dest, "split.zip")
     assert extracted == {k: v for k, v in objects.items() if not (k.endswith("/") and not v)} | {
         k: b"" for k, v in objects.items() if k.endswith("/") and not v
@@ -120,8 +121,9 @@ def test_steps_killed_at_random_points_converge(s3, dynamodb, state_table):
     request = ArchiveRequest.create(dest_key="crashy.zip", step_bytes=100 * KIB, **common)
     result, crashes = _run_with_crashes(s3, dynamodb, state_table, request, rnd)
     assert crashes >= 8
-    assert fetch(s3, dest, "crashy.zip") == fetch(s3, dest, "clean.zip")
     assert contents_by_key(s3, dest, "crashy.zip") == objects
+    crashy, clean = fetch(s3, dest, "crashy.zip"), fetch(s3, dest, "clean.zip")
+    assert crashy == clean, entry_differences(crashy, clean)
     assert list_multipart_uploads(s3, dest) == []
     assert not [k for k in all_keys(s3, dest) if k.startswith(".bucketzip-staging/")]
     assert state_items(dynamodb, state_table) == ["result"]  # only the finished run's result
@@ -162,5 +164,6 @@ def test_a_zombie_step_cannot_commit(s3, dynamodb, state_table, zombie_uploads):
     while not engine.run_step(s3, store, run_id, Deadline(None)).done:
         pass
     assert isinstance(engine.finish_run(s3, store, run_id, Deadline(None)), ArchiveResult)
-    assert fetch(s3, dest, "z.zip") == fetch(s3, dest, "clean.zip")
+    zombie, clean = fetch(s3, dest, "z.zip"), fetch(s3, dest, "clean.zip")
+    assert zombie == clean, entry_differences(zombie, clean)
     assert state_items(dynamodb, state_table) == ["result"]  # only the finished run's result

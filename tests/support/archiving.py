@@ -42,3 +42,30 @@ def contents_by_key(s3, bucket: str, key: str) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
         return {names[info.filename]: zf.read(info) for info in zf.infolist()}
+
+
+def entry_differences(got: bytes, expected: bytes) -> str:
+    """Where two archives of the same files differ, entry by entry: what a failed byte
+    comparison should say (which entry, which field, and whether its data still reads back
+    the same), so a rare mismatch is diagnosable from the test log alone."""
+    lines = [f"sizes {len(got)} vs {len(expected)}; first byte that differs at {_first_difference(got, expected)}"]
+    with zipfile.ZipFile(io.BytesIO(got)) as a, zipfile.ZipFile(io.BytesIO(expected)) as b:
+        theirs = {info.filename: info for info in b.infolist()}
+        for info in a.infolist():
+            other = theirs.pop(info.filename, None)
+            if other is None:
+                lines.append(f"{info.filename!r}: only in the first")
+                continue
+            fields = ("header_offset", "compress_type", "CRC", "compress_size", "file_size", "flag_bits")
+            changed = [f"{f} {getattr(info, f)} vs {getattr(other, f)}" for f in fields]
+            changed = [c for c, f in zip(changed, fields, strict=True) if getattr(info, f) != getattr(other, f)]
+            if changed:
+                same = "equal" if a.read(info) == b.read(other) else "DIFFERENT"
+                lines.append(f"{info.filename!r}: {', '.join(changed)}; data reads back {same}")
+        lines += [f"{name!r}: only in the second" for name in theirs]
+    return "\n".join(lines[:40])
+
+
+def _first_difference(a: bytes, b: bytes) -> int | None:
+    end = None if len(a) == len(b) else min(len(a), len(b))
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), end)
