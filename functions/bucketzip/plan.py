@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .claims import claim_entry_name, name_changes
+from .claims import claim_entry_name
 from .errors import ArchiveTooLarge, IntegrityError, RunNotFound, StaleState
 from .limits import MAX_DELETE_KEYS, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, KiB, MiB
 from .listing import iter_objects
@@ -283,9 +283,10 @@ def _list(s3: S3Client, store: StateStore, state: RunState, deadline: Deadline) 
         held, claimed = len(plan.runs), False
         if listed is not None:
             add_object(plan, listed.key, listed.size, floor)
-            if name_changes(listed.key, listed.size):  # claimed in key order, as one worker does
-                claim_entry_name(s3, store, request, state.name_scope, listed.key, listed.size)
-                claimed = True
+            # In key order, as one worker's writer claims; a name that does not change
+            # comes back at once (no call), and a changed one never equals its key.
+            name = claim_entry_name(s3, store, request, state.name_scope, listed.key, listed.size)
+            claimed = name != listed.key
         plan.cursor, uncommitted = cursor, True
         if cursor.exhausted:
             close_run(plan)
