@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import random
-import threading
 import zipfile
 
 import pytest
@@ -27,7 +26,7 @@ from bucketzip.state import PLANNING
 from bucketzip.store_dynamodb import DynamoStateStore
 from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, contents_by_key, fetch, manifest
-from support.crashes import Crash
+from support.crashes import Flaky
 from support.readers import ALL_READERS, check_archive
 from support.seed import HOSTILE_KEYS, all_keys, list_multipart_uploads, seed_bucket, state_items
 
@@ -55,35 +54,6 @@ def _seed(s3, bucket_factory, objects):
     source, dest = bucket_factory("src"), bucket_factory("dst")
     seed_bucket(s3, source, objects)
     return source, dest
-
-
-class Calls:
-    """A client proxy recording S3 calls (name, kwargs) and, optionally, raising Crash at
-    its `crash_at`-th call (any thread): the process dying there."""
-
-    def __init__(self, client, crash_at: int = 0):
-        self._client, self.crash_at, self.calls = client, crash_at, []
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name):
-        target = getattr(self._client, name)
-        if not callable(target) or name in ("get_paginator", "meta", "exceptions"):
-            return target
-        return self.wrap(name, target)
-
-    def wrap(self, name, target):
-        def call(*args, **kwargs):
-            with self._lock:
-                self.calls.append((name, kwargs))
-                crash = len(self.calls) == self.crash_at
-            if crash:
-                raise Crash(f"injected crash at call {self.crash_at} ({name})")
-            return target(*args, **kwargs)
-
-        return call
-
-    def named(self, name):
-        return [kwargs for called, kwargs in self.calls if called == name]
 
 
 def _request(source, dest, key, **fields):
@@ -203,7 +173,7 @@ def test_segments_under_5_mib_are_relocated_after_the_others(s3, dynamodb, state
     source, dest = _seed(s3, bucket_factory, RELOCATED)
     store = DynamoStateStore(state_table, client=dynamodb)
     common = dict(source_bucket=source, dest_bucket=dest, part_size="5MiB", chunk_size="1MiB")
-    calls = Calls(s3)
+    calls = Flaky(s3)
     done = run_to_completion(
         calls, store, ArchiveRequest.create(dest_key="rel.zip", workers=3, shard_bytes="6MiB", **common)
     )

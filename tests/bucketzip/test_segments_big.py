@@ -8,13 +8,14 @@ import struct
 import zipfile
 
 import pytest
-from test_segments import GIB, MIB, Calls
+from test_segments import GIB, MIB
 
 from bucketzip.config import ArchiveRequest
 from bucketzip.driver import run_to_completion
 from bucketzip.limits import MIN_PART_SIZE
 from bucketzip.parts import FIRST_TAIL_PART
 from bucketzip.store_local import LocalStateStore
+from support.crashes import Flaky
 from support.disk_bucket import DiskBucket
 from support.readers import ALL_READERS, STREAMING_READERS, check_listing
 from support.synthetic import SyntheticSource, crc32_of, generate
@@ -51,7 +52,7 @@ def test_a_big_segment_and_zip64_caused_only_by_rebased_offsets(tmp_path, huge):
     # (zip64 past 2 GiB - 1, as zipfile).
     sizes = {"a/huge.bin": huge, "b/one.txt": 1000, "b/two.txt": 2000}
     s3 = DiskBucket(SyntheticSource(_Nowhere(), "synthetic", sizes), "dest", tmp_path / "dest")
-    calls = Calls(s3)
+    calls = Flaky(s3)
     request = ArchiveRequest.create(
         source_bucket="synthetic",
         dest_bucket="dest",

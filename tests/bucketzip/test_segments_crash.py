@@ -9,7 +9,7 @@ import random
 import shutil
 
 import pytest
-from test_segments import MIB, Calls, Crash, _list_parts, _request, _run_segment, _seed
+from test_segments import MIB, _list_parts, _request, _run_segment, _seed
 
 from bucketzip import engine, parallel
 from bucketzip.deadline import Deadline
@@ -19,6 +19,7 @@ from bucketzip.segments import segment_run_id
 from bucketzip.state import PLANNING, Fragment
 from bucketzip.store_local import LocalStateStore
 from support.archiving import contents_by_key, fetch
+from support.crashes import Crash, Flaky
 from support.seed import all_keys, list_multipart_uploads
 
 # Four shards at shard_bytes=6 MiB: 0/first.bin (relocated: under 5 MiB, but at least half
@@ -107,7 +108,7 @@ def _assembled(s3, store, run_id):
 
 
 def _crash_then_resume(action, crash_at, s3, store):
-    calls = Calls(s3, crash_at)
+    calls = Flaky(s3, crash_at)
     try:
         action(calls, CrashingStore(store, calls))
     except Crash:
@@ -120,7 +121,7 @@ def _crash_points(action, s3, store, stride: int, offset: int) -> list[int]:
     """Call numbers to crash at: every `stride`-th call (from `offset` + 1) of a clean run
     of `action` (S3 calls, fragment writes, commits). The default run takes offset 0; the
     other offsets (-m big) make every call a crash point once."""
-    calls = Calls(s3)
+    calls = Flaky(s3)
     action(calls, CrashingStore(store, calls))
     return list(range(1 + offset, len(calls.calls) + 1, stride))
 

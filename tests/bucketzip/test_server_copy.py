@@ -17,7 +17,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
-from test_segments import Calls
 
 from bucketzip import copy as server_copy
 from bucketzip import engine
@@ -32,6 +31,7 @@ from bucketzip.store_local import LocalStateStore
 from support.archiving import archive, fetch, manifest
 from support.copy_fidelity import s3_copy_fidelity
 from support.counting import CountingS3
+from support.crashes import Flaky
 from support.readers import ALL_READERS, READERS_FAILING_STORED_DESCRIPTORS, check_archive
 
 MiB = 1024 * 1024
@@ -393,7 +393,7 @@ def test_segments_copy_large_objects_into_the_archive_upload(s3, bucket_factory,
     streamed = _streamed(s3, monkeypatch, "s.zip", **_common(source, dest, compression="store"))
     monkeypatch.setattr(server_copy, "COPY_MIN_BYTES", 8 * MiB)
     counting = CountingS3(s3)
-    calls = Calls(counting)
+    calls = Flaky(counting)
     fields = _common(source, dest, compression="store", workers=2, shard_bytes=20 * MiB)
     with s3_copy_fidelity(), tempfile.TemporaryDirectory() as state_dir:
         archive(calls, LocalStateStore(state_dir), dest_key="p.zip", **fields)

@@ -10,23 +10,31 @@ class Crash(Exception):
 
 
 class Flaky:
-    """A boto3 client proxy that raises Crash at its `fail_at`-th call (any thread)."""
+    """A client proxy recording its calls (name, kwargs) and raising Crash at its
+    `fail_at`-th call (any thread; 0: never). `wrap` puts another object's method on the
+    same count (a store's commits beside the S3 calls)."""
 
-    def __init__(self, client, fail_at: int):
-        self._client, self._fail_at, self._calls = client, fail_at, 0
+    def __init__(self, client, fail_at: int = 0):
+        self._client, self._fail_at, self.calls = client, fail_at, []
         self._lock = threading.Lock()
 
     def __getattr__(self, name):
         target = getattr(self._client, name)
         if not callable(target) or name in ("get_paginator", "meta", "exceptions"):
             return target
+        return self.wrap(name, target)
 
+    def wrap(self, name, target):
         def call(*args, **kwargs):
             with self._lock:
-                self._calls += 1
-                crash = self._calls == self._fail_at
+                self.calls.append((name, kwargs))
+                crash = len(self.calls) == self._fail_at
             if crash:
                 raise Crash(f"injected crash at call {self._fail_at} ({name})")
             return target(*args, **kwargs)
 
         return call
+
+    def named(self, name):
+        """The kwargs of every call of `name`, in order."""
+        return [kwargs for called, kwargs in self.calls if called == name]
